@@ -1,0 +1,69 @@
+"""spacy-hmtl: HMTL (Sanh, Wolf & Ruder 2018) as spaCy v3 pipeline components."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+about: dict = {}
+exec((ROOT / "spacy_hmtl" / "about.py").read_text(encoding="utf8"), about)
+
+# Each pipe, architecture, scorer and reader is found by spaCy through these entry
+# points, so `spacy.blank("en").add_pipe("hmtl_ner")` works without importing spacy_hmtl.
+ENTRY_POINTS = {
+    "spacy_factories": [
+        "hmtl_encoder = spacy_hmtl.encoder.component:make_hmtl_encoder",
+        "hmtl_ner = spacy_hmtl.ner.component:make_hmtl_ner",
+        "hmtl_mentions = spacy_hmtl.mentions.component:make_mention_detector",
+        "hmtl_relations = spacy_hmtl.relations.component:make_relation_extractor",
+        "hmtl_coref = spacy_hmtl.coref.component:make_coref",
+    ],
+    "spacy_architectures": [
+        "spacy_hmtl.HierarchicalEncoder.v1 = spacy_hmtl.encoder.model:build_hierarchical_encoder",
+        "spacy_hmtl.HMTLEmbed.v1 = spacy_hmtl.encoder.model:build_hmtl_embed",
+        "spacy_hmtl.HMTLListener.v1 = spacy_hmtl.encoder.listener:build_hmtl_listener",
+        "spacy_hmtl.CRFTagger.v1 = spacy_hmtl.ner.model:build_crf_tagger",
+        "spacy_hmtl.SpanMentionDetector.v1 = spacy_hmtl.mentions.model:build_span_mention_detector",
+        "spacy_hmtl.RelationExtractor.v1 = spacy_hmtl.relations.model:build_relation_extractor",
+        "spacy_hmtl.CorefRanker.v1 = spacy_hmtl.coref.model:build_coref_ranker",
+    ],
+    "spacy_scorers": [
+        "spacy_hmtl.mentions_scorer.v1 = spacy_hmtl.mentions.scorer:make_mentions_scorer",
+        "spacy_hmtl.relation_scorer.v1 = spacy_hmtl.relations.scorer:make_relation_scorer",
+        "spacy_hmtl.coref_scorer.v1 = spacy_hmtl.coref.scorer:make_coref_scorer",
+    ],
+    "spacy_readers": [],
+    "spacy_batchers": [],
+    "spacy_misc": [],
+}
+
+setup(
+    name="spacy-hmtl",
+    version=about["__version__"],
+    description=about["__summary__"],
+    long_description=(ROOT / "README.md").read_text(encoding="utf8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["spacy_hmtl", "spacy_hmtl.*"]),
+    include_package_data=True,
+    install_requires=[
+        "spacy>=3.8.0,<3.9.0",
+        "thinc>=8.3.0,<8.4.0",
+        # Only a range: the caller pins the build (README pins the CPU wheel 2.13.0).
+        "torch>=2.0",
+        "srsly>=2.4.0",
+        "numpy>=1.19",
+        "scipy>=1.7",
+        "tqdm>=4.0",
+    ],
+    extras_require={
+        "transformers": ["spacy-transformers==1.4.0", "transformers<4.53.3"],
+        "dev": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points=ENTRY_POINTS,
+    classifiers=[
+        "Framework :: spaCy",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,11 @@
+"""spacy-hmtl: a hierarchical multi-task encoder (Sanh, Wolf & Ruder 2018) and its
+task heads as spaCy v3 pipeline components.
+
+spaCy imports the factory modules through entry points on every ``spacy.blank()`` /
+``spacy.load()``, so this package keeps its import cheap: torch-heavy modules are only
+imported by the components that need them.
+"""
+from .about import __version__  # noqa: F401
+from .annotations import register_extensions
+
+register_extensions()

@@ -1,0 +1,93 @@
+"""Command line: ``python -m spacy_hmtl <command> ...``.
+
+Each command is a function ``add_<command>(subparsers)`` that adds its parser and sets
+``handler`` (a function of the parsed args returning an exit code); add new commands
+(e.g. ``annotate``) to COMMANDS.
+"""
+import argparse
+import sys
+from typing import Callable, List, Optional
+
+FORMATS = ("scierc", "conll04", "litbank", "conll")
+# Options that only make sense for one format: name -> format.
+FORMAT_OPTIONS = {
+    "keep_ptb_brackets": "scierc",
+    "fold": "litbank",
+    "tag_column": "conll",
+    "scheme": "conll",
+    "n_sents": "conll",
+}
+
+
+def add_convert(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a corpus to spaCy's .spacy format",
+        description=(
+            "Convert a corpus to .spacy (DocBin with user data), keeping entities, mentions, "
+            "relations and coreference. scierc/conll04/conll: INPUT is a file, OUTPUT a .spacy "
+            "file or an existing directory. litbank: INPUT is the litbank directory, OUTPUT a "
+            "directory that receives train.spacy, dev.spacy and test.spacy."
+        ),
+    )
+    parser.add_argument("format", choices=FORMATS, metavar="FORMAT", help=" | ".join(FORMATS))
+    parser.add_argument("input", metavar="INPUT")
+    parser.add_argument("output", metavar="OUTPUT")
+    parser.add_argument("--keep-ptb-brackets", action="store_true", default=None,
+                        help="scierc: keep -LRB- -RRB- ... instead of ( ) ...")
+    parser.add_argument("--fold", type=int, default=None, help="litbank: fold of the ten-fold split (default 0)")
+    parser.add_argument("--tag-column", type=int, default=None,
+                        help="conll: column of the NER tag, negative from the end (default -1)")
+    parser.add_argument("--scheme", choices=("auto", "iob1", "iob2", "bioes"), default=None,
+                        help="conll: tagging scheme (default auto)")
+    parser.add_argument("--n-sents", type=int, default=None,
+                        help="conll: sentences per doc when there is no -DOCSTART- (default 10)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.set_defaults(handler=run_convert, parser=parser)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    # Imported here so that `--help` and other commands stay fast.
+    from .converters import CONVERTERS, ConversionError
+
+    options = {}
+    for name, fmt in FORMAT_OPTIONS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if fmt != args.format:
+            args.parser.error(f"--{name.replace('_', '-')} only applies to the {fmt} format")
+        options[name] = value
+    if options.get("n_sents", 1) < 1:
+        args.parser.error("--n-sents must be at least 1")
+    try:
+        summary = CONVERTERS[args.format](
+            args.input, args.output, show_progress=not args.no_progress, **options
+        )
+    except (ConversionError, OSError) as err:
+        # Bad input or an unwritable output: a message, not a traceback.
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(summary.format())
+    return 0
+
+
+COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spacy_hmtl", description="spacy-hmtl commands")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run a command; returns the exit code (1 on a conversion error, 2 on bad usage)."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

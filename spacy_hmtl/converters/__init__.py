@@ -1,0 +1,38 @@
+"""Corpus converters: each turns one source format into spaCy's binary ``.spacy`` format
+(``DocBin(store_user_data=True)``), keeping every annotation layer the corpus has, in the
+data model of ``spacy_hmtl.annotations``.
+
+``convert_<format>(input_path, output_path, **options) -> ConversionSummary`` writes
+atomically; ``read_<format>(...)`` yields the Docs without writing anything.
+"""
+from typing import Callable, Dict
+
+from .common import ConversionError, ConversionSummary
+from .conll import convert_conll, read_conll_ner
+from .conll04 import convert_conll04, read_conll04
+from .litbank import convert_litbank, read_fold, read_litbank, read_litbank_doc
+from .scierc import convert_scierc, read_scierc
+
+# FORMAT name on the command line -> converter.
+CONVERTERS: Dict[str, Callable[..., ConversionSummary]] = {
+    "scierc": convert_scierc,
+    "conll04": convert_conll04,
+    "litbank": convert_litbank,
+    "conll": convert_conll,
+}
+
+__all__ = [
+    "CONVERTERS",
+    "ConversionError",
+    "ConversionSummary",
+    "convert_conll",
+    "convert_conll04",
+    "convert_litbank",
+    "convert_scierc",
+    "read_conll04",
+    "read_conll_ner",
+    "read_fold",
+    "read_litbank",
+    "read_litbank_doc",
+    "read_scierc",
+]

@@ -1,0 +1,352 @@
+"""What every converter shares: the error type, the summary, building gold Docs from
+words, placing entities, validating values and writing DocBins atomically."""
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+
+from spacy.tokens import Doc, DocBin, Span
+from spacy.vocab import Vocab
+
+from ..annotations import (
+    DOC_KEY_ATTR,
+    ENTS_OVERFLOW_KEY,
+    MENTIONS_KEY,
+    get_coref_clusters,
+    get_relation_records,
+    has_mention_annotation,
+    has_ner_annotation,
+)
+
+PathLike = Union[str, Path]
+# (start, end, label) in token offsets, end exclusive.
+LabeledSpan = Tuple[int, int, str]
+T = TypeVar("T")
+
+
+class ConversionError(ValueError):
+    """Malformed input. The message names the file, the line or document, and the problem."""
+
+    def __init__(
+        self,
+        path: PathLike,
+        problem: str,
+        *,
+        line: Optional[int] = None,
+        doc: Optional[str] = None,
+    ) -> None:
+        where = str(path)
+        if line is not None:
+            where += f", line {line}"
+        if doc is not None:
+            where += f", document {doc!r}"
+        super().__init__(f"{where}: {problem}")
+        self.path = str(path)
+        self.line = line
+        self.doc = doc
+        self.problem = problem
+
+    def __reduce__(self):
+        # Picklable (e.g. across processes) although the constructor has keyword arguments.
+        return _rebuild_error, (self.path, self.problem, self.line, self.doc)
+
+
+def _rebuild_error(path: str, problem: str, line: Optional[int], doc: Optional[str]) -> ConversionError:
+    return ConversionError(path, problem, line=line, doc=doc)
+
+
+class Location:
+    """Where a value comes from, so that validation errors can say so."""
+
+    def __init__(self, path: PathLike, *, line: Optional[int] = None, doc: Optional[str] = None):
+        self.path = path
+        self.line = line
+        self.doc = doc
+
+    def error(self, problem: str) -> ConversionError:
+        return ConversionError(self.path, problem, line=self.line, doc=self.doc)
+
+
+# --- summary ------------------------------------------------------------------------
+
+
+@dataclass
+class ConversionSummary:
+    """Counts of what a conversion wrote. Layers a corpus is not annotated for print as n/a."""
+
+    documents: int = 0
+    sentences: int = 0
+    tokens: int = 0
+    entities: int = 0
+    entities_overflow: int = 0
+    mentions: int = 0
+    relations: int = 0
+    clusters: int = 0
+    cluster_mentions: int = 0
+    # Layers seen on at least one doc: "entities", "mentions", "relations", "coref".
+    layers: List[str] = field(default_factory=list)
+    outputs: List[str] = field(default_factory=list)
+    # Things that were silently repaired (e.g. exact duplicates dropped), with counts.
+    notes: Dict[str, int] = field(default_factory=dict)
+    # For converters that write several files (litbank): one summary per output name.
+    parts: Dict[str, "ConversionSummary"] = field(default_factory=dict)
+
+    def add_doc(self, doc: Doc) -> None:
+        """Count the annotation layers of one converted doc."""
+        self.documents += 1
+        self.tokens += len(doc)
+        self.sentences += sum(1 for _ in doc.sents) if len(doc) else 0
+        if has_ner_annotation(doc):
+            self._layer("entities")
+            overflow = len(doc.spans[ENTS_OVERFLOW_KEY]) if ENTS_OVERFLOW_KEY in doc.spans else 0
+            self.entities += len(doc.ents) + overflow
+            self.entities_overflow += overflow
+        if has_mention_annotation(doc):
+            self._layer("mentions")
+            self.mentions += len(doc.spans[MENTIONS_KEY])
+        records = get_relation_records(doc)
+        if records is not None:
+            self._layer("relations")
+            self.relations += len(records)
+        clusters = get_coref_clusters(doc)
+        if clusters is not None:
+            self._layer("coref")
+            self.clusters += len(clusters)
+            self.cluster_mentions += sum(len(c) for c in clusters)
+
+    def note(self, what: str, count: int = 1) -> None:
+        if count:
+            self.notes[what] = self.notes.get(what, 0) + count
+
+    def merge(self, other: "ConversionSummary") -> None:
+        """Add the counts of another summary to this one."""
+        for name in (
+            "documents", "sentences", "tokens", "entities", "entities_overflow",
+            "mentions", "relations", "clusters", "cluster_mentions",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for layer in other.layers:
+            self._layer(layer)
+        self.outputs.extend(other.outputs)
+        for what, count in other.notes.items():
+            self.note(what, count)
+
+    def _layer(self, name: str) -> None:
+        if name not in self.layers:
+            self.layers.append(name)
+
+    def format(self) -> str:
+        """A human-readable multi-line summary."""
+        lines: List[str] = []
+        for name, part in self.parts.items():
+            lines.append(f"[{name}]")
+            lines.extend("  " + line for line in part.format().splitlines())
+        if self.parts:
+            lines.append("[total]")
+        lines.extend(self._format_counts())
+        return "\n".join(lines)
+
+    def _format_counts(self) -> List[str]:
+        def value(layer: str, count: int, extra: str = "") -> str:
+            return f"{count}{extra}" if layer in self.layers else "n/a"
+
+        overflow = f" ({self.entities_overflow} overlapping, in doc.spans[{ENTS_OVERFLOW_KEY!r}])"
+        rows = [
+            ("documents", str(self.documents)),
+            ("sentences", str(self.sentences)),
+            ("tokens", str(self.tokens)),
+            ("entities", value("entities", self.entities, overflow)),
+            ("mentions", value("mentions", self.mentions)),
+            ("relations", value("relations", self.relations)),
+            ("clusters", value("coref", self.clusters, f" ({self.cluster_mentions} mentions)")),
+        ]
+        rows += [(f"note: {what}", str(count)) for what, count in self.notes.items()]
+        if not self.parts:
+            rows += [("output", path) for path in self.outputs]
+        width = max(len(name) for name, _ in rows)
+        return [f"{name.ljust(width)}  {text}" for name, text in rows]
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def read_text(path: PathLike, *, allow_empty: bool = False) -> str:
+    """Read a UTF-8 file; missing, non-UTF-8 and (unless allowed) empty files raise
+    ConversionError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(path, "file not found")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConversionError(
+            path, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})", line=line
+        ) from None
+    if not text.strip() and not allow_empty:
+        raise ConversionError(path, "file is empty")
+    return text.lstrip("\ufeff")
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def expect_int(value: Any, what: str, loc: Location) -> int:
+    # bool is an int subclass, but `true` is never a valid offset.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise loc.error(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def expect_str(value: Any, what: str, loc: Location) -> str:
+    if not isinstance(value, str):
+        raise loc.error(f"{what} must be a string, got {value!r}")
+    return value
+
+
+def expect_list(value: Any, what: str, loc: Location) -> list:
+    if not isinstance(value, list):
+        raise loc.error(f"{what} must be a list, got {type(value).__name__}")
+    return value
+
+
+def check_span(start: int, end: int, n_tokens: int, what: str, loc: Location) -> None:
+    """Validate an end-exclusive token span; `what` names the item as written in the source."""
+    if end <= start:
+        raise loc.error(f"{what}: end < start (empty or reversed span)")
+    if start < 0 or end > n_tokens:
+        raise loc.error(f"{what}: offsets out of range (document has {n_tokens} tokens)")
+
+
+def dedupe(items: Iterable[T]) -> Tuple[List[T], int]:
+    """Drop exact duplicates, keeping the first occurrence; also return how many went."""
+    seen = set()
+    unique: List[T] = []
+    dropped = 0
+    for item in items:
+        key = tuple(item) if isinstance(item, list) else item
+        if key in seen:
+            dropped += 1
+        else:
+            seen.add(key)
+            unique.append(item)
+    return unique, dropped
+
+
+# --- building docs ------------------------------------------------------------------
+
+
+def make_doc(
+    vocab: Vocab, sentences: Sequence[Sequence[str]], doc_key: str, loc: Location
+) -> Doc:
+    """A Doc from tokenized sentences, keeping the gold tokenization (no spaces given:
+    spaCy's Corpus then keeps these tokens because doc.has_unknown_spaces)."""
+    words: List[str] = []
+    sent_starts: List[bool] = []
+    for i, sentence in enumerate(sentences):
+        if not sentence:
+            raise loc.error(f"sentence {i} has no tokens")
+        for j, word in enumerate(sentence):
+            if not word or any(c.isspace() for c in word):
+                raise loc.error(f"sentence {i}, token {j}: token {word!r} is empty or contains whitespace")
+            words.append(word)
+            sent_starts.append(j == 0)
+    if not words:
+        raise loc.error("document has no tokens")
+    doc = Doc(vocab, words=words, sent_starts=sent_starts)
+    doc._.set(DOC_KEY_ATTR, doc_key)
+    return doc
+
+
+def set_entities(doc: Doc, entities: Sequence[LabeledSpan]) -> int:
+    """Put entities in doc.ents, the ones that overlap in doc.spans[ENTS_OVERFLOW_KEY].
+
+    Longest (so outermost) first, then leftmost, then input order: deterministic, and the
+    flat layer keeps the most text. Every other token is marked O so the doc counts as
+    annotated for NER even with no entities. Returns how many went to the overflow key.
+    """
+    order = sorted(range(len(entities)), key=lambda i: (-(entities[i][1] - entities[i][0]), entities[i][0], i))
+    taken = [False] * len(doc)
+    flat: List[LabeledSpan] = []
+    overflow: List[LabeledSpan] = []
+    for i in order:
+        start, end, label = entities[i]
+        if any(taken[start:end]):
+            overflow.append(entities[i])
+        else:
+            taken[start:end] = [True] * (end - start)
+            flat.append(entities[i])
+    doc.set_ents([Span(doc, s, e, label=l) for s, e, l in sorted(flat)], default="outside")
+    doc.spans[ENTS_OVERFLOW_KEY] = [Span(doc, s, e, label=l) for s, e, l in sorted(overflow)]
+    return len(overflow)
+
+
+def set_spans(doc: Doc, key: str, spans: Sequence[LabeledSpan]) -> None:
+    """Store labelled spans (nesting allowed) under a span key, sorted by position."""
+    doc.spans[key] = [Span(doc, s, e, label=l) for s, e, l in sorted(spans)]
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+def progress(items: Iterable[T], desc: str, show: bool, total: Optional[int] = None) -> Iterator[T]:
+    """Yield from items, with a tqdm bar on stderr when asked (closed even on errors)."""
+    if not show:
+        yield from items
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, total=total, unit="doc", file=sys.stderr, leave=False)
+    try:
+        for item in items:
+            yield item
+            bar.update()
+    finally:
+        bar.close()
+
+
+def resolve_output_file(output_path: PathLike, input_path: PathLike) -> Path:
+    """OUTPUT may be a file name or an existing directory (then <input stem>.spacy)."""
+    output = Path(output_path)
+    if output.is_dir():
+        return output / (Path(input_path).stem + ".spacy")
+    return output
+
+
+def write_docbins(outputs: Dict[Path, Sequence[Doc]], *, show_progress: bool = False) -> None:
+    """Write several DocBins so that either all of them are replaced or none is.
+
+    Each goes to a temporary file in its target directory first (same file system, so
+    os.replace is atomic); the targets are only replaced once every file is written.
+    """
+    temps: Dict[Path, str] = {}
+    try:
+        for path, docs in outputs.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            docbin = DocBin(store_user_data=True)
+            # Serializing span groups dominates the time for coreference corpora.
+            for doc in progress(docs, desc=f"writing {path.name}", show=show_progress, total=len(docs)):
+                docbin.add(doc)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps[path] = temp
+            with os.fdopen(fd, "wb") as file_:
+                file_.write(docbin.to_bytes())
+                file_.flush()
+                os.fsync(file_.fileno())
+            # mkstemp creates the file 0600; give it the mode a plain open() would.
+            os.chmod(temp, 0o666 & ~_umask())
+        for path, temp in temps.items():
+            os.replace(temp, path)
+    finally:
+        for temp in temps.values():
+            if os.path.exists(temp):
+                os.unlink(temp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

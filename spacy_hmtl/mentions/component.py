@@ -1,0 +1,293 @@
+"""The ``hmtl_mentions`` pipe: typed entity mention detection (HMTL level 2).
+
+Predicts typed mentions (named, nominal and pronominal), nested and overlapping ones
+included, into ``doc.spans[spans_key]``; ``doc.spans[spans_key].attrs["scores"]`` holds
+one probability per span (like spaCy's ``spancat``).
+
+Every span of at most ``max_width`` tokens that does not cross a sentence boundary (when
+the doc has sentence boundaries) is a candidate; gold mentions wider than ``max_width``
+can never be predicted (``initialize`` counts them and warns).
+"""
+import warnings
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Model
+
+from ..annotations import MENTIONS_KEY, has_mention_annotation
+from ..head_pipe import TorchHeadPipe
+from .model import HEAD_CONFIG_ATTR
+from .scorer import make_mentions_scorer  # noqa: F401  (registers the scorer)
+from .torch_module import enumerate_spans
+
+# (start, end exclusive, label, score)
+MentionPrediction = Tuple[int, int, str, float]
+
+DEFAULT_MENTIONS_MODEL = {
+    "@architectures": "spacy_hmtl.SpanMentionDetector.v1",
+    "tok2vec": {
+        "@architectures": "spacy_hmtl.HMTLListener.v1",
+        "upstream": "hmtl_encoder",
+        "level": 2,
+        "shortcut": True,
+        "width": 0,
+    },
+    "max_width": 8,
+    "hidden_width": 150,
+    "width_embedding": 20,
+    "dropout": 0.2,
+}
+
+
+@Language.factory(
+    "hmtl_mentions",
+    assigns=["doc.spans"],
+    default_config={
+        "model": DEFAULT_MENTIONS_MODEL,
+        "spans_key": MENTIONS_KEY,
+        "threshold": None,
+        "scorer": {"@scorers": "spacy_hmtl.mentions_scorer.v1"},
+    },
+    default_score_weights={"mentions_f": 1.0, "mentions_p": 0.0, "mentions_r": 0.0, "mentions_per_type": None},
+)
+def make_mention_detector(
+    nlp: Language,
+    name: str,
+    model: Model,
+    spans_key: str,
+    threshold: Optional[float],
+    scorer: Optional[Callable],
+) -> "MentionDetector":
+    """Create an ``hmtl_mentions`` component.
+
+    model (Model): a ``spacy_hmtl.SpanMentionDetector.v1`` model.
+    spans_key (str): the ``doc.spans`` key to read gold from and write predictions to.
+    threshold (Optional[float]): None keeps a candidate when "a mention type" is its most
+        probable class; a float keeps it when its best mention type has at least this
+        probability (lower = more recall).
+    scorer (Optional[Callable]): the scoring function.
+    """
+    return MentionDetector(nlp.vocab, model, name, spans_key=spans_key, threshold=threshold, scorer=scorer)
+
+
+class MentionDetector(TorchHeadPipe):
+    """Span-based typed entity mention detector; nested and overlapping mentions allowed.
+
+    ``cfg`` holds the labels and the input width (saved with the model); ``spans_key``
+    and ``threshold`` come from the config.
+    """
+
+    #: candidates scored at a time at inference (bounds memory on very long docs)
+    chunk_size: int = 20000
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "hmtl_mentions",
+        *,
+        spans_key: str = MENTIONS_KEY,
+        threshold: Optional[float] = None,
+        scorer: Optional[Callable] = None,
+    ):
+        super().__init__(vocab, model, name, scorer=scorer)
+        self.spans_key = spans_key
+        self.threshold = threshold
+
+    # --- sizes -----------------------------------------------------------------------
+
+    @property
+    def head_config(self) -> Dict[str, Any]:
+        return dict(self.model.attrs[HEAD_CONFIG_ATTR])
+
+    @property
+    def max_width(self) -> int:
+        return int(self.head_config["max_width"])
+
+    def _listener_width(self) -> Optional[int]:
+        tok2vec = self.model.get_ref("tok2vec")
+        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
+            return int(tok2vec.get_dim("nO"))
+        return None
+
+    def module_kwargs(self) -> Dict[str, Any]:
+        n_in = self._listener_width() or self.cfg.get("input_width")
+        if not n_in:
+            raise ValueError(
+                f"[{self.name}] the width of the token vectors is unknown: give the listener a "
+                "width or initialize the pipeline first"
+            )
+        return {"n_in": int(n_in), "n_labels": len(self.labels), **self.head_config}
+
+    # --- labels and initialization ---------------------------------------------------
+
+    def is_annotated(self, doc: Doc) -> bool:
+        return has_mention_annotation(doc, self.spans_key)
+
+    def initialize_labels(self, examples: Iterable[Example]) -> None:
+        labels = set()
+        for eg in examples:
+            if self.is_annotated(eg.reference):
+                labels.update(span.label_ for span in eg.reference.spans[self.spans_key])
+        for label in sorted(labels):
+            self.add_label(label)
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Initialize the component: labels from the data (or ``labels``, e.g. from
+        ``spacy init labels``), input width from the listener, then the torch module.
+        Warns about gold mentions wider than ``max_width``: they cannot be predicted.
+
+        get_examples (Callable[[], Iterable[Example]]): the training data.
+        nlp (Language): the current nlp object.
+        labels (Optional[Sequence[str]]): the mention types.
+        """
+        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        self._warn_wide_mentions(get_examples())
+        tok2vec = self.model.get_ref("tok2vec")
+        sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        tok2vec.initialize(X=sample)  # lets a listener learn its width from its upstream
+        width = self._listener_width()
+        if width is None:
+            # Fall back to the first output (a listener whose width is set lazily).
+            try:
+                outputs = tok2vec.predict(sample)
+            except Exception as err:  # noqa: BLE001  (re-raised with context)
+                raise ValueError(
+                    f"[{self.name}] cannot determine the width of the token vectors: the "
+                    f"listener has no 'nO' and could not be run ({err})"
+                ) from err
+            if not outputs or outputs[0].ndim != 2 or not outputs[0].shape[1]:
+                raise ValueError(f"[{self.name}] cannot determine the width of the token vectors")
+            width = int(outputs[0].shape[1])
+        self.cfg["input_width"] = width
+        super().initialize(get_examples, nlp=nlp, labels=labels)
+
+    def _warn_wide_mentions(self, examples: Iterable[Example]) -> None:
+        total = wide = 0
+        for eg in examples:
+            if self.is_annotated(eg.reference):
+                for span in eg.reference.spans[self.spans_key]:
+                    total += 1
+                    wide += len(span) > self.max_width
+        if wide:
+            warnings.warn(
+                f"[{self.name}] {wide} of {total} gold mentions in the training data are wider "
+                f"than max_width={self.max_width} tokens and can never be predicted; raise "
+                "max_width to cover them (cost grows linearly with it)",
+                UserWarning,
+            )
+
+    # --- candidates and gold ------------------------------------------------------------
+
+    def _candidates(self, docs: Sequence[Doc], lengths: torch.Tensor):
+        """Candidate spans of a batch: doc index, start, end (inclusive)."""
+        sent_ids = None
+        if any(len(doc) > 1 and doc.has_annotation("SENT_START") for doc in docs):
+            time = int(lengths.max()) if len(docs) else 0
+            sent_ids = torch.zeros((len(docs), time), dtype=torch.int64)
+            for i, doc in enumerate(docs):
+                if len(doc) > 1 and doc.has_annotation("SENT_START"):
+                    starts = doc.to_array("SENT_START") == 1
+                    starts[0] = True
+                    sent_ids[i, : len(doc)] = torch.from_numpy(numpy.cumsum(starts).astype("int64"))
+        return enumerate_spans(lengths, self.max_width, sent_ids)
+
+    def _gold_grid(self, eg: Example) -> numpy.ndarray:
+        """``(n_tokens, max_width)`` targets of the predicted doc's spans: 0 = no
+        mention, ``i + 1`` = label ``i``; gold mentions wider than max_width are missed."""
+        doc = eg.predicted
+        grid = numpy.zeros((len(doc), self.max_width), dtype="int64")
+        label_ids = {label: i + 1 for i, label in enumerate(self.labels)}
+        gold = eg.get_aligned_spans_y2x(eg.reference.spans[self.spans_key], allow_overlap=True)
+        for span in sorted(gold, key=lambda s: (s.start, s.end, s.label_)):
+            width = span.end - span.start
+            if 0 < width <= self.max_width and span.label_ in label_ids:
+                grid[span.start, width - 1] = label_ids[span.label_]
+        return grid
+
+    # --- training and prediction -----------------------------------------------------------
+
+    def compute_loss(
+        self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
+    ) -> torch.Tensor:
+        annotated = [i for i, eg in enumerate(examples) if self.is_annotated(eg.reference)]
+        if not annotated:
+            return X.new_zeros(())
+        sub_docs = [examples[i].predicted for i in annotated]
+        doc_idx, starts, ends = self._candidates(sub_docs, lengths[annotated])
+        if doc_idx.numel() == 0:
+            return X.new_zeros(())
+        grids = [self._gold_grid(examples[i]) for i in annotated]
+        targets = numpy.concatenate(
+            [grids[d][s, e - s] for d, s, e in _split_by_doc(doc_idx, starts, ends, len(grids))]
+        )
+        device = X.device
+        batch_idx = torch.tensor(annotated, dtype=torch.int64)[doc_idx]
+        return module.loss(
+            X,
+            batch_idx.to(device),
+            starts.to(device),
+            ends.to(device),
+            torch.from_numpy(targets).to(device),
+        )
+
+    def decode(
+        self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
+    ) -> List[List[MentionPrediction]]:
+        predictions: List[List[MentionPrediction]] = [[] for _ in docs]
+        doc_idx, starts, ends = self._candidates(docs, lengths)
+        if doc_idx.numel() == 0:
+            return predictions
+        device = X.device
+        kept, label_idx, scores = module.decode(
+            X,
+            doc_idx.to(device),
+            starts.to(device),
+            ends.to(device),
+            threshold=self.threshold,
+            chunk_size=self.chunk_size,
+        )
+        labels = self.labels
+        for d, start, end, lab, score in zip(
+            doc_idx[kept].tolist(), starts[kept].tolist(), ends[kept].tolist(), label_idx.tolist(), scores.tolist()
+        ):
+            predictions[d].append((start, end + 1, labels[lab], float(score)))
+        for preds in predictions:
+            preds.sort()
+        return predictions
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[List[MentionPrediction]]) -> None:
+        """Write ``doc.spans[spans_key]`` (sorted by start, end, label) with
+        ``attrs["scores"]``: one float per span."""
+        for doc, preds in zip(docs, predictions):
+            spans = [Span(doc, start, end, label=label) for start, end, label, _ in preds]
+            doc.spans[self.spans_key] = SpanGroup(
+                doc, name=self.spans_key, spans=spans, attrs={"scores": [float(p[3]) for p in preds]}
+            )
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        if self.scorer is None:
+            return {}
+        return self.scorer(examples, **{"spans_key": self.spans_key, **kwargs})
+
+
+def _split_by_doc(doc_idx: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, n_docs: int):
+    """Yield ``(doc, starts, ends)`` numpy arrays per doc (candidates are ordered by doc)."""
+    counts = torch.bincount(doc_idx, minlength=n_docs).tolist()
+    starts_np, ends_np = starts.numpy(), ends.numpy()
+    offset = 0
+    for d, count in enumerate(counts):
+        yield d, starts_np[offset : offset + count], ends_np[offset : offset + count]
+        offset += count

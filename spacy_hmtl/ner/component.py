@@ -1,0 +1,122 @@
+"""The ``hmtl_ner`` pipe: named entities from level 1 of the shared encoder."""
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+import torch
+from spacy.language import Language
+from thinc.api import Config
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import registry
+from thinc.api import Model
+
+from ..annotations import has_ner_annotation
+from ..head_pipe import TorchHeadPipe
+from .crf import PREFIXES
+from .model import build_crf_tagger  # noqa: F401  (registers the architecture)
+
+DEFAULT_NER_MODEL = """
+[model]
+@architectures = "spacy_hmtl.CRFTagger.v1"
+hidden_width = 0
+dropout = 0.2
+
+[model.tok2vec]
+@architectures = "spacy_hmtl.HMTLListener.v1"
+upstream = "hmtl_encoder"
+level = 1
+shortcut = false
+width = 0
+"""
+
+
+@Language.factory(
+    "hmtl_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={"model": Config().from_str(DEFAULT_NER_MODEL)["model"], "scorer": {"@scorers": "spacy.ner_scorer.v1"}},
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_hmtl_ner(nlp: Language, name: str, model: Model, scorer: Optional[Callable]) -> "HMTLNer":
+    """HMTL's named entity recognizer: a BIOUL CRF on level 1 of ``hmtl_encoder``.
+
+    Writes ``doc.ents``; scores ``ents_p/r/f`` and ``ents_per_type`` on the documents that
+    carry entity annotation.
+    """
+    return HMTLNer(nlp.vocab, model, name, scorer=scorer)
+
+
+class HMTLNer(TorchHeadPipe):
+    """Named entities with a BIOUL-constrained CRF (Viterbi decoding)."""
+
+    def module_kwargs(self) -> Dict[str, Any]:
+        tok2vec = self.model.get_ref("tok2vec")
+        if not tok2vec.has_dim("nO") or not tok2vec.get_dim("nO"):
+            raise ValueError(
+                f"[{self.name}] the width of its tok2vec is unknown: is its listener linked to "
+                "an encoder earlier in the pipeline?"
+            )
+        return {
+            "n_in": tok2vec.get_dim("nO"),
+            "n_labels": len(self.labels),
+            "hidden_width": self.model.attrs["hidden_width"],
+            "dropout": self.model.attrs["dropout"],
+        }
+
+    @property
+    def tag_names(self) -> List[str]:
+        return ["O"] + [f"{p}-{label}" for label in self.labels for p in PREFIXES]
+
+    def is_annotated(self, doc: Doc) -> bool:
+        return has_ner_annotation(doc)
+
+    def initialize_labels(self, examples: Iterable[Example]) -> None:
+        labels = set()
+        for eg in examples:
+            labels.update(ent.label_ for ent in eg.reference.ents)
+        for label in sorted(labels):
+            self.add_label(label)
+
+    def _gold_tags(self, examples: List[Example], max_len: int) -> torch.Tensor:
+        """Gold tag indices (batch x time), -1 where unknown (missing or unseen label)."""
+        index = {name: i for i, name in enumerate(self.tag_names)}
+        tags = torch.full((len(examples), max_len), -1, dtype=torch.int64)
+        for i, eg in enumerate(examples):
+            if not has_ner_annotation(eg.reference):
+                continue
+            for j, tag in enumerate(eg.get_aligned_ner()):
+                if tag is not None and tag in index:
+                    tags[i, j] = index[tag]
+        return tags
+
+    def compute_loss(self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module) -> torch.Tensor:
+        emissions = module.emissions(X)
+        tags = self._gold_tags(examples, X.shape[1]).to(X.device)
+        return module.neg_log_likelihood(emissions, lengths, tags)
+
+    def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module) -> List[List[Tuple[int, int, str]]]:
+        paths = module.viterbi(module.emissions(X), lengths)
+        names = self.tag_names
+        return [tags_to_spans([names[t] for t in path]) for path in paths]
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[List[Tuple[int, int, str]]]) -> None:
+        for doc, spans in zip(docs, predictions):
+            doc.set_ents([Span(doc, s, e, label=label) for s, e, label in spans], default="outside")
+
+
+def tags_to_spans(tags: List[str]) -> List[Tuple[int, int, str]]:
+    """(start, end, label) of the entities in a BIOUL tag sequence. Robust to invalid
+    sequences: an entity is closed at L/U and only opened at B/U."""
+    spans = []
+    start = None
+    for i, tag in enumerate(tags):
+        prefix, _, label = tag.partition("-")
+        if prefix == "U":
+            spans.append((i, i + 1, label))
+            start = None
+        elif prefix == "B":
+            start = i
+        elif prefix == "L" and start is not None:
+            spans.append((start, i + 1, label))
+            start = None
+        elif prefix == "O":
+            start = None
+    return spans

@@ -1,0 +1,110 @@
+"""Multi-head selection relation scorer (Bekoulis et al. 2018, as used by HMTL).
+
+Plain PyTorch, no spaCy. The module reads ``[embeddings ; level 2]`` of the shared encoder
+(padded, ``(batch, time, n_in)``), runs its own BiLSTM and scores every candidate ordered
+pair of argument spans ``(head i, tail j)`` for every relation label ``r``:
+
+    logit(i, j, r) = V_r · relu(U · a_i + W · a_j + b)
+
+with a sigmoid per label (several labels may hold for one pair). The argument
+representation ``a`` of a span is ``[h_last ; h_first ; type embedding]``: the BiLSTM state
+of its last token (the paper's choice: the argument of a relation is the span's last
+token), enriched with the state of its first token and a learned embedding of its entity
+type (the multi-head-selection paper feeds the entity label embedding too). Type index 0
+is reserved for "unknown".
+
+All documents of a batch are scored in one call: the BiLSTM runs over the padded batch,
+then the spans of all docs are gathered into one flat list (``(batch_row, start, last,
+type)``) and the pairs index into it, so no ``(batch, n_spans, n_spans)`` padding is
+needed.
+"""
+import torch
+from torch import nn
+
+from ..layers.bilstm import PackedBiLSTM
+from ..layers.torch_bridge import register_torch_module
+
+
+@register_torch_module("hmtl_multihead_selection")
+class MultiHeadSelection(nn.Module):
+    """Score ordered span pairs for each relation label.
+
+    n_in (int): width of the input (the listener's output).
+    n_labels (int): number of relation labels.
+    n_entity_types (int): number of known entity types; index 0 is "unknown", so the type
+        embedding table has ``n_entity_types + 1`` rows.
+    lstm_width (int): hidden size per direction of the head's own BiLSTM.
+    lstm_depth (int): BiLSTM layers (0 = no BiLSTM, the input is used directly).
+    hidden_width (int): width of the ``U``/``W`` projections.
+    type_embedding (int): width of the entity type embedding (0 = no type feature).
+    dropout (float): dropout on the BiLSTM input and on the argument representations.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_labels: int,
+        n_entity_types: int = 0,
+        lstm_width: int = 64,
+        lstm_depth: int = 1,
+        hidden_width: int = 150,
+        type_embedding: int = 20,
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        if n_in <= 0:
+            raise ValueError(f"MultiHeadSelection needs a positive input width, got {n_in}")
+        if n_labels <= 0:
+            raise ValueError("MultiHeadSelection needs at least one relation label")
+        self.n_in = n_in
+        self.n_labels = n_labels
+        self.drop = nn.Dropout(dropout)
+        if lstm_depth > 0:
+            self.lstm = PackedBiLSTM(n_in, lstm_width, depth=lstm_depth, dropout=dropout)
+            n_token = self.lstm.n_out
+        else:
+            self.lstm = None
+            n_token = n_in
+        if type_embedding > 0:
+            self.type_embed = nn.Embedding(n_entity_types + 1, type_embedding)
+        else:
+            self.type_embed = None
+        n_arg = 2 * n_token + max(type_embedding, 0)
+        self.head_proj = nn.Linear(n_arg, hidden_width)  # U (+ b)
+        self.tail_proj = nn.Linear(n_arg, hidden_width, bias=False)  # W
+        self.label_out = nn.Linear(hidden_width, n_labels)  # V, one output per label
+
+    def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(batch, time, n_in)`` -> ``(batch, time, n_token)`` contextual token states."""
+        X = self.drop(X)
+        if self.lstm is None:
+            return X
+        return self.lstm(X, lengths)
+
+    def arguments(self, H: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+        """Argument representations of spans ``(n_spans, 4)``: ``(row, start, last, type)``."""
+        rows, first, last, types = spans.unbind(1)
+        parts = [H[rows, last], H[rows, first]]
+        if self.type_embed is not None:
+            parts.append(self.type_embed(types))
+        return self.drop(torch.cat(parts, dim=1))
+
+    def score_pairs(self, H: torch.Tensor, spans: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Logits ``(n_pairs, n_labels)`` for ordered pairs ``(n_pairs, 2)`` = (head, tail)
+        indexing into ``spans``."""
+        if pairs.shape[0] == 0:
+            return H.new_zeros((0, self.n_labels))
+        A = self.arguments(H, spans)
+        # Project every span once, then combine per pair: O(n_spans + n_pairs) matmuls.
+        head = self.head_proj(A)
+        tail = self.tail_proj(A)
+        hidden = torch.relu(head[pairs[:, 0]] + tail[pairs[:, 1]])
+        return self.label_out(hidden)
+
+    def forward(
+        self, X: torch.Tensor, lengths: torch.Tensor, spans: torch.Tensor, pairs: torch.Tensor
+    ) -> torch.Tensor:
+        """X ``(batch, time, n_in)``, lengths ``(batch,)``, spans ``(n_spans, 4)`` long
+        ``(row, start, last, type)``, pairs ``(n_pairs, 2)`` long -> logits
+        ``(n_pairs, n_labels)``."""
+        return self.score_pairs(self.encode(X, lengths), spans, pairs)

@@ -1,0 +1,390 @@
+"""Tests of the ``hmtl_coref`` head (spacy_hmtl.coref): torch module, component, scorer.
+
+A plain spaCy ``tok2vec`` pipe + ``spacy.Tok2VecListener.v1`` stands in for the HMTL
+encoder and its listener (same ``List[Doc] -> List[Floats2d]`` interface).
+"""
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+from thinc.api import Adam, fix_random_seed
+
+import spacy_hmtl.coref.component  # noqa: F401  (registers factory, architecture, scorer)
+from spacy_hmtl.annotations import COREF_MARKER, get_coref_clusters, has_coref_annotation, set_coref_clusters
+from spacy_hmtl.coref.component import HMTLCoref, sentence_ids
+from spacy_hmtl.coref.scorer import SCORE_KEYS, make_coref_scorer, score_coref
+from spacy_hmtl.coref.torch_module import CorefRanker, distance_buckets
+from spacy_hmtl.layers.torch_bridge import pad_to_torch
+
+WIDTH = 64
+TRAIN = [
+    ("The parser uses a grammar . It is fast and it is robust .", [[(0, 2), (6, 7), (10, 11)]]),
+    ("We propose a new method for tagging . This method outperforms the baseline .", [[(2, 5), (8, 10)]]),
+    (
+        "The corpus contains abstracts . Annotators labelled it with entities and they checked them .",
+        [[(0, 2), (7, 8)], [(3, 4), (13, 14)], [(5, 6), (11, 12)]],
+    ),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Small torch ops on 2 shared cores: one thread is ~10x faster than two.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def make_nlp(**head_cfg) -> spacy.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "tok2vec",
+        config={
+            "model": {
+                "@architectures": "spacy.HashEmbedCNN.v2",
+                "width": WIDTH,
+                "depth": 2,
+                "embed_size": 2000,
+                "window_size": 1,
+                "maxout_pieces": 3,
+                "subword_features": True,
+                "pretrained_vectors": None,
+            }
+        },
+    )
+    model = {
+        "@architectures": "spacy_hmtl.CorefRanker.v1",
+        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": WIDTH, "upstream": "tok2vec"},
+        "lstm_width": 32,
+        "hidden_width": 64,
+        "dropout": 0.0,
+        **head_cfg,
+    }
+    nlp.add_pipe("hmtl_coref", config={"model": model})
+    return nlp
+
+
+def make_examples(nlp, data=TRAIN):
+    examples = []
+    for text, clusters in data:
+        ref = nlp.make_doc(text)
+        set_coref_clusters(ref, clusters)
+        examples.append(Example(nlp.make_doc(text), ref))
+    return examples
+
+
+def unannotated_example(nlp, text="Nothing here is annotated for coreference , it says ."):
+    return Example(nlp.make_doc(text), nlp.make_doc(text))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    fix_random_seed(0)
+    torch.manual_seed(0)
+    nlp = make_nlp()
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.005)
+    for _ in range(100):
+        nlp.update(examples, sgd=optimizer)
+    return nlp, examples
+
+
+def cluster_texts(doc):
+    return [[span.text for span in cluster] for cluster in doc._.coref_clusters]
+
+
+def gold_texts(text, clusters):
+    words = text.split()
+    return [[" ".join(words[s:e]) for s, e in cluster] for cluster in clusters]
+
+
+# --- the torch module ---------------------------------------------------------------
+
+
+def test_distance_buckets():
+    d = torch.tensor([1, 2, 3, 4, 5, 7, 8, 15, 16, 31, 32, 63, 64, 1000])
+    assert distance_buckets(d).tolist() == [1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+
+
+def _random_batch(lengths, n_in=12, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.zeros(len(lengths), max(lengths), n_in)
+    for i, n in enumerate(lengths):
+        X[i, :n] = torch.randn(n, n_in, generator=gen)
+    return X, torch.tensor(lengths)
+
+
+def _module(**kw):
+    torch.manual_seed(1)
+    cfg = dict(n_in=12, lstm_width=8, hidden_width=16, width_embedding=5, dropout=0.0, max_width=4)
+    cfg.update(kw)
+    return CorefRanker(**cfg).eval()
+
+
+def test_first_layer_decomposition_is_exact():
+    """The summed per-token projections equal the FFNNs applied to explicit inputs."""
+    module = _module()
+    X, lengths = _random_batch([9, 6])
+    with torch.no_grad():
+        mask, offsets, x_flat, h_flat, sent = module._encode(X, lengths, None)
+        scores = module._mention_scores(x_flat, h_flat, sent)
+        start, width, m_scores, valid, _ = module._prune(scores, mask, lengths)
+        g = module._span_embeddings(x_flat, h_flat, start, width)
+        explicit = module.mention_ffnn(g)
+        assert torch.allclose(explicit[valid], m_scores[valid], atol=1e-5)
+        for rows, pair_scores, ant, ok in module._antecedent_scores(g, m_scores, valid):
+            for b, i, a in zip(*[t.tolist() for t in ok.nonzero(as_tuple=True)]):
+                j = int(ant[i - rows.start, a])
+                phi = module.distance_embedding(distance_buckets(torch.tensor(i - j)))
+                pair = torch.cat([g[b, i], g[b, j], g[b, i] * g[b, j], phi])
+                expected = module.antecedent_ffnn(pair) + m_scores[b, i] + m_scores[b, j]
+                assert torch.allclose(expected, pair_scores[b, i - rows.start, a], atol=1e-4)
+
+
+def test_spans_respect_sentences_and_docs():
+    module = _module()
+    X, lengths = _random_batch([6, 3])
+    with torch.no_grad():
+        mask, offsets, x_flat, h_flat, sent = module._encode(X, lengths, [[0, 0, 0, 1, 1, 1], None])
+        valid = module._mention_scores(x_flat, h_flat, sent) > -1e29
+    assert sent.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    ends = torch.arange(9)[:, None] + torch.arange(4)[None, :]
+    expected = (ends < 9) & (sent[ends.clamp(max=8)] == sent[:, None])
+    assert torch.equal(valid, expected)
+    assert not valid[1, 2] and valid[0, 2] and not valid[5, 1]
+
+
+def test_batch_equals_single_docs_and_chunking_is_invariant():
+    module = _module()
+    lengths = [11, 0, 7, 1, 15]
+    X, L = _random_batch(lengths)
+    gold = [[[(0, 2), (5, 6), (9, 10)]], [], [[(1, 2), (4, 6)]], [], [[(0, 1), (3, 4)], [(6, 8), (12, 13)]]]
+    with torch.no_grad():
+        batch_loss = module.loss(X, L, gold)
+        single = sum(module.loss(X[i : i + 1, : max(n, 1)], L[i : i + 1], [gold[i]]) for i, n in enumerate(lengths))
+        batch_pred = module.predict(X, L)
+        single_pred = [module.predict(X[i : i + 1, : max(n, 1)], L[i : i + 1])[0] for i, n in enumerate(lengths)]
+        module.chunk_tokens, module.chunk_pairs = 3, 5
+        chunked_loss = module.loss(X, L, gold)
+        chunked_pred = module.predict(X, L)
+    assert float(batch_loss) == pytest.approx(float(single), rel=1e-4)
+    assert float(chunked_loss) == pytest.approx(float(batch_loss), rel=1e-4)
+    assert batch_pred == single_pred == chunked_pred
+    assert batch_pred[1] == [] and batch_pred[3] == []
+
+
+def test_loss_gradient_reaches_input_and_masks_padding():
+    module = _module().train()
+    X, L = _random_batch([8, 5])
+    X.requires_grad_(True)
+    loss = module.loss(X, L, [[[(0, 1), (4, 6)]], [[(0, 2), (3, 4)]]])
+    loss.backward()
+    assert loss.item() > 0
+    assert X.grad[0, :8].abs().sum() > 0 and X.grad[1, :5].abs().sum() > 0
+    assert X.grad[1, 5:].abs().sum() == 0
+
+
+def test_module_kwargs_are_json():
+    import json
+
+    nlp = make_nlp()
+    nlp.initialize(lambda: make_examples(nlp))
+    kwargs = nlp.get_pipe("hmtl_coref").module_kwargs()
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert kwargs["n_in"] == WIDTH and kwargs["max_width"] == 8 and kwargs["max_antecedents"] == 50
+
+
+# --- the component ------------------------------------------------------------------
+
+
+def test_factory_defaults():
+    from spacy_hmtl.coref.component import DEFAULT_MODEL
+
+    nlp = spacy.blank("en")
+    meta = nlp.get_factory_meta("hmtl_coref")
+    assert meta.assigns == ["doc.spans"]
+    assert meta.default_score_weights["coref_f"] == 1.0
+    assert sum(w or 0 for w in meta.default_score_weights.values()) == 1.0
+    assert DEFAULT_MODEL["@architectures"] == "spacy_hmtl.CorefRanker.v1"
+    assert DEFAULT_MODEL["tok2vec"] == {
+        "@architectures": "spacy_hmtl.HMTLListener.v1",
+        "upstream": "hmtl_encoder",
+        "level": 2,
+        "shortcut": True,
+        "width": 0,
+    }
+    assert meta.default_config["scorer"] == {"@scorers": "spacy_hmtl.coref_scorer.v1"}
+
+
+def test_no_labels():
+    nlp = make_nlp()
+    coref = nlp.get_pipe("hmtl_coref")
+    assert isinstance(coref, HMTLCoref) and coref.labels == () and coref.label_data == []
+    with pytest.raises(ValueError):
+        coref.add_label("X")
+    # initialize works with no labels at all
+    nlp.initialize(lambda: make_examples(nlp))
+
+
+def test_overfit_reaches_perfect_score(trained):
+    nlp, examples = trained
+    scores = nlp.evaluate(examples)
+    assert scores["coref_f"] == 1.0
+    assert scores["coref_lea_f"] == 1.0
+    for (text, clusters), doc in zip(TRAIN, nlp.pipe([t for t, _ in TRAIN])):
+        assert cluster_texts(doc) == gold_texts(text, clusters)
+        assert COREF_MARKER in doc.spans and "coref_clusters_1" in doc.spans
+
+
+def test_round_trips(trained):
+    nlp, _ = trained
+    texts = [t for t, _ in TRAIN]
+    docs = list(nlp.pipe(texts))
+    expected = [cluster_texts(d) for d in docs]
+    assert all(expected)
+    # Doc.to_bytes
+    restored = [Doc(nlp.vocab).from_bytes(d.to_bytes()) for d in docs]
+    assert [cluster_texts(d) for d in restored] == expected
+    # DocBin(store_user_data=True)
+    data = DocBin(docs=docs, store_user_data=True).to_bytes()
+    restored = list(DocBin().from_bytes(data).get_docs(nlp.vocab))
+    assert [cluster_texts(d) for d in restored] == expected
+    assert [get_coref_clusters(d) for d in restored] == [get_coref_clusters(d) for d in docs]
+    # nlp.pipe with two processes
+    multi = list(nlp.pipe(texts, n_process=2, batch_size=1))
+    assert [cluster_texts(d) for d in multi] == expected
+
+
+def test_pipeline_serialization(trained, tmp_path):
+    nlp, _ = trained
+    texts = [t for t, _ in TRAIN]
+    expected = [cluster_texts(d) for d in nlp.pipe(texts)]
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert [cluster_texts(d) for d in loaded.pipe(texts)] == expected
+    nlp2 = make_nlp()
+    nlp2.from_bytes(nlp.to_bytes())
+    assert [cluster_texts(d) for d in nlp2.pipe(texts)] == expected
+
+
+def test_unannotated_batch_adds_no_loss_and_no_gradient():
+    nlp = make_nlp()
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    coref = nlp.get_pipe("hmtl_coref")
+    before = [p.detach().clone() for p in coref.torch_module.parameters()]
+    losses = {}
+    unannotated = [unannotated_example(nlp), unannotated_example(nlp, "It is short .")]
+    assert not any(has_coref_annotation(eg.reference) for eg in unannotated)
+    coref.update(unannotated, sgd=Adam(0.01), losses=losses)
+    assert losses["hmtl_coref"] == 0.0
+    for p, q in zip(before, coref.torch_module.parameters()):
+        assert torch.equal(p, q) and (q.grad is None or q.grad.abs().sum() == 0)
+
+
+def test_unannotated_docs_do_not_change_the_loss():
+    nlp = make_nlp()
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    coref = nlp.get_pipe("hmtl_coref")
+    module = coref.torch_module.eval()
+    extra = [unannotated_example(nlp, " ".join(["word"] * 40)), unannotated_example(nlp)]
+    mixed = [extra[0], examples[0], examples[1], extra[1], examples[2]]
+
+    def loss_of(batch):
+        docs = [eg.predicted for eg in batch]
+        tokvecs = coref.model.get_ref("tok2vec").predict(docs)
+        X, lengths = pad_to_torch(tokvecs, torch.device("cpu"), requires_grad=True)
+        loss = coref.compute_loss(batch, X, lengths, module)
+        loss.backward()
+        return float(loss.detach()), X.grad
+
+    # the listener reads doc.tensor at inference: set it from the tok2vec pipe
+    tok2vec = nlp.get_pipe("tok2vec")
+    all_docs = [eg.predicted for eg in mixed]
+    tok2vec.set_annotations(all_docs, tok2vec.predict(all_docs))
+    alone, _ = loss_of(examples)
+    with_extra, grad = loss_of(mixed)
+    assert alone > 0
+    assert with_extra == pytest.approx(alone, rel=1e-5)
+    assert grad[0].abs().sum() == 0 and grad[3].abs().sum() == 0
+    assert grad[1].abs().sum() > 0
+
+
+def test_unannotated_docs_do_not_change_the_score(trained):
+    nlp, examples = trained
+    base = score_coref(examples)
+    extra = unannotated_example(nlp, "The parser is fast . It works .")
+    set_coref_clusters(extra.predicted, [[(0, 2), (5, 6)]])
+    assert score_coref(examples + [extra]) == base
+    nothing = score_coref([extra])
+    assert set(nothing) == set(SCORE_KEYS) and all(v is None for v in nothing.values())
+
+
+def test_scorer_values_and_registry():
+    nlp = spacy.blank("en")
+    ref = nlp.make_doc("The parser works and it is fast . The grammar helps it .")
+    pred = nlp.make_doc(ref.text)
+    set_coref_clusters(ref, [[(0, 2), (4, 5), (11, 12)], [(8, 10)]])
+    set_coref_clusters(pred, [[(0, 2), (4, 5)], [(8, 10), (11, 12)]])
+    scorer = spacy.registry.scorers.get("spacy_hmtl.coref_scorer.v1")()
+    scores = scorer([Example(pred, ref)])
+    assert set(scores) == set(SCORE_KEYS)
+    assert scores["coref_muc_r"] == pytest.approx(0.5) and scores["coref_muc_p"] == pytest.approx(0.5)
+    avg = (scores["coref_muc_f"] + scores["coref_b3_f"] + scores["coref_ceafe_f"]) / 3
+    assert scores["coref_f"] == pytest.approx(avg)
+    # gold singleton: counted by default, dropped on request
+    no_single = make_coref_scorer(remove_singletons=True)([Example(pred, ref)])
+    assert scores["coref_b3_r"] == pytest.approx((5 / 3 + 1) / 4)
+    assert no_single["coref_b3_r"] == pytest.approx((5 / 3) / 3)
+    # empty prediction: zeros, no division error
+    empty = nlp.make_doc(ref.text)
+    zero = score_coref([Example(empty, ref)])
+    assert zero["coref_f"] == 0.0 and zero["coref_lea_p"] == 0.0
+
+
+def test_gold_mapped_to_a_different_tokenization():
+    nlp = make_nlp()
+    words = ["The", "parser", "'s", "grammar", "is", "big", ".", "It", "works", "."]
+    spaces = [True, False, True, True, True, False, True, True, False, False]
+    ref = Doc(nlp.vocab, words=words, spaces=spaces)
+    set_coref_clusters(ref, [[(0, 2), (7, 8)]])
+    pred = nlp.make_doc(ref.text)
+    eg = Example(pred, ref)
+    mapped = nlp.get_pipe("hmtl_coref").gold_clusters(eg)
+    assert [[pred[s:e].text for s, e in c] for c in mapped] == [["The parser", "It"]]
+
+
+def test_sentence_ids():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    doc = nlp("One two . Three four five . Six")
+    assert sentence_ids(doc) == [0, 0, 0, 1, 1, 1, 1, 2]
+    assert sentence_ids(spacy.blank("en")("no sentences here")) is None
+
+
+def test_edge_case_docs(trained):
+    nlp, examples = trained
+    long_text = " ".join(["The parser uses a grammar and it is fast ."] * 2000)
+    docs = list(nlp.pipe(["", "Parser", long_text]))
+    assert docs[0]._.coref_clusters == [] and docs[1]._.coref_clusters == []
+    assert len(docs[2]) == 20000
+    assert isinstance(docs[2]._.coref_clusters, list)
+    for cluster in docs[2]._.coref_clusters:
+        assert len(cluster) >= 2 and all(len(span) <= 8 for span in cluster)
+    # updates with empty / one-token annotated docs work
+    fresh = make_nlp()
+    data = [("", []), ("Parser", []), ("The parser works . It is fast .", [[(0, 2), (4, 5)]])]
+    egs = make_examples(fresh, data)
+    fresh.initialize(lambda: egs)
+    losses = {}
+    fresh.update(egs[:1], sgd=Adam(0.01), losses=losses)  # an empty doc: nothing to learn
+    assert losses["hmtl_coref"] == 0.0
+    # a one-token doc without clusters still teaches "no mention here" (mention loss)
+    fresh.update(egs[:2], sgd=Adam(0.01), losses=losses)
+    fresh.update(egs, sgd=Adam(0.01), losses=losses)
+    assert numpy.isfinite(losses["hmtl_coref"]) and losses["hmtl_coref"] > 0

@@ -1,0 +1,418 @@
+"""Tests of the ``hmtl_relations`` head (multi-head selection) and its scorer."""
+import itertools
+
+import numpy as np
+import pytest
+import spacy
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+from thinc.api import Adam
+
+import spacy_hmtl.relations.component  # noqa: F401  (registers the factory until entry points exist)
+from spacy_hmtl.annotations import Relation, get_relation_records, set_relation_records
+from spacy_hmtl.relations.component import candidate_pairs, sentence_ids
+from spacy_hmtl.relations.scorer import score_relations
+
+WIDTH = 64
+TOK2VEC = {
+    "@architectures": "spacy.HashEmbedCNN.v2",
+    "width": WIDTH,
+    "depth": 2,
+    "embed_size": 2000,
+    "window_size": 1,
+    "maxout_pieces": 3,
+    "subword_features": True,
+    "pretrained_vectors": None,
+}
+REL_MODEL = {
+    "@architectures": "spacy_hmtl.RelationExtractor.v1",
+    "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": WIDTH, "upstream": "tok2vec"},
+    "lstm_width": 32,
+    "hidden_width": 64,
+    "type_embedding": 8,
+}
+
+# (words, sentence starts or None, ents, relation records or None)
+DOCS = [
+    (
+        "John Smith works for Acme Corp in Boston .".split(),
+        None,
+        [(0, 2, "PER"), (4, 6, "ORG"), (7, 8, "LOC")],
+        [[0, 2, 4, 6, "Work_For"], [4, 6, 7, 8, "OrgBased_In"]],
+    ),
+    ("Mary Jones lives in Paris .".split(), None, [(0, 2, "PER"), (4, 5, "LOC")], [[0, 2, 4, 5, "Live_In"]]),
+    # the head comes after the tail in the text
+    ("Acme Corp hired Mary Jones .".split(), None, [(0, 2, "ORG"), (3, 5, "PER")], [[3, 5, 0, 2, "Work_For"]]),
+    # annotated with no relation
+    ("Paris and Boston are cities .".split(), None, [(0, 1, "LOC"), (2, 3, "LOC")], []),
+    # SciERC-like, two sentences
+    (
+        "We apply a neural parser to the Penn Treebank . The parser improves accuracy .".split(),
+        [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+        [(3, 5, "Method"), (7, 9, "Material"), (11, 12, "Method"), (13, 14, "Metric")],
+        [[3, 5, 7, 9, "USED-FOR"], [13, 14, 11, 12, "EVALUATE-FOR"]],
+    ),
+    # not annotated for relations: skipped by the loss and the scorer
+    ("Bob Brown works for Initech .".split(), None, [(0, 2, "PER"), (4, 5, "ORG")], None),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_doc(vocab, words, sent_starts=None, ents=(), records=None) -> Doc:
+    doc = Doc(vocab, words=words, sent_starts=sent_starts)
+    doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
+    set_relation_records(doc, None if records is None else [list(r) + [1.0] for r in records])
+    return doc
+
+
+def copy_with_gold_ents(ref: Doc) -> Doc:
+    """A predicted doc holding the reference's entities and sentences, no relations."""
+    sent_starts = [bool(t.is_sent_start) for t in ref] if len(ref) > 1 and ref.has_annotation("SENT_START") else None
+    words, spaces = [t.text for t in ref], [bool(t.whitespace_) for t in ref]
+    doc = Doc(ref.vocab, words=words, spaces=spaces, sent_starts=sent_starts)
+    doc.ents = [Span(doc, e.start, e.end, label=e.label_) for e in ref.ents]
+    return doc
+
+
+def as_lists(records):
+    return None if records is None else [list(r) for r in records]
+
+
+def make_nlp(**rel_config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec", config={"model": TOK2VEC})
+    nlp.add_pipe("hmtl_relations", config={"model": REL_MODEL, **rel_config})
+    return nlp
+
+
+def gold_examples(nlp):
+    refs = [make_doc(nlp.vocab, *d) for d in DOCS]
+    return [Example(Doc(nlp.vocab, words=[t.text for t in r]), r) for r in refs]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tok2vec + hmtl_relations pipeline overfitted on DOCS (teacher forcing)."""
+    spacy.util.fix_random_seed(0)
+    nlp = make_nlp()
+    examples = gold_examples(nlp)
+    optimizer = Adam(5e-3)
+    nlp.initialize(lambda: examples, sgd=optimizer)
+    for _ in range(100):
+        losses = nlp.update(examples, sgd=optimizer)
+    return nlp, examples, losses
+
+
+# --- the architecture, factory and scorer are registered ----------------------------
+
+
+def test_registered_names():
+    assert spacy.registry.scorers.get("spacy_hmtl.relation_scorer.v1")() is score_relations
+    assert spacy.registry.architectures.get("spacy_hmtl.RelationExtractor.v1")
+    meta = spacy.Language.get_factory_meta("hmtl_relations")
+    assert meta.assigns == ["doc._.hmtl_relations_data"]
+    assert sum(meta.default_score_weights.values()) == pytest.approx(1.0)
+    assert meta.default_config["entity_source"] == "ents"
+    assert meta.default_config["model"]["tok2vec"]["@architectures"] == "spacy_hmtl.HMTLListener.v1"
+
+
+# --- candidate pairs ------------------------------------------------------------------
+
+
+def brute_force_pairs(starts, sents, max_pairs, allow_cross):
+    cand = [
+        (starts[b] - starts[a], b - a, a, b)
+        for a, b in itertools.combinations(range(len(starts)), 2)
+        if allow_cross or sents is None or sents[a] == sents[b]
+    ]
+    cand.sort()
+    out = []
+    for _, _, a, b in cand[: (max_pairs + 1) // 2]:
+        out += [(a, b), (b, a)]
+    return out[:max_pairs]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 6), min_size=0, max_size=25),
+    sent_breaks=st.lists(st.booleans(), min_size=25, max_size=25),
+    max_pairs=st.integers(0, 60),
+    allow_cross=st.booleans(),
+)
+def test_candidate_pairs_match_brute_force(gaps, sent_breaks, max_pairs, allow_cross):
+    starts = np.cumsum(gaps).astype(np.int64)
+    sents = np.cumsum(sent_breaks[: len(starts)]).astype(np.int64)
+    got = [tuple(p) for p in candidate_pairs(starts, sents, max_pairs, allow_cross).tolist()]
+    assert got == brute_force_pairs(starts.tolist(), sents.tolist(), max_pairs, allow_cross)
+
+
+def test_candidate_pairs_small_and_bounded():
+    assert candidate_pairs(np.array([], dtype=np.int64), None, 10, False).shape == (0, 2)
+    assert candidate_pairs(np.array([3]), None, 10, False).shape == (0, 2)
+    # all ordered pairs of 3 spans
+    pairs = candidate_pairs(np.array([0, 2, 5]), np.array([0, 0, 0]), 2500, False)
+    assert sorted(map(tuple, pairs.tolist())) == [(a, b) for a in range(3) for b in range(3) if a != b]
+    # no pair across sentences unless allowed
+    assert candidate_pairs(np.array([0, 5]), np.array([0, 1]), 2500, False).shape == (0, 2)
+    assert candidate_pairs(np.array([0, 5]), np.array([0, 1]), 2500, True).shape == (2, 2)
+    # 20,000 spans, cross-sentence allowed: bounded and fast (no n^2 matrix)
+    starts = np.arange(20000, dtype=np.int64) * 2
+    pairs = candidate_pairs(starts, None, 2500, True)
+    assert pairs.shape == (2500, 2)
+    assert np.abs(starts[pairs[:, 0]] - starts[pairs[:, 1]]).max() <= 4
+
+
+def test_sentence_ids():
+    vocab = spacy.blank("en").vocab
+    assert sentence_ids(Doc(vocab, words=["a", "b"])).tolist() == [0, 0]
+    doc = Doc(vocab, words="a b c d".split(), sent_starts=[1, 0, 1, 0])
+    assert sentence_ids(doc).tolist() == [0, 0, 1, 1]
+    assert sentence_ids(Doc(vocab, words=[])).tolist() == []
+
+
+# --- training, inference, scores --------------------------------------------------------
+
+
+def test_overfit_reaches_perfect_scores(trained):
+    nlp, examples, losses = trained
+    rel = nlp.get_pipe("hmtl_relations")
+    assert rel.labels == ("EVALUATE-FOR", "Live_In", "OrgBased_In", "USED-FOR", "Work_For")
+    assert rel.entity_labels == ("LOC", "Material", "Method", "Metric", "ORG", "PER")
+    assert rel.module_kwargs()["n_in"] == WIDTH
+    assert losses["hmtl_relations"] < 1.0
+    eval_examples = [Example(copy_with_gold_ents(eg.reference), eg.reference) for eg in examples]
+    scores = nlp.evaluate(eval_examples)
+    assert scores["rel_micro_f"] == 1.0
+    assert scores["rel_strict_f"] == 1.0
+    assert scores["rel_per_type"]["Work_For"]["f"] == 1.0
+    # every doc gets records, the one not annotated in the reference too (it is not scored)
+    docs = list(nlp.pipe(eg.predicted for eg in eval_examples))
+    predicted = [get_relation_records(doc) for doc in docs]
+    assert all(p is not None for p in predicted)
+    assert predicted[3] == []
+    rels = docs[2]._.relations
+    assert [(r.head.text, r.tail.text, r.label) for r in rels] == [("Mary Jones", "Acme Corp", "Work_For")]
+    assert isinstance(rels[0].head, Span) and 0.5 <= rels[0].score <= 1.0
+
+
+def test_arguments_come_from_the_entity_source(trained):
+    nlp, examples, _ = trained
+    ref = examples[0].reference
+    # no entities predicted: no relation, even though the gold has some
+    doc = nlp(ref.text)
+    assert doc._.hmtl_relations_data == []
+    # the spans key source reads doc.spans
+    rel = nlp.get_pipe("hmtl_relations")
+    doc = copy_with_gold_ents(ref)
+    doc.spans["mentions"] = list(doc.ents)
+    doc.ents = []
+    rel.cfg["entity_source"] = "mentions"
+    try:
+        doc = nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))
+    finally:
+        rel.cfg["entity_source"] = "ents"
+    got = {(r[0], r[1], r[2], r[3], r[4]) for r in doc._.hmtl_relations_data}
+    assert got == {tuple(r[:5]) for r in get_relation_records(ref)}
+
+
+def test_empty_tiny_and_entity_free_docs(trained):
+    nlp, _, _ = trained
+    docs = [nlp.make_doc(""), nlp.make_doc("Paris"), nlp.make_doc("nothing here at all")]
+    docs[1].ents = [Span(docs[1], 0, 1, label="LOC")]
+    docs = list(nlp.pipe(docs))
+    assert [d._.hmtl_relations_data for d in docs] == [[], [], []]
+    assert [d._.relations for d in docs] == [[], [], []]
+
+
+def test_unannotated_batch_leaves_weights_unchanged(trained):
+    nlp, examples, _ = trained
+    rel = nlp.get_pipe("hmtl_relations")
+    before = [p.detach().clone() for p in rel.torch_module.parameters()]
+    losses = rel.update([examples[-1]], sgd=Adam(0.01))
+    assert losses["hmtl_relations"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, rel.torch_module.parameters()))
+
+
+def test_teacher_forcing_with_different_tokenization(trained):
+    nlp, _, _ = trained
+    rel = nlp.get_pipe("hmtl_relations")
+    # "Dr. Ann lives in Paris." tokenized two ways: gold spans must be re-indexed
+    ref = Doc(
+        nlp.vocab,
+        words=["Dr", ".", "Ann", "lives", "in", "Paris", "."],
+        spaces=[False, True, True, True, True, False, False],
+    )
+    ref.ents = [Span(ref, 2, 3, label="PER"), Span(ref, 5, 6, label="LOC")]
+    set_relation_records(ref, [[2, 3, 5, 6, "Live_In", 1.0]])
+    pred = Doc(
+        nlp.vocab, words=["Dr.", "Ann", "lives", "in", "Paris", "."], spaces=[True, True, True, True, False, False]
+    )
+    cands, targets = rel.training_candidates(Example(pred, ref))
+    assert cands.starts.tolist() == [1, 4] and cands.ends.tolist() == [2, 5]
+    live_in = rel.labels.index("Live_In")
+    rows = {tuple(p): i for i, p in enumerate(cands.pairs.tolist())}
+    assert targets[rows[(0, 1)], live_in] == 1.0
+    assert targets.sum() == 1.0
+
+
+def test_cross_sentence_pairs_excluded_unless_enabled(trained):
+    nlp, _, _ = trained
+    rel = nlp.get_pipe("hmtl_relations")
+
+    def run(sent_starts):
+        doc = make_doc(nlp.vocab, "Alice sleeps . Paris is big .".split(), sent_starts, [(0, 1, "PER"), (3, 4, "LOC")])
+        return nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))._.hmtl_relations_data
+
+    rel.cfg["threshold"] = 0.0  # decode every candidate (pair, label)
+    try:
+        assert run([1, 0, 0, 1, 0, 0, 0]) == []
+        # without sentence boundaries the doc is one sentence
+        assert len(run(None)) == 2 * len(rel.labels)
+        rel.cfg["allow_cross_sentence"] = True
+        assert len(run([1, 0, 0, 1, 0, 0, 0])) == 2 * len(rel.labels)
+    finally:
+        rel.cfg["threshold"] = 0.5
+        rel.cfg["allow_cross_sentence"] = False
+
+
+def test_long_doc_stays_within_max_pairs(trained):
+    nlp, _, _ = trained
+    rel = nlp.get_pipe("hmtl_relations")
+    n_tokens = 5000
+    words = [("Paris" if i % 5 == 0 else "word") if i % 50 != 49 else "." for i in range(n_tokens)]
+    sent_starts = [1 if i % 50 == 0 else 0 for i in range(n_tokens)]
+    doc = Doc(nlp.vocab, words=words, sent_starts=sent_starts)
+    doc.ents = [Span(doc, i, i + 1, label="LOC" if i % 10 else "UNSEEN_TYPE") for i in range(0, n_tokens, 5)]
+    assert len(doc.ents) == 1000  # 10 per sentence: 9,000 same-sentence ordered pairs
+    rel.cfg["threshold"] = 0.0
+    try:
+        doc = nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))
+    finally:
+        rel.cfg["threshold"] = 0.5
+    records = doc._.hmtl_relations_data
+    pairs = {(r[0], r[2]) for r in records}
+    assert len(pairs) == rel.cfg["max_pairs"] == 2500
+    assert len(records) == 2500 * len(rel.labels)
+    assert all(h // 50 == t // 50 for h, t in pairs)  # same sentence
+    assert max(abs(h - t) for h, t in pairs) <= 15  # the closest pairs were kept
+
+
+# --- serialization ---------------------------------------------------------------------
+
+
+def test_records_round_trip(trained):
+    nlp, examples, _ = trained
+    docs = list(nlp.pipe(copy_with_gold_ents(eg.reference) for eg in examples))
+    expected = [d._.hmtl_relations_data for d in docs]
+    assert any(expected)
+    unannotated = nlp.make_doc("No annotation here .")
+    assert unannotated._.hmtl_relations_data is None
+    docs.append(unannotated)
+    expected.append(None)
+    restored = [Doc(nlp.vocab).from_bytes(d.to_bytes()) for d in docs]
+    assert [d._.hmtl_relations_data for d in restored] == expected
+    doc_bin = DocBin(store_user_data=True, docs=docs)
+    restored = list(DocBin().from_bytes(doc_bin.to_bytes()).get_docs(nlp.vocab))
+    # DocBin unpacks user data with use_list=False: the records come back as tuples
+    assert [as_lists(d._.hmtl_relations_data) for d in restored] == expected
+    rel = restored[0]._.relations[0]
+    assert isinstance(rel, Relation) and isinstance(rel.head, Span) and rel.head.doc is restored[0]
+
+
+def test_pipeline_serialization_and_multiprocessing(trained, tmp_path):
+    nlp, examples, _ = trained
+    ruler = nlp.add_pipe("entity_ruler", before="hmtl_relations")
+    try:
+        ruler.add_patterns(
+            [
+                {"label": e.label_, "pattern": [{"ORTH": t.text} for t in e]}
+                for eg in examples
+                for e in eg.reference.ents
+            ]
+        )
+        texts = [eg.reference.text for eg in examples]
+        expected = [d._.hmtl_relations_data for d in nlp.pipe(texts)]
+        assert any(expected)
+        assert [d._.hmtl_relations_data for d in nlp.pipe(texts, n_process=2, batch_size=2)] == expected
+        nlp.to_disk(tmp_path / "pipeline")
+        loaded = spacy.load(tmp_path / "pipeline")
+        entity_labels = list(nlp.get_pipe("hmtl_relations").entity_labels)
+        assert loaded.get_pipe("hmtl_relations").cfg["entity_labels"] == entity_labels
+        got = [d._.hmtl_relations_data for d in loaded.pipe(texts)]
+        assert [[r[:5] for r in recs] for recs in got] == [[r[:5] for r in recs] for recs in expected]
+        for a, b in zip(got, expected):
+            assert [r[5] for r in a] == pytest.approx([r[5] for r in b], abs=1e-5)
+        from_bytes = make_nlp()
+        from_bytes.add_pipe("entity_ruler", before="hmtl_relations")
+        from_bytes.from_bytes(nlp.to_bytes())
+        assert [d._.hmtl_relations_data for d in from_bytes.pipe(texts)] == got
+    finally:
+        nlp.remove_pipe("entity_ruler")
+
+
+# --- the scorer -------------------------------------------------------------------------
+
+
+def test_scorer_hand_computed():
+    vocab = spacy.blank("en").vocab
+    # A: one relation found with a wrong argument type; one missed (its argument was never predicted)
+    words_a = "Alice works for Acme in Paris .".split()
+    gold_a = make_doc(vocab, words_a, None, [(0, 1, "PER"), (3, 4, "ORG"), (5, 6, "LOC")],
+                      [[0, 1, 3, 4, "Work_For"], [3, 4, 5, 6, "OrgBased_In"]])
+    pred_a = make_doc(vocab, words_a, None, [(0, 1, "PER"), (3, 4, "LOC")], [[0, 1, 3, 4, "Work_For"]])
+    # B: a relation-free doc with a false positive
+    words_b = "Bob ate . Carol slept .".split()
+    gold_b = make_doc(vocab, words_b, [1, 0, 0, 1, 0, 0], [(0, 1, "PER"), (3, 4, "PER")], [])
+    pred_b = make_doc(vocab, words_b, [1, 0, 0, 1, 0, 0], [(0, 1, "PER"), (3, 4, "PER")], [[0, 1, 3, 4, "Kill"]])
+    # C: not annotated for relations: skipped, even with a prediction
+    words_c = "Eve met Dan .".split()
+    gold_c = make_doc(vocab, words_c, None, [(0, 1, "PER"), (2, 3, "PER")], None)
+    pred_c = make_doc(vocab, words_c, None, [(0, 1, "PER"), (2, 3, "PER")], [[0, 1, 2, 3, "Kill"]])
+    # D: fully right; E: predicted doc without records counts as predicting nothing
+    words_d = "Dan lives in Rome .".split()
+    gold_d = make_doc(vocab, words_d, None, [(0, 1, "PER"), (3, 4, "LOC")], [[0, 1, 3, 4, "Live_In"]])
+    pred_d = make_doc(vocab, words_d, None, [(0, 1, "PER"), (3, 4, "LOC")], [[0, 1, 3, 4, "Live_In"]])
+    gold_e = make_doc(vocab, words_d, None, [(0, 1, "PER"), (3, 4, "LOC")], [[3, 4, 0, 1, "Live_In"]])
+    pred_e = make_doc(vocab, words_d, None, [], None)
+    pairs = [(pred_a, gold_a), (pred_b, gold_b), (pred_c, gold_c), (pred_d, gold_d), (pred_e, gold_e)]
+    examples = [Example(p, g) for p, g in pairs]
+    scores = score_relations(examples)
+    # boundaries: tp = 2 (A Work_For, D), fp = 1 (B), fn = 2 (A OrgBased_In, E)
+    assert scores["rel_micro_p"] == pytest.approx(2 / 3)
+    assert scores["rel_micro_r"] == pytest.approx(2 / 4)
+    assert scores["rel_micro_f"] == pytest.approx(2 * (2 / 3) * (1 / 2) / (2 / 3 + 1 / 2))
+    # strict: tp = 1 (D), fp = 2 (A wrong type, B), fn = 3
+    assert scores["rel_strict_p"] == pytest.approx(1 / 3)
+    assert scores["rel_strict_r"] == pytest.approx(1 / 4)
+    assert scores["rel_strict_f"] == pytest.approx(2 * (1 / 3) * (1 / 4) / (1 / 3 + 1 / 4))
+    per_type = scores["rel_per_type"]
+    assert per_type["Work_For"] == {"p": 1.0, "r": 1.0, "f": 1.0}
+    assert per_type["OrgBased_In"] == {"p": 0.0, "r": 0.0, "f": 0.0}
+    assert per_type["Kill"] == {"p": 0.0, "r": 0.0, "f": 0.0}
+    assert per_type["Live_In"]["p"] == 1.0 and per_type["Live_In"]["r"] == 0.5
+    # types from a spans key instead of doc.ents
+    for doc in (pred_a, gold_a):
+        doc.spans["mentions"] = [Span(doc, 0, 1, label="PER"), Span(doc, 3, 4, label="ORG")]
+    strict = score_relations([examples[0]], entity_source="mentions")
+    assert strict["rel_strict_p"] == 1.0 and strict["rel_strict_r"] == 0.5
+    # default: doc.ents first, then doc.spans["mentions"]
+    assert score_relations([examples[0]])["rel_strict_p"] == 0.0
+
+
+def test_scorer_nothing_scored():
+    vocab = spacy.blank("en").vocab
+    words = "Eve met Dan .".split()
+    eg = Example(make_doc(vocab, words, None, [], [[0, 1, 2, 3, "Kill"]]), make_doc(vocab, words))
+    scores = score_relations([eg])
+    assert all(scores[f"rel_{k}_{m}"] is None for k in ("micro", "strict") for m in "prf")
+    assert score_relations([])["rel_micro_f"] is None
