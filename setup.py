@@ -58,7 +58,8 @@ setup(
     ],
     extras_require={
         "transformers": ["spacy-transformers==1.4.0", "transformers<4.53.3"],
-        "dev": ["pytest>=7", "hypothesis>=6"],
+        "distributed": ["dask[distributed]>=2023.9"],
+        "dev": ["pytest>=7", "hypothesis>=6", "dask[distributed]>=2023.9"],
     },
     entry_points=ENTRY_POINTS,
     classifiers=[

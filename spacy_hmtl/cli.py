@@ -8,6 +8,9 @@ import argparse
 import sys
 from typing import Callable, List, Optional
 
+from .annotate import add_annotate
+from .render import add_render
+
 FORMATS = ("scierc", "conll04", "litbank", "conll")
 # Options that only make sense for one format: name -> format.
 FORMAT_OPTIONS = {
@@ -72,7 +75,7 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert]
+COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert, add_annotate, add_render]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,6 +138,7 @@ class TorchHeadPipe(TrainablePipe):
         labels (Optional[Sequence[str]]): labels, e.g. from ``spacy init labels``.
         """
         validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+        self._check_listeners_linked(nlp)
         if labels is not None:
             for label in labels:
                 self.add_label(label)
@@ -155,6 +156,18 @@ class TorchHeadPipe(TrainablePipe):
         self.model.initialize(X=sample)
 
     _needs_labels = True
+
+    def _check_listeners_linked(self, nlp: Optional[Language]) -> None:
+        from .encoder.listener import HMTLListener
+
+        for node in self.model.walk():
+            if isinstance(node, HMTLListener) and not node.is_linked:
+                pipeline = nlp.pipe_names if nlp is not None else "?"
+                raise ValueError(
+                    f"[{self.name}] listens to '{node.upstream_name}', which is not in the pipeline "
+                    f"before it (pipeline: {pipeline}). Add an hmtl_encoder named "
+                    f"'{node.upstream_name}' earlier, or fix model.tok2vec.upstream."
+                )
 
     def predict(self, docs: Iterable[Doc]) -> List[Any]:
         docs = list(docs)

@@ -30,6 +30,8 @@ hidden_width = 150
 width_embedding = 20
 dropout = 0.3
 mention_loss_weight = 1.0
+product_width = 0
+antecedent_depth = 2
 
 [model.tok2vec]
 @architectures = "spacy_hmtl.HMTLListener.v1"

@@ -22,6 +22,8 @@ def build_coref_ranker(
     width_embedding: int = 20,
     dropout: float = 0.3,
     mention_loss_weight: float = 1.0,
+    product_width: int = 0,
+    antecedent_depth: int = 2,
 ) -> Model:
     """Lee et al. (2017) span ranking over the listener's output (HMTL's coref head).
 
@@ -36,6 +38,9 @@ def build_coref_ranker(
     dropout (float): torch dropout of the head (inputs, BiLSTM output, FFNN hidden layers).
     mention_loss_weight (float): weight of an auxiliary mention-detection loss (not in
         Lee et al. 2017; it keeps top-k pruning from collapsing on small data; 0 = off).
+    product_width (int): 0 = Lee et al.'s ``g_i * g_j`` pair term; > 0 = a product of
+        learned projections that wide (several times cheaper; the CPU configs use 64).
+    antecedent_depth (int): hidden layers of the antecedent FFNN (paper: 2; 1 is cheaper).
     """
     torch_head = lazy_torch_layer("hmtl_coref_ranker", "hmtl_coref_scorer")
     torch_head.attrs["hparams"] = {
@@ -47,5 +52,7 @@ def build_coref_ranker(
         "width_embedding": int(width_embedding),
         "dropout": float(dropout),
         "mention_loss_weight": float(mention_loss_weight),
+        "product_width": int(product_width),
+        "antecedent_depth": int(antecedent_depth),
     }
     return build_head_model("hmtl_coref", tok2vec, torch_head)

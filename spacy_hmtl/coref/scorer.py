@@ -4,6 +4,7 @@ micro-averaged over the documents annotated for coreference.
 Mentions are compared by character offsets, so the scores do not depend on the predicted
 tokenization matching the gold one.
 """
+from functools import partial
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.tokens import Doc
@@ -70,9 +71,5 @@ def score_coref(
 @registry.scorers("spacy_hmtl.coref_scorer.v1")
 def make_coref_scorer(remove_singletons: bool = False) -> Callable[..., Dict[str, Optional[float]]]:
     """The scorer of ``hmtl_coref`` (see ``score_coref``)."""
-
-    def scorer(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Optional[float]]:
-        kwargs.setdefault("remove_singletons", remove_singletons)
-        return score_coref(examples, **kwargs)
-
-    return scorer
+    # A partial of a module-level function, not a closure: pipelines must pickle.
+    return partial(score_coref, remove_singletons=remove_singletons)

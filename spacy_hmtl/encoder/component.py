@@ -81,6 +81,16 @@ class _PendingBackprop:
         self.backprop(self.d_outputs)
         self.d_outputs = []
 
+    def __reduce__(self):
+        # A batch in flight holds torch graphs and closures: it pickles as "nothing
+        # pending". (HMTLEncoder.__getstate__ alone is not enough: Cython's pickling of
+        # TrainablePipe reads the instance __dict__ directly and ignores __getstate__.)
+        return (_no_pending, ())
+
+
+def _no_pending() -> None:
+    return None
+
 
 class HMTLEncoder(TrainablePipe):
     """A shared encoder that implements spaCy's listener protocol.
@@ -121,7 +131,11 @@ class HMTLEncoder(TrainablePipe):
     def add_listener(self, listener: Model, component_name: str) -> None:
         """Link a listener of a downstream component (and fix the columns it reads)."""
         if isinstance(listener, HMTLListener):
-            listener.link(self.model.attrs["level_widths"])
+            try:
+                listener.link(self.model.attrs["level_widths"])
+            except ValueError as err:
+                # name the component whose config is wrong
+                raise ValueError(f"[{component_name}] {err}") from err
         self.listener_map.setdefault(component_name, [])
         if listener not in self.listener_map[component_name]:
             self.listener_map[component_name].append(listener)
@@ -218,3 +232,24 @@ class HMTLEncoder(TrainablePipe):
 
     def add_label(self, label: str) -> int:
         raise NotImplementedError("hmtl_encoder has no labels")
+
+    # --- serialization: name the component when saved weights do not fit the config ---
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HMTLEncoder":
+        try:
+            return super().from_bytes(bytes_data, exclude=exclude)
+        except (ValueError, RuntimeError, KeyError) as err:
+            raise ValueError(_load_error(self.name, err)) from err
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "HMTLEncoder":
+        try:
+            return super().from_disk(path, exclude=exclude)
+        except (ValueError, RuntimeError, KeyError) as err:
+            raise ValueError(_load_error(self.name, err)) from err
+
+
+def _load_error(name: str, err: Exception) -> str:
+    return (
+        f"[{name}] cannot load the saved encoder weights into this component: {err}. Was it "
+        "saved with another configuration (embedding width, level widths or depths)?"
+    )

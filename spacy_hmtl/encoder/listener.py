@@ -26,6 +26,7 @@ class HMTLListener(Model):
             self,
             name=self.name,
             forward=_listener_forward,
+            init=_listener_init,
             dims={"nO": width or None},
             attrs={"level": level, "shortcut": shortcut, "grad_factor": grad_factor},
         )
@@ -38,13 +39,20 @@ class HMTLListener(Model):
 
     def __getstate__(self):
         # Drop the training batch (arrays + a closure into the encoder) when pickling.
+        # thinc's Model keeps its own state (attrs, dims, refs, ...) in __slots__, which a
+        # plain __dict__ state would lose: return (dict, slots), as object.__getstate__ does.
         state = dict(self.__dict__)
         state.update(_batch_id=None, _outputs=None, _backprop=None)
-        return state
+        slots = {name: getattr(self, name) for name in Model.__slots__ if hasattr(self, name)}
+        return state, slots
 
     @classmethod
     def get_batch_id(cls, inputs: List[Doc]) -> int:
         return sum(sum(token.orth for token in doc) for doc in inputs)
+
+    @property
+    def is_linked(self) -> bool:
+        return self._columns is not None
 
     def link(self, level_widths: List[int]) -> None:
         """Fix the columns this listener reads, given the encoder's block widths."""
@@ -76,13 +84,24 @@ class HMTLListener(Model):
         return True
 
 
+def _not_linked_error(model: HMTLListener) -> ValueError:
+    return ValueError(
+        f"HMTLListener (level {model.attrs['level']}) is not linked to an encoder named "
+        f"'{model.upstream_name}': add the '{model.upstream_name}' component before the "
+        "components that listen to it, or fix the listener's 'upstream' setting"
+    )
+
+
+def _listener_init(model: HMTLListener, X=None, Y=None) -> None:
+    # nlp.initialize links listeners before initializing components: an unlinked
+    # listener here means its upstream is missing. Say so now, not deep inside a head.
+    if model._columns is None:
+        raise _not_linked_error(model)
+
+
 def _listener_forward(model: HMTLListener, docs: List[Doc], is_train: bool):
     if model._columns is None:
-        raise ValueError(
-            f"HMTLListener (level {model.attrs['level']}) is not linked to an encoder named "
-            f"'{model.upstream_name}': add the '{model.upstream_name}' component before the "
-            "components that listen to it, or fix the listener's 'upstream' setting"
-        )
+        raise _not_linked_error(model)
     columns = model.ops.asarray1i(model._columns)
     if is_train:
         model.verify_inputs(docs)

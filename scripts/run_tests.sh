@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install what the test suite needs on a fresh machine, then run it.
+# torch==2.13.0 is pinned: pip takes the CPU wheel from the local disk on these machines
+# instead of downloading a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[dev,distributed]"
+# The displaCy renderer test opens the HTML in headless Chromium.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    fi
+fi
+exec python -m pytest tests -q -p no:cacheprovider "$@"

@@ -1,0 +1,231 @@
+"""Distributed batch annotation on Dask (``pip install spacy-hmtl[distributed]``).
+
+``python -m spacy_hmtl annotate MODEL INPUT OUTPUT --dask-scheduler tcp://host:8786`` (an
+existing cluster) or ``--dask-local-workers 4`` (a local cluster of worker processes)
+writes the same JSONL as the single-process path, in the same order, with the same
+resume rules: this module only replaces ``nlp.pipe`` by tasks; reading, validating,
+resuming and writing are ``spacy_hmtl.annotate``'s.
+
+Why Dask rather than Ray: ``dask[distributed]`` is a small pure-Python install that runs
+on any scheduler people already have (a laptop, SSH hosts, Slurm/PBS through
+dask-jobqueue, Kubernetes), starts a local cluster in seconds (cheap to test), and needs
+nothing but futures here. Ray brings large platform-specific wheels and its own object
+store and runtime, none of which a stateless map over documents needs.
+
+How it works:
+
+* The pipeline is loaded once per worker process and cached (``get_pipeline``); a worker
+  plugin loads it when the worker joins, so the first tasks do not all wait for it.
+  MODEL must be loadable on every worker (a package installed there, or a path on a
+  shared filesystem; a local directory is passed as an absolute path).
+* The pending documents are cut into partitions of ``partition_size`` documents (a
+  multiple of the batch size, so every ``nlp.pipe`` batch holds the same documents as in
+  the single-process run), each a task returning its JSONL lines. At most
+  ``max_in_flight`` partitions are submitted at once (bounded memory), and the results are
+  written in submission order, one flushed write per partition.
+"""
+import logging
+import math
+import os
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple, Union
+
+from spacy.language import Language
+
+from .annotate import AnnotateError, AnnotateSummary, DocId, batched, annotate_file, load_pipeline, pipe_to_lines
+from .annotations import MENTIONS_KEY
+
+try:  # the plugin must subclass dask's WorkerPlugin; this module imports without dask
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover
+    _WorkerPlugin = object  # type: ignore[misc,assignment]
+
+PLUGIN_NAME = "spacy-hmtl-pipeline"
+
+_PIPELINES: Dict[Tuple[str, int], Language] = {}
+_PIPELINE_LOCKS: Dict[Tuple[str, int], threading.Lock] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError(
+            "distributed annotation needs dask.distributed: pip install 'spacy-hmtl[distributed]'"
+        ) from None
+    return distributed
+
+
+def get_pipeline(model: str, gpu_id: int = -1) -> Tuple[Language, threading.Lock]:
+    """The pipeline for ``model``, loaded at most once per process, and its lock.
+
+    Tasks of one worker running in several threads share the pipeline and take turns
+    (the lock): run workers with one thread each and let torch use the cores.
+    """
+    key = (model, gpu_id)
+    with _CACHE_LOCK:
+        if key not in _PIPELINES:
+            _PIPELINES[key] = load_pipeline(model, gpu_id=gpu_id)
+            _PIPELINE_LOCKS[key] = threading.Lock()
+        return _PIPELINES[key], _PIPELINE_LOCKS[key]
+
+
+class PipelinePlugin(_WorkerPlugin):
+    """Dask worker plugin: loads the pipeline when a worker starts (and sets torch threads)."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, model: str, gpu_id: int = -1, torch_threads: Optional[int] = None):
+        self.model = model
+        self.gpu_id = gpu_id
+        self.torch_threads = torch_threads
+
+    def setup(self, worker: Any = None) -> None:
+        if self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+        get_pipeline(self.model, self.gpu_id)
+
+    def teardown(self, worker: Any = None) -> None:
+        pass
+
+
+def annotate_partition(
+    model: str, gpu_id: int, records: List[Tuple[DocId, str]], batch_size: int, mentions_key: str = MENTIONS_KEY
+) -> List[str]:
+    """The task: annotate ``(id, text)`` pairs on a worker, return their JSONL lines."""
+    nlp, lock = get_pipeline(model, gpu_id)
+    with lock:
+        return list(pipe_to_lines(nlp, records, batch_size=batch_size, n_process=1, mentions_key=mentions_key))
+
+
+def _model_ref(model: Union[str, Path]) -> str:
+    if isinstance(model, Language):
+        raise AnnotateError("distributed annotation loads the pipeline on the workers: pass a name or a path")
+    path = Path(model)
+    # A directory here is most likely the same path on the workers (local cluster, shared FS).
+    return str(path.resolve()) if path.exists() else str(model)
+
+
+def dask_runner(
+    client: Any,
+    model: str,
+    *,
+    batch_size: int,
+    partition_size: int,
+    gpu_id: int = -1,
+    mentions_key: str = MENTIONS_KEY,
+    max_in_flight: Optional[int] = None,
+):
+    """A runner for ``annotate_file``: pending ``(id, text)`` pairs -> lists of JSONL lines
+    (one per partition, in order), computed by ``client``'s workers."""
+    if max_in_flight is None:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        max_in_flight = 2 * n_workers
+
+    def run(records: Iterator[Tuple[DocId, str]]) -> Iterator[List[str]]:
+        futures: Deque[Any] = deque()
+        try:
+            for part in batched(records, partition_size):
+                futures.append(
+                    client.submit(
+                        annotate_partition, model, gpu_id, part, batch_size, mentions_key, pure=False
+                    )
+                )
+                if len(futures) >= max_in_flight:
+                    yield futures.popleft().result()
+            while futures:
+                yield futures.popleft().result()
+        finally:
+            # Stop what is still queued (an error, an interrupt, or a consumer that quit).
+            for future in futures:
+                future.cancel()
+
+    return run
+
+
+def annotate_file_dask(
+    model: Union[str, Path],
+    input_path: Union[str, Path],
+    output_path: Union[str, Path],
+    *,
+    client: Any = None,
+    scheduler: Optional[str] = None,
+    local_workers: Optional[int] = None,
+    partition_size: Optional[int] = None,
+    batch_size: int = 32,
+    gpu_id: int = -1,
+    mentions_key: str = MENTIONS_KEY,
+    max_in_flight: Optional[int] = None,
+    torch_threads: Optional[int] = None,
+    **kwargs: Any,
+) -> AnnotateSummary:
+    """``annotate_file`` on Dask: same output file, same order, same resume rules.
+
+    client: an existing ``distributed.Client``; else ``scheduler`` (an address) is
+        connected to, or a ``LocalCluster`` of ``local_workers`` processes (1 thread each)
+        is started and closed at the end.
+    partition_size: documents per task, rounded up to a multiple of ``batch_size``
+        (default ``4 * batch_size``).
+    torch_threads: torch threads per worker (default: the CPUs shared out among local
+        workers; left alone on a remote cluster).
+    kwargs: the other options of ``annotate_file`` (not ``n_process``).
+    """
+    distributed = _import_distributed()
+    if batch_size < 1:
+        raise AnnotateError("--batch-size must be at least 1")
+    if partition_size is not None and partition_size < 1:
+        raise AnnotateError("--dask-partition-size must be at least 1")
+    partition_size = batch_size * (4 if partition_size is None else math.ceil(partition_size / batch_size))
+    model_ref = _model_ref(model)
+    owned: List[Any] = []
+    try:
+        if client is None:
+            if scheduler is not None:
+                client = distributed.Client(scheduler)
+            else:
+                n_workers = local_workers or 1
+                if torch_threads is None:
+                    torch_threads = max(1, (os.cpu_count() or 1) // n_workers)
+                cluster = distributed.LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # random port: never collides with a running dashboard
+                    scheduler_kwargs={"dashboard": False},
+                    silence_logs=logging.ERROR,
+                )
+                owned.append(cluster)
+                client = distributed.Client(cluster)
+            owned.insert(0, client)
+        plugin = PipelinePlugin(model_ref, gpu_id, torch_threads)
+        if hasattr(client, "register_plugin"):
+            client.register_plugin(plugin, name=PLUGIN_NAME)
+        else:  # distributed < 2023.9
+            client.register_worker_plugin(plugin, name=PLUGIN_NAME)
+        runner = dask_runner(
+            client,
+            model_ref,
+            batch_size=batch_size,
+            partition_size=partition_size,
+            gpu_id=gpu_id,
+            mentions_key=mentions_key,
+            max_in_flight=max_in_flight,
+        )
+        return annotate_file(
+            model_ref,
+            input_path,
+            output_path,
+            batch_size=batch_size,
+            gpu_id=gpu_id,
+            mentions_key=mentions_key,
+            runner=runner,
+            **kwargs,
+        )
+    finally:
+        for obj in owned:
+            obj.close()

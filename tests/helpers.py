@@ -1,0 +1,305 @@
+"""Shared test helpers: a tiny four-head HMTL pipeline built from a config string.
+
+``TINY_CONFIG`` is a complete training config (it also runs through ``spacy train``) with
+small widths; ``reference_docs`` builds a few documents carrying every annotation layer
+through the setters of ``spacy_hmtl.annotations``; ``build_tiny_nlp`` trains the pipeline
+on them for a few steps, quickly enough for a module-scoped fixture.
+"""
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin, Span, SpanGroup
+from spacy.training import Example
+from thinc.api import Adam, Config
+
+from spacy_hmtl.annotations import MENTIONS_KEY, set_coref_clusters, set_relation_records
+
+PIPE_NAMES = ["hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
+
+TINY_CONFIG = """
+[paths]
+train = null
+dev = null
+vectors = null
+init_tok2vec = null
+
+[system]
+gpu_allocator = null
+seed = 0
+
+[nlp]
+lang = "en"
+pipeline = ["hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
+batch_size = 4
+
+[components]
+
+[components.hmtl_encoder]
+factory = "hmtl_encoder"
+
+[components.hmtl_encoder.model]
+@architectures = "spacy_hmtl.HierarchicalEncoder.v1"
+level_widths = [16, 16]
+level_depths = [1, 1]
+dropout = 0.0
+
+[components.hmtl_encoder.model.embed]
+@architectures = "spacy_hmtl.HMTLEmbed.v1"
+width = 32
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [500, 100, 250, 250]
+include_static_vectors = false
+char_embed_nM = 4
+char_embed_nC = 2
+
+[components.hmtl_ner]
+factory = "hmtl_ner"
+
+[components.hmtl_ner.model]
+@architectures = "spacy_hmtl.CRFTagger.v1"
+hidden_width = 0
+dropout = 0.0
+
+[components.hmtl_ner.model.tok2vec]
+@architectures = "spacy_hmtl.HMTLListener.v1"
+upstream = "hmtl_encoder"
+level = 1
+shortcut = false
+width = 0
+
+[components.hmtl_mentions]
+factory = "hmtl_mentions"
+spans_key = "mentions"
+threshold = null
+
+[components.hmtl_mentions.model]
+@architectures = "spacy_hmtl.SpanMentionDetector.v1"
+max_width = 4
+hidden_width = 16
+width_embedding = 4
+dropout = 0.0
+
+[components.hmtl_mentions.model.tok2vec]
+@architectures = "spacy_hmtl.HMTLListener.v1"
+upstream = "hmtl_encoder"
+level = 2
+shortcut = true
+width = 0
+
+[components.hmtl_relations]
+factory = "hmtl_relations"
+entity_source = "ents"
+threshold = 0.5
+allow_cross_sentence = false
+max_pairs = 200
+
+[components.hmtl_relations.model]
+@architectures = "spacy_hmtl.RelationExtractor.v1"
+lstm_width = 16
+lstm_depth = 1
+hidden_width = 16
+type_embedding = 4
+dropout = 0.0
+
+[components.hmtl_relations.model.tok2vec]
+@architectures = "spacy_hmtl.HMTLListener.v1"
+upstream = "hmtl_encoder"
+level = 2
+shortcut = true
+width = 0
+
+[components.hmtl_coref]
+factory = "hmtl_coref"
+
+[components.hmtl_coref.model]
+@architectures = "spacy_hmtl.CorefRanker.v1"
+lstm_width = 16
+max_width = 4
+spans_per_word = 0.4
+max_antecedents = 10
+hidden_width = 16
+width_embedding = 4
+dropout = 0.0
+mention_loss_weight = 1.0
+
+[components.hmtl_coref.model.tok2vec]
+@architectures = "spacy_hmtl.HMTLListener.v1"
+upstream = "hmtl_encoder"
+level = 2
+shortcut = true
+width = 0
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+max_length = 0
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${paths.dev}
+max_length = 0
+
+[training]
+seed = ${system.seed}
+gpu_allocator = ${system.gpu_allocator}
+dropout = 0.0
+accumulate_gradient = 1
+patience = 0
+max_epochs = 0
+max_steps = 8
+eval_frequency = 4
+frozen_components = []
+annotating_components = []
+dev_corpus = "corpora.dev"
+train_corpus = "corpora.train"
+
+[training.batcher]
+@batchers = "spacy.batch_by_sequence.v1"
+size = 2
+get_length = null
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+learn_rate = 0.01
+use_averages = false
+grad_clip = 5.0
+
+[training.logger]
+@loggers = "spacy.ConsoleLogger.v1"
+progress_bar = false
+
+[training.score_weights]
+ents_f = 0.3
+mentions_f = 0.1
+rel_micro_f = 0.3
+coref_f = 0.3
+
+[initialize]
+vectors = ${paths.vectors}
+init_tok2vec = ${paths.init_tok2vec}
+"""
+
+# (words, sentence starts or None, entities, mentions, relations, coref clusters)
+DocSpec = Tuple[
+    List[str],
+    Optional[List[int]],
+    List[Tuple[int, int, str]],
+    List[Tuple[int, int, str]],
+    List[Tuple[int, int, int, int, str]],
+    List[List[Tuple[int, int]]],
+]
+
+DOC_SPECS: List[DocSpec] = [
+    (
+        "We apply a neural parser to the Penn Treebank . The parser improves accuracy .".split(),
+        [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+        [(3, 5, "Method"), (7, 9, "Material"), (11, 12, "Method"), (13, 14, "Metric")],
+        [(0, 1, "PRON"), (3, 5, "NOM"), (7, 9, "PROP"), (10, 12, "NOM"), (13, 14, "NOM")],
+        [(3, 5, 7, 9, "USED-FOR"), (13, 14, 11, 12, "EVALUATE-FOR")],
+        [[(2, 5), (10, 12)]],
+    ),
+    (
+        "Our tagger uses a CRF . It beats the baseline on WSJ .".split(),
+        [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        [(1, 2, "Method"), (4, 5, "Method"), (8, 9, "Generic"), (10, 11, "Material")],
+        [(1, 2, "NOM"), (4, 5, "PROP"), (6, 7, "PRON"), (8, 9, "NOM"), (10, 11, "PROP")],
+        [(4, 5, 1, 2, "USED-FOR"), (8, 9, 10, 11, "USED-FOR")],
+        [[(0, 2), (6, 7)]],
+    ),
+    (
+        "The model learns word embeddings . They help the model .".split(),
+        [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+        [(1, 2, "Method"), (3, 5, "OtherScientificTerm"), (9, 10, "Method")],
+        [(0, 2, "NOM"), (3, 5, "NOM"), (6, 7, "PRON"), (8, 10, "NOM")],
+        [(3, 5, 1, 2, "PART-OF")],
+        [[(0, 2), (8, 10)], [(3, 5), (6, 7)]],
+    ),
+    (
+        "We evaluate BLEU on Europarl".split(),
+        None,
+        [(2, 3, "Metric"), (4, 5, "Material")],
+        [(0, 1, "PRON"), (2, 3, "PROP"), (4, 5, "PROP")],
+        [(2, 3, 4, 5, "EVALUATE-FOR")],
+        [],
+    ),
+]
+
+NER_LABELS = sorted({e[2] for spec in DOC_SPECS for e in spec[2]})
+MENTION_LABELS = sorted({m[2] for spec in DOC_SPECS for m in spec[3]})
+RELATION_LABELS = sorted({r[4] for spec in DOC_SPECS for r in spec[4]})
+
+
+def make_reference_doc(vocab, spec: DocSpec) -> Doc:
+    """A gold doc carrying all four annotation layers (set through spacy_hmtl.annotations)."""
+    words, sent_starts, ents, mentions, relations, clusters = spec
+    doc = Doc(vocab, words=words, sent_starts=sent_starts)
+    doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
+    doc.spans[MENTIONS_KEY] = SpanGroup(doc, name=MENTIONS_KEY, spans=[Span(doc, s, e, label=l) for s, e, l in mentions])
+    set_relation_records(doc, [list(r) + [1.0] for r in relations])
+    set_coref_clusters(doc, clusters, span_groups=False)
+    return doc
+
+
+def reference_docs(vocab) -> List[Doc]:
+    return [make_reference_doc(vocab, spec) for spec in DOC_SPECS]
+
+
+def make_examples(nlp: Language, refs: Optional[Sequence[Doc]] = None) -> List[Example]:
+    """Examples whose predicted docs share the gold tokenization and sentence boundaries."""
+    refs = list(refs) if refs is not None else reference_docs(nlp.vocab)
+    examples = []
+    for ref in refs:
+        sent_starts = [int(bool(t.is_sent_start)) for t in ref] if ref.has_annotation("SENT_START") else None
+        pred = Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref], sent_starts=sent_starts)
+        examples.append(Example(pred, ref))
+    return examples
+
+
+def nlp_from_config(config_str: str = TINY_CONFIG, overrides: Optional[Dict] = None) -> Language:
+    config = Config().from_str(config_str, overrides=overrides or {})
+    return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+
+
+def build_tiny_nlp(config_str: str = TINY_CONFIG, *, steps: int = 60, seed: int = 0, lr: float = 0.01) -> Tuple[Language, List[Example]]:
+    """A tiny four-head pipeline trained for ``steps`` updates on the reference docs."""
+    spacy.util.fix_random_seed(seed)
+    nlp = nlp_from_config(config_str)
+    examples = make_examples(nlp)
+    optimizer = Adam(lr)
+    nlp.initialize(lambda: examples, sgd=optimizer)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    return nlp, examples
+
+
+def write_docbin(path: Path, docs: Sequence[Doc]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    DocBin(store_user_data=True, docs=docs).to_disk(path)
+    return path
+
+
+def snapshot(doc: Doc, digits: Optional[int] = None) -> Dict:
+    """Every layer the pipes write, as plain comparable data (scores exact, or rounded to
+    ``digits`` decimals)."""
+    mentions = doc.spans.get(MENTIONS_KEY)
+    relations = doc._.hmtl_relations_data
+    coref = doc._.hmtl_coref_data
+
+    def num(x) -> float:
+        return float(x) if digits is None else round(float(x), digits)
+
+    return {
+        "ents": [(e.start, e.end, e.label_) for e in doc.ents],
+        "mentions": None if mentions is None else [(s.start, s.end, s.label_) for s in mentions],
+        "mention_scores": None if mentions is None else [num(x) for x in mentions.attrs.get("scores", [])],
+        "relations": None if relations is None else [(*map(int, r[:4]), str(r[4]), num(r[5])) for r in relations],
+        "coref": None if coref is None else [[(int(s), int(e)) for s, e in c] for c in coref],
+        "coref_groups": sorted(
+            (k, [(s.start, s.end) for s in g]) for k, g in doc.spans.items() if k.startswith("coref_clusters")
+        ),
+    }

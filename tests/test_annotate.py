@@ -1,0 +1,273 @@
+"""Batch annotation (``python -m spacy_hmtl annotate``): the JSON of a doc, JSONL and
+plain-text input, resuming after an interruption (truncated output, partial last line),
+malformed input, and ``n_process=2`` against 1."""
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+
+from spacy_hmtl.annotate import (
+    AnnotateError,
+    annotate_file,
+    batched,
+    doc_to_json,
+    dumps_line,
+    iter_input,
+    pipe_to_lines,
+)
+from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
+from spacy_hmtl.cli import main
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+EXTRA_TEXTS = [
+    "Bob Brown works for Initech in Denver .",
+    "Anna Lee lives in Rome . She loves Rome .",
+    "Initech hired Bob Brown .",
+    "The weather was fine .",
+    "",
+    "Acme Corp is in Paris . John Smith likes Paris .",
+]
+
+
+@pytest.fixture(scope="module")
+def texts(tiny_texts):
+    return list(tiny_texts) + EXTRA_TEXTS
+
+
+@pytest.fixture(scope="module")
+def jsonl_input(tmp_path_factory, texts) -> Path:
+    path = tmp_path_factory.mktemp("annotate_in") / "docs.jsonl"
+    with path.open("w", encoding="utf8") as fileh:
+        for i, text in enumerate(texts):
+            fileh.write(json.dumps({"id": f"doc-{i}", "text": text, "source": "test"}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_output(tmp_path_factory, tiny_nlp, jsonl_input) -> Path:
+    """The reference: one uninterrupted run."""
+    out = tmp_path_factory.mktemp("annotate_full") / "out.jsonl"
+    summary = annotate_file(tiny_nlp, jsonl_input, out, batch_size=2, show_progress=False)
+    assert summary.n_written == len(jsonl_input.read_text().splitlines())
+    return out
+
+
+def lines_of(path: Path):
+    return path.read_bytes().splitlines(keepends=True)
+
+
+# --- doc_to_json ------------------------------------------------------------------------
+
+
+def check_span(span: dict, data: dict) -> None:
+    assert data["text"][span["start_char"]:span["end_char"]] == span["text"]
+    toks = data["tokens"][span["start_token"]:span["end_token"]]
+    assert toks and toks[0]["start"] == span["start_char"] and toks[-1]["end"] == span["end_char"]
+    assert set(span) >= {"start_char", "end_char", "start_token", "end_token", "text", "label"}
+
+
+def test_doc_to_json_layers_and_offsets(tiny_nlp, tiny_texts):
+    found = {"entities": 0, "mentions": 0, "relations": 0, "coref_clusters": 0}
+    for doc in tiny_nlp.pipe(tiny_texts):
+        data = json.loads(json.dumps(doc_to_json(doc, "x")))  # JSON-serialisable, unchanged
+        assert data["id"] == "x" and data["text"] == doc.text
+        assert [t["text"] for t in data["tokens"]] == [t.text for t in doc]
+        assert all(data["text"][t["start"]:t["end"]] == t["text"] for t in data["tokens"])
+        for span in data["entities"] + data["mentions"]:
+            check_span(span, data)
+            assert span["label"]
+        for mention in data["mentions"]:
+            assert 0.0 <= mention["score"] <= 1.0
+        for rel in data["relations"]:
+            check_span(rel["head"], data)
+            check_span(rel["tail"], data)
+            assert rel["label"] and 0.0 <= rel["score"] <= 1.0
+        for cluster in data["coref_clusters"]:
+            assert len(cluster) >= 2
+            for span in cluster:
+                check_span(span, data)
+        for key in found:
+            found[key] += len(data[key])
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == [
+            (e["start_token"], e["end_token"], e["label"]) for e in data["entities"]
+        ]
+        assert [(r.head.start, r.tail.start, r.label) for r in doc._.relations] == [
+            (r["head"]["start_token"], r["tail"]["start_token"], r["label"]) for r in data["relations"]
+        ]
+    # the tiny pipeline was trained on these texts: every layer has predictions
+    assert all(found.values()), found
+
+
+def test_doc_to_json_missing_vs_empty():
+    nlp = spacy.blank("en")
+    doc = nlp("Nothing ran on this .")
+    data = doc_to_json(doc)
+    assert "id" not in data
+    assert data["entities"] is None and data["mentions"] is None
+    assert data["relations"] is None and data["coref_clusters"] is None
+    doc.ents = []
+    doc.spans["mentions"] = []
+    set_relation_records(doc, [])
+    set_coref_clusters(doc, [])
+    data = doc_to_json(doc, 3)
+    assert data["id"] == 3
+    assert data["entities"] == [] and data["mentions"] == [] and data["relations"] == [] and data["coref_clusters"] == []
+    # a relation argument that is an entity carries its label; one that is not, null
+    doc.ents = [spacy.tokens.Span(doc, 0, 1, label="X")]
+    set_relation_records(doc, [[0, 1, 3, 4, "R", 0.25]])
+    rel = doc_to_json(doc)["relations"][0]
+    assert rel["head"]["label"] == "X" and rel["tail"]["label"] is None and rel["score"] == 0.25
+
+
+# --- input ------------------------------------------------------------------------------
+
+
+def test_jsonl_run_keeps_ids_order_and_texts(full_output, texts):
+    data = [json.loads(line) for line in lines_of(full_output)]
+    assert [d["id"] for d in data] == [f"doc-{i}" for i in range(len(texts))]
+    assert [d["text"] for d in data] == texts
+    assert data[len(texts) - 2]["tokens"] == []  # the empty text
+
+
+def test_plain_text_input(tmp_path, tiny_nlp, tiny_texts, full_output):
+    inp = tmp_path / "docs.txt"
+    inp.write_text(tiny_texts[0] + "\n\n" + tiny_texts[1] + "\r\n" + tiny_texts[2], encoding="utf8")
+    out = tmp_path / "out.jsonl"
+    annotate_file(tiny_nlp, inp, out, batch_size=2, show_progress=False)
+    data = [json.loads(line) for line in lines_of(out)]
+    assert [d["id"] for d in data] == [1, 3, 4]  # line numbers; the blank line is skipped
+    assert [d["text"] for d in data] == list(tiny_texts)
+    reference = [json.loads(line) for line in lines_of(full_output)][:3]
+    for got, ref in zip(data, reference):
+        got.pop("id"), ref.pop("id")
+        assert got == ref
+    # --format overrides the extension: a .jsonl read as text
+    as_text = tmp_path / "lines.jsonl"
+    as_text.write_text('{"text": "not parsed"}\n', encoding="utf8")
+    assert [r[:2] for r in iter_input(as_text, "text")] == [(1, '{"text": "not parsed"}')]
+
+
+def test_jsonl_keys_and_default_ids(tmp_path):
+    inp = tmp_path / "docs.ndjson"
+    inp.write_text('{"body": "a b"}\n{"body": "c", "key": 7}\n', encoding="utf8")
+    assert list(iter_input(inp, text_key="body", id_key="key")) == [(1, "a b", 1), (7, "c", 2)]
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"text": "ok"}\n{"text": "broken"\n', ":2: not valid JSON"),
+        ('{"text": "ok"}\n\n["a list"]\n', ":3: expected a JSON object"),
+        ('{"id": 1}\n', ":1: no 'text' field"),
+        ('{"text": 5}\n', ":1: 'text' must be a string"),
+        ('{"text": "a", "id": [1]}\n', ":1: 'id' must be a string or an integer"),
+        ('{"text": "a", "id": "x"}\n{"text": "b", "id": "x"}\n', ":2: duplicate id 'x'"),
+        ('{"text": "a"}\n{"text": "a", "id": 1}\n', ":2: duplicate id 1"),
+    ],
+)
+def test_malformed_jsonl_names_file_and_line(tmp_path, content, message):
+    inp = tmp_path / "bad.jsonl"
+    inp.write_text(content, encoding="utf8")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(AnnotateError) as err:
+        # the model is never loaded: the input is checked first
+        annotate_file("no-such-model", inp, out, show_progress=False)
+    assert str(inp) + message in str(err.value)
+    assert not out.exists()
+
+
+def test_malformed_text_encoding(tmp_path):
+    inp = tmp_path / "bad.txt"
+    inp.write_bytes(b"fine\nnot \xff utf8\n")
+    with pytest.raises(AnnotateError, match=r"bad\.txt:2: not valid UTF-8"):
+        annotate_file("no-such-model", inp, tmp_path / "out.jsonl", show_progress=False)
+
+
+def test_cli_reports_malformed_input(tmp_path, capsys):
+    inp = tmp_path / "bad.jsonl"
+    inp.write_text('{"text": "ok"}\nnope\n', encoding="utf8")
+    assert main(["annotate", "no-such-model", str(inp), str(tmp_path / "o.jsonl"), "--no-progress"]) == 1
+    assert f"{inp}:2: not valid JSON" in capsys.readouterr().err
+
+
+# --- resume -----------------------------------------------------------------------------
+
+
+def test_resume_after_truncation_mid_file(tmp_path, tiny_nlp, jsonl_input, full_output):
+    full = lines_of(full_output)
+    out = tmp_path / "out.jsonl"
+    cut = 4
+    # an interrupted run: 4 whole lines and part of the 5th
+    out.write_bytes(b"".join(full[:cut]) + full[cut][: len(full[cut]) // 2])
+    summary = annotate_file(tiny_nlp, jsonl_input, out, batch_size=2, show_progress=False)
+    assert summary.n_skipped == cut and summary.repaired
+    assert summary.n_written == len(full) - cut
+    assert lines_of(out) == full  # nothing lost, nothing duplicated, same order
+
+
+def test_resume_complete_output_is_a_no_op(tmp_path, tiny_nlp, jsonl_input, full_output):
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(full_output.read_bytes())
+    summary = annotate_file(tiny_nlp, jsonl_input, out, batch_size=2, show_progress=False)
+    assert summary.n_written == 0 and summary.n_skipped == len(lines_of(full_output)) and not summary.repaired
+    assert out.read_bytes() == full_output.read_bytes()
+
+
+@pytest.mark.parametrize("partial", [b"{", b'{"id": "doc-0", "text": "John Smith works'])
+def test_partial_first_line_is_dropped(tmp_path, tiny_nlp, jsonl_input, full_output, partial):
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(partial)
+    summary = annotate_file(tiny_nlp, jsonl_input, out, batch_size=2, show_progress=False)
+    assert summary.repaired and summary.n_skipped == 0
+    assert out.read_bytes() == full_output.read_bytes()
+
+
+def test_interrupted_run_keeps_flushed_batches(tmp_path, tiny_nlp, jsonl_input, full_output):
+    """Kill-safety: every batch is flushed as it is written; an interruption keeps them."""
+    out = tmp_path / "out.jsonl"
+
+    def interrupted(records):
+        lines = pipe_to_lines(tiny_nlp, records, batch_size=2)
+        for i, batch in enumerate(batched(lines, 2)):
+            if i == 2:
+                # the output already holds the two flushed batches
+                assert len(lines_of(out)) == 4
+                raise KeyboardInterrupt
+            yield batch
+
+    with pytest.raises(KeyboardInterrupt):
+        annotate_file(tiny_nlp, jsonl_input, out, batch_size=2, show_progress=False, runner=interrupted)
+    assert lines_of(out) == lines_of(full_output)[:4]
+    summary = annotate_file(tiny_nlp, jsonl_input, out, batch_size=2, show_progress=False)
+    assert summary.n_skipped == 4
+    assert out.read_bytes() == full_output.read_bytes()
+
+
+def test_output_from_another_run_is_refused(tmp_path, tiny_nlp, jsonl_input, full_output):
+    out = tmp_path / "out.jsonl"
+    out.write_text(dumps_line({"id": "other", "text": "x"}), encoding="utf8")
+    with pytest.raises(AnnotateError, match=r"out\.jsonl:1: id 'other' is not in the input"):
+        annotate_file(tiny_nlp, jsonl_input, out, show_progress=False)
+    full = lines_of(full_output)
+    out.write_bytes(full[0] + b"garbage\n" + full[1])
+    with pytest.raises(AnnotateError, match=r"out\.jsonl:2: not a complete JSON line"):
+        annotate_file(tiny_nlp, jsonl_input, out, show_progress=False)
+    out.write_bytes(full[0] + full[0])
+    with pytest.raises(AnnotateError, match=r"out\.jsonl:2: id 'doc-0' is written twice"):
+        annotate_file(tiny_nlp, jsonl_input, out, show_progress=False)
+    # --overwrite starts again
+    annotate_file(tiny_nlp, jsonl_input, out, batch_size=2, show_progress=False, overwrite=True)
+    assert out.read_bytes() == full_output.read_bytes()
+
+
+# --- processes and the CLI --------------------------------------------------------------
+
+
+def test_cli_n_process_2_equals_single_process(tmp_path, tiny_pipeline_path, jsonl_input, full_output, assert_same_jsonl, capsys):
+    out = tmp_path / "out.jsonl"
+    args = ["annotate", str(tiny_pipeline_path), str(jsonl_input), str(out), "--batch-size", "2", "--n-process", "2"]
+    assert main(args) == 0
+    assert "annotated" in capsys.readouterr().out
+    assert_same_jsonl(out, full_output)

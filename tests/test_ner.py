@@ -1,0 +1,165 @@
+"""hmtl_ner: the BIOUL CRF against brute force, and the pipe end to end."""
+import itertools
+import math
+
+import pytest
+import spacy
+import torch
+from spacy.training import Example
+
+from spacy_hmtl.ner.component import tags_to_spans
+from spacy_hmtl.ner.crf import FORBIDDEN, CRFTagger, bioul_constraints, bioul_tag_names
+
+TRAIN = [
+    ("Alice Smith lives in Paris .", [(0, 11, "PER"), (21, 26, "LOC")]),
+    ("Bob works for Acme Corp in London .", [(0, 3, "PER"), (14, 23, "ORG"), (27, 33, "LOC")]),
+    ("Nothing to see here .", []),
+    ("The New York Times hired Carol .", [(4, 18, "ORG"), (25, 30, "PER")]),
+]
+
+
+def _path_score(crf: CRFTagger, emissions: torch.Tensor, path) -> torch.Tensor:
+    start, trans, end = crf._scores()
+    score = start[path[0]] + emissions[0, path[0]]
+    for t in range(1, len(path)):
+        score = score + trans[path[t - 1], path[t]] + emissions[t, path[t]]
+    return score + end[path[-1]]
+
+
+def _is_valid(path, n_labels: int) -> bool:
+    start, trans, end = bioul_constraints(n_labels)
+    if not path:
+        return True
+    return bool(start[path[0]]) and bool(end[path[-1]]) and all(bool(trans[a, b]) for a, b in zip(path, path[1:]))
+
+
+@pytest.fixture
+def crf():
+    torch.manual_seed(0)
+    module = CRFTagger(n_in=4, n_labels=2, dropout=0.0)
+    with torch.no_grad():
+        module.transitions.normal_()
+        module.start_transitions.normal_()
+        module.end_transitions.normal_()
+    return module
+
+
+def test_log_partition_equals_brute_force(crf):
+    n_tags, time = crf.n_tags, 3
+    emissions = torch.randn(1, time, n_tags)
+    brute = torch.logsumexp(
+        torch.stack([_path_score(crf, emissions[0], p) for p in itertools.product(range(n_tags), repeat=time)]), 0
+    )
+    assert crf.log_partition(emissions, torch.tensor([time]))[0].item() == pytest.approx(brute.item(), abs=1e-4)
+
+
+def test_likelihood_of_valid_paths_only_and_partial_labels(crf):
+    n_tags, time = crf.n_tags, 3
+    emissions = torch.randn(1, time, n_tags)
+    valid = [p for p in itertools.product(range(n_tags), repeat=time) if _is_valid(p, 2)]
+    log_z_valid = torch.logsumexp(torch.stack([_path_score(crf, emissions[0], p) for p in valid]), 0)
+    # Forbidden paths carry (numerically) no probability mass.
+    assert crf.log_partition(emissions, torch.tensor([time]))[0].item() == pytest.approx(log_z_valid.item(), abs=1e-3)
+    names = bioul_tag_names(["A", "B"])
+    gold = [names.index("B-A"), names.index("L-A"), names.index("O")]
+    nll = crf.neg_log_likelihood(emissions, torch.tensor([time]), torch.tensor([gold]))
+    expected = log_z_valid - _path_score(crf, emissions[0], gold)
+    assert nll.item() == pytest.approx(expected.item(), abs=1e-3)
+    # Unknown tag in the middle: marginalise over every valid completion.
+    partial = [gold[0], -1, gold[2]]
+    compatible = [p for p in valid if p[0] == gold[0] and p[2] == gold[2]]
+    log_num = torch.logsumexp(torch.stack([_path_score(crf, emissions[0], p) for p in compatible]), 0)
+    nll_partial = crf.neg_log_likelihood(emissions, torch.tensor([time]), torch.tensor([partial]))
+    assert nll_partial.item() == pytest.approx((log_z_valid - log_num).item(), abs=1e-3)
+    # A sequence with no gold at all adds nothing.
+    none = crf.neg_log_likelihood(emissions, torch.tensor([time]), torch.tensor([[-1, -1, -1]]))
+    assert none.item() == 0.0
+
+
+def test_padding_does_not_change_the_likelihood(crf):
+    emissions = torch.randn(2, 5, crf.n_tags)
+    tags = torch.tensor([[0, 0, 0, 0, 0], [0, 0, -1, -1, -1]])
+    both = crf.neg_log_likelihood(emissions, torch.tensor([5, 2]), tags)
+    first = crf.neg_log_likelihood(emissions[:1], torch.tensor([5]), tags[:1])
+    second = crf.neg_log_likelihood(emissions[1:, :2], torch.tensor([2]), tags[1:, :2])
+    assert both.item() == pytest.approx((first + second).item(), rel=1e-5)
+
+
+def test_viterbi_is_the_best_valid_path(crf):
+    time = 3
+    for seed in range(4):
+        torch.manual_seed(seed)
+        emissions = torch.randn(1, time, crf.n_tags) * 3
+        valid = [p for p in itertools.product(range(crf.n_tags), repeat=time) if _is_valid(p, 2)]
+        best = max(valid, key=lambda p: _path_score(crf, emissions[0], p).item())
+        assert crf.viterbi(emissions, torch.tensor([time]))[0] == list(best)
+
+
+def test_viterbi_never_returns_an_invalid_sequence():
+    torch.manual_seed(1)
+    crf = CRFTagger(n_in=4, n_labels=3, dropout=0.0)
+    with torch.no_grad():  # learned scores that favour forbidden moves must not matter
+        crf.transitions.normal_(std=50.0)
+    lengths = torch.randint(0, 30, (64,))
+    emissions = torch.randn(64, 30, crf.n_tags) * 20
+    for path, n in zip(crf.viterbi(emissions, lengths), lengths.tolist()):
+        assert len(path) == n
+        assert _is_valid(path, 3)
+    assert FORBIDDEN < -1000
+
+
+def test_tags_to_spans():
+    assert tags_to_spans(["U-PER", "O", "B-ORG", "I-ORG", "L-ORG", "O"]) == [(0, 1, "PER"), (2, 5, "ORG")]
+    assert tags_to_spans([]) == []
+
+
+def _train_ner(steps: int = 80):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "hmtl_encoder",
+        config={"model": {"level_widths": [32, 32], "level_depths": [1, 1], "embed": {"width": 48}}},
+    )
+    nlp.add_pipe("hmtl_ner")
+    examples = [Example.from_dict(nlp.make_doc(t), {"entities": e}) for t, e in TRAIN]
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.01
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    return nlp, examples
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    return _train_ner()
+
+
+def test_overfits_to_perfect_entities(trained):
+    nlp, examples = trained
+    scores = nlp.evaluate(examples)
+    assert scores["ents_f"] == 1.0
+    assert set(nlp.get_pipe("hmtl_ner").labels) == {"LOC", "ORG", "PER"}
+
+
+def test_round_trips_and_multiprocessing(trained, tmp_path):
+    nlp, _ = trained
+    texts = [t for t, _ in TRAIN] + ["", "x", "Paris"]
+    expected = [[(e.start, e.end, e.label_) for e in nlp(t).ents] for t in texts]
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in loaded.pipe(texts)] == expected
+    multi = loaded.pipe(texts, n_process=2, batch_size=2)
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in multi] == expected
+    from_bytes = spacy.blank("en")
+    from_bytes.add_pipe("hmtl_encoder", config={"model": {"level_widths": [32, 32], "level_depths": [1, 1], "embed": {"width": 48}}})
+    from_bytes.add_pipe("hmtl_ner")
+    from_bytes.from_bytes(nlp.to_bytes())
+    assert [[(e.start, e.end, e.label_) for e in from_bytes(t).ents] for t in texts] == expected
+
+
+def test_docs_without_entity_annotation_add_no_loss(trained):
+    nlp, _ = trained
+    unannotated = [Example(nlp.make_doc("Alice lives in Paris ."), nlp.make_doc("Alice lives in Paris ."))]
+    assert not unannotated[0].reference.has_annotation("ENT_IOB")
+    losses = nlp.update(unannotated, sgd=False)
+    assert losses["hmtl_ner"] == 0.0
