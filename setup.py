@@ -31,8 +31,12 @@ ENTRY_POINTS = {
         "spacy_hmtl.relation_scorer.v1 = spacy_hmtl.relations.scorer:make_relation_scorer",
         "spacy_hmtl.coref_scorer.v1 = spacy_hmtl.coref.scorer:make_coref_scorer",
     ],
-    "spacy_readers": [],
-    "spacy_batchers": [],
+    "spacy_readers": [
+        "spacy_hmtl.MultiTaskCorpus.v1 = spacy_hmtl.training.multitask_corpus:create_multitask_corpus",
+    ],
+    "spacy_batchers": [
+        "spacy_hmtl.task_batcher.v1 = spacy_hmtl.training.task_batcher:configure_task_batcher",
+    ],
     "spacy_misc": [],
 }
 

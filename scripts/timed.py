@@ -1,0 +1,172 @@
+"""Run a command and record how long it took and how much memory it used.
+
+    python scripts/timed.py metrics/train_scierc.json -- python -m spacy train configs/scierc.cfg ...
+
+writes ``metrics/train_scierc.json``::
+
+    {"command": [...], "command_line": "...", "returncode": 0, "wall_s": 1234.5,
+     "peak_rss_mb": 812.3, "started": "...", "finished": "...", "machine": {...}}
+
+* ``wall_s``: wall-clock seconds from starting the child to its exit.
+* ``peak_rss_mb``: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``: the largest peak
+  resident set of the child or of any of its descendants that were waited for (not the
+  sum over processes).
+* ``machine``: CPU model (``/proc/cpuinfo``), logical cores, cores this process may use,
+  GPU (when torch sees CUDA), Python and platform.
+
+The JSON is written whatever the outcome (also when the command fails or cannot be
+started), and the script exits with the child's exit status (128 + N when the child was
+killed by signal N, 127 when the command was not found), so ``spacy project run`` stops
+on a failed training as it would without the wrapper. Ctrl-C reaches the child through
+the terminal's process group; the wrapper waits for it and still writes the record.
+"""
+import json
+import os
+import platform
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+USAGE = "usage: python scripts/timed.py OUT.json -- CMD [ARG ...]"
+
+
+def cpu_model() -> Optional[str]:
+    """The CPU model name from /proc/cpuinfo (None where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def gpu_info(import_torch: bool = True) -> Optional[List[str]]:
+    """Names of the CUDA devices torch sees; None without torch or without CUDA.
+
+    import_torch=False only reports when torch is already imported (cheap)."""
+    if not import_torch and "torch" not in sys.modules:
+        return None
+    try:
+        import torch
+    except Exception:
+        return None
+    try:
+        if not torch.cuda.is_available():
+            return None
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:
+        return None
+
+
+def machine_info(import_torch: bool = True) -> Dict[str, Any]:
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "gpu": gpu_info(import_torch),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def parse_argv(argv: Sequence[str]) -> Tuple[str, List[str]]:
+    """``OUT.json -- CMD ...`` -> (OUT.json, CMD). The ``--`` is required."""
+    argv = list(argv)
+    if "--" not in argv:
+        raise ValueError(USAGE)
+    sep = argv.index("--")
+    head, cmd = argv[:sep], argv[sep + 1 :]
+    if len(head) != 1 or not cmd:
+        raise ValueError(USAGE)
+    return head[0], cmd
+
+
+def exit_status(returncode: int) -> int:
+    """subprocess returncode -> shell-style exit status."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_timed(out_path: str, cmd: List[str]) -> int:
+    record: Dict[str, Any] = {
+        "command": cmd,
+        "command_line": shlex.join(cmd),
+        "cwd": os.getcwd(),
+        "started": now_iso(),
+    }
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    error = None
+    try:
+        proc = subprocess.Popen(cmd)
+    except OSError as e:  # not found / not executable
+        returncode, error = 127, f"{type(e).__name__}: {e}"
+    else:
+        while True:
+            try:
+                returncode = proc.wait()
+                break
+            except KeyboardInterrupt:
+                # The child got the same SIGINT from the terminal: let it shut down.
+                continue
+        returncode = exit_status(returncode)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    record.update(
+        {
+            "finished": now_iso(),
+            "returncode": returncode,
+            "wall_s": round(wall, 3),
+            # ru_maxrss is in KiB on Linux (bytes on macOS)
+            "peak_rss_mb": round(after.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10), 1),
+            "user_cpu_s": round(after.ru_utime - before.ru_utime, 3),
+            "system_cpu_s": round(after.ru_stime - before.ru_stime, 3),
+            "machine": machine_info(),
+        }
+    )
+    if error:
+        record["error"] = error
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf8")
+    print(
+        f"[timed] {record['command_line']}: exit {returncode}, {wall:.1f} s wall, "
+        f"peak RSS {record['peak_rss_mb']} MB -> {out}",
+        file=sys.stderr,
+    )
+    return returncode
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        out_path, cmd = parse_argv(sys.argv[1:] if argv is None else argv)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return run_timed(out_path, cmd)
+
+
+if __name__ == "__main__":
+    # SIGINT is handled in run_timed (wait for the child); keep default SIGTERM behaviour.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())

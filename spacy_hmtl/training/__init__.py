@@ -1,0 +1,32 @@
+"""Multi-corpus training: ``spacy_hmtl.MultiTaskCorpus.v1`` (reader) and
+``spacy_hmtl.task_batcher.v1`` (batcher), HMTL's one-task-per-step regime.
+
+Importing this package registers both (they are also found through the ``spacy_readers``
+and ``spacy_batchers`` entry points). See the two modules' docstrings for the design.
+"""
+from .multitask_corpus import (  # noqa: F401
+    CORPUS_TAG,
+    TASKS,
+    TASKS_TAG,
+    MultiTaskCorpus,
+    create_multitask_corpus,
+    get_corpus_name,
+    get_corpus_tasks,
+    strip_annotation,
+    strip_docbin,
+)
+from .task_batcher import TaskBatcher, configure_task_batcher  # noqa: F401
+
+__all__ = [
+    "CORPUS_TAG",
+    "TASKS",
+    "TASKS_TAG",
+    "MultiTaskCorpus",
+    "TaskBatcher",
+    "configure_task_batcher",
+    "create_multitask_corpus",
+    "get_corpus_name",
+    "get_corpus_tasks",
+    "strip_annotation",
+    "strip_docbin",
+]
