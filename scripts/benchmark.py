@@ -211,10 +211,12 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 1) -> str:
+def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: Any = 1) -> str:
+    """A markdown table; ``digits``: decimals of the floats, one int or one per column."""
+    per_column = list(digits) if isinstance(digits, (list, tuple)) else [digits] * len(headers)
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        lines.append("| " + " | ".join(fmt(c, digits) for c in row) + " |")
+        lines.append("| " + " | ".join(fmt(c, d) for c, d in zip(row, per_column)) + " |")
     return "\n".join(lines)
 
 
@@ -613,7 +615,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
             md_table(
                 ["pipeline", "texts", "words", "median s", "median words/s", "words/s per round", "ratio vs stock"],
                 speed_rows(speed),
-                digits=2,
+                digits=[0, 0, 0, 2, 0, 0, 2],
             ),
         ]
         if speed.get("not_timed"):
@@ -627,7 +629,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
             "",
             "### Peak memory",
             "",
-            "A fresh process per pipeline loads it and pipes all the speed texts once (`ru_maxrss`).",
+            "A fresh process per pipeline loads it and pipes all the speed texts once (`VmHWM`, the process's peak resident set).",
             "",
             md_table(
                 ["pipeline", "interpreter + imports (MB)", "after load (MB)", "peak RSS (MB)"],

@@ -11,6 +11,8 @@ writes ``metrics/train_scierc.json``::
 * ``peak_rss_mb``: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``: the largest peak
   resident set of the child or of any of its descendants that were waited for (not the
   sum over processes).
+* ``command``: as run; a leading ``python``/``python3`` is replaced by this interpreter,
+  as ``spacy project run`` does for the script line itself.
 * ``machine``: CPU model (``/proc/cpuinfo``), logical cores, cores this process may use,
   GPU (when torch sees CUDA), Python and platform.
 
@@ -62,6 +64,10 @@ def gpu_info(import_torch: bool = True) -> Optional[List[str]]:
     import_torch=False only reports when torch is already imported (cheap)."""
     if not import_torch and "torch" not in sys.modules:
         return None
+    if "torch" not in sys.modules and not any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
+    ):
+        return None  # no NVIDIA / ROCm driver: torch could not see a GPU; skip its slow import
     try:
         import torch
     except Exception:
@@ -107,7 +113,16 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def resolve_python(cmd: List[str]) -> List[str]:
+    """``python``/``python3`` -> this interpreter, as ``spacy project run`` does for the
+    first word of a script line (so the wrapped command runs in the same environment)."""
+    if cmd and cmd[0] in ("python", "python3"):
+        return [sys.executable] + cmd[1:]
+    return cmd
+
+
 def run_timed(out_path: str, cmd: List[str]) -> int:
+    cmd = resolve_python(cmd)
     record: Dict[str, Any] = {
         "command": cmd,
         "command_line": shlex.join(cmd),

@@ -150,12 +150,44 @@ class TorchHeadPipe(TrainablePipe):
                 f"annotated for this task (see spacy_hmtl.annotations)?"
             )
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        self.cfg["input_width"] = self._find_input_width([doc for doc in sample if len(doc)][:1])
         layer = self.model.get_ref("torch_head")
         layer.shims.clear()  # re-initializing rebuilds the module with the current labels
         layer.attrs["module_kwargs"] = self.module_kwargs()
         self.model.initialize(X=sample)
 
     _needs_labels = True
+
+    def input_width(self) -> int:
+        """Width of the listener's output: its ``nO`` (set when an HMTLListener is linked,
+        or given in the config), else the width found at initialize."""
+        tok2vec = self.model.get_ref("tok2vec")
+        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
+            return int(tok2vec.get_dim("nO"))
+        if self.cfg.get("input_width"):
+            return int(self.cfg["input_width"])
+        raise ValueError(
+            f"[{self.name}] the width of the listener's output is unknown: initialize the "
+            "pipeline (nlp.initialize) or give the listener a width"
+        )
+
+    def _find_input_width(self, sample: List[Doc]) -> int:
+        """At initialize: the listener's ``nO``, or, for a listener that learns its width
+        lazily, the width of its first output (its upstream is initialized by then)."""
+        tok2vec = self.model.get_ref("tok2vec")
+        tok2vec.initialize(X=sample or None)
+        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
+            return int(tok2vec.get_dim("nO"))
+        try:
+            outputs = tok2vec.predict(sample) if sample else []
+        except Exception as err:  # noqa: BLE001  (re-raised with context)
+            raise ValueError(
+                f"[{self.name}] cannot determine the width of the token vectors: the listener "
+                f"has no 'nO' and could not be run ({err})"
+            ) from err
+        if not outputs or outputs[0].ndim != 2 or not outputs[0].shape[1]:
+            raise ValueError(f"[{self.name}] cannot determine the width of the token vectors")
+        return int(outputs[0].shape[1])
 
     def _check_listeners_linked(self, nlp: Optional[Language]) -> None:
         from .encoder.listener import HMTLListener

@@ -4,13 +4,13 @@ Writes ``doc.spans["coref_clusters_N"]`` (one group per cluster, numbered from 1
 marker group ``doc.spans["coref_clusters"]`` through ``annotations.set_coref_clusters``;
 ``doc._.coref_clusters`` returns the clusters as lists of ``Span`` s.
 """
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.training import Example, validate_get_examples
+from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
@@ -86,55 +86,9 @@ class HMTLCoref(TorchHeadPipe):
 
     # --- module ---------------------------------------------------------------------
 
-    def _input_width(self) -> int:
-        if self.cfg.get("n_in"):
-            return int(self.cfg["n_in"])
-        tok2vec = self.model.get_ref("tok2vec")
-        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
-            return int(tok2vec.get_dim("nO"))
-        raise ValueError(
-            f"[{self.name}] the width of the listener's output is unknown: initialize the "
-            "pipeline (nlp.initialize) or give the listener a width"
-        )
-
     def module_kwargs(self) -> Dict[str, Any]:
         hparams = dict(self.model.get_ref("torch_head").attrs.get("hparams", {}))
-        return {"n_in": self._input_width(), **hparams}
-
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Example]],
-        *,
-        nlp: Optional[Language] = None,
-        labels: Optional[Sequence[str]] = None,
-    ) -> None:
-        """Initialize the head: find the listener's width and build the torch module.
-
-        get_examples (Callable[[], Iterable[Example]]): the training data.
-        nlp (Language): the current nlp object.
-        labels: unused (the head has no labels).
-        """
-        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
-        self.cfg["n_in"] = self._find_input_width(get_examples)
-        super().initialize(get_examples, nlp=nlp)
-
-    def _find_input_width(self, get_examples: Callable[[], Iterable[Example]]) -> int:
-        tok2vec = self.model.get_ref("tok2vec")
-        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
-            return int(tok2vec.get_dim("nO"))
-        sample = []
-        for eg in get_examples():
-            if len(eg.predicted):
-                sample.append(eg.predicted)
-                break
-        tok2vec.initialize(X=sample or None)
-        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
-            return int(tok2vec.get_dim("nO"))
-        if sample:
-            # A listener without a declared width: ask it once (the upstream component
-            # has been initialized before this one in nlp.initialize).
-            return int(tok2vec.predict(sample)[0].shape[1])
-        raise ValueError(f"[{self.name}] cannot find the width of the listener's output")
+        return {"n_in": self.input_width(), **hparams}
 
     # --- training -------------------------------------------------------------------
 

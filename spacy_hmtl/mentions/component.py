@@ -9,7 +9,6 @@ the doc has sentence boundaries) is a candidate; gold mentions wider than ``max_
 can never be predicted (``initialize`` counts them and warns).
 """
 import warnings
-from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
@@ -110,20 +109,8 @@ class MentionDetector(TorchHeadPipe):
     def max_width(self) -> int:
         return int(self.head_config["max_width"])
 
-    def _listener_width(self) -> Optional[int]:
-        tok2vec = self.model.get_ref("tok2vec")
-        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
-            return int(tok2vec.get_dim("nO"))
-        return None
-
     def module_kwargs(self) -> Dict[str, Any]:
-        n_in = self._listener_width() or self.cfg.get("input_width")
-        if not n_in:
-            raise ValueError(
-                f"[{self.name}] the width of the token vectors is unknown: give the listener a "
-                "width or initialize the pipeline first"
-            )
-        return {"n_in": int(n_in), "n_labels": len(self.labels), **self.head_config}
+        return {"n_in": self.input_width(), "n_labels": len(self.labels), **self.head_config}
 
     # --- labels and initialization ---------------------------------------------------
 
@@ -146,7 +133,7 @@ class MentionDetector(TorchHeadPipe):
         labels: Optional[Sequence[str]] = None,
     ) -> None:
         """Initialize the component: labels from the data (or ``labels``, e.g. from
-        ``spacy init labels``), input width from the listener, then the torch module.
+        ``spacy init labels``), then the torch module.
         Warns about gold mentions wider than ``max_width``: they cannot be predicted.
 
         get_examples (Callable[[], Iterable[Example]]): the training data.
@@ -155,23 +142,6 @@ class MentionDetector(TorchHeadPipe):
         """
         validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
         self._warn_wide_mentions(get_examples())
-        tok2vec = self.model.get_ref("tok2vec")
-        sample = [eg.predicted for eg in islice(get_examples(), 10)]
-        tok2vec.initialize(X=sample)  # lets a listener learn its width from its upstream
-        width = self._listener_width()
-        if width is None:
-            # Fall back to the first output (a listener whose width is set lazily).
-            try:
-                outputs = tok2vec.predict(sample)
-            except Exception as err:  # noqa: BLE001  (re-raised with context)
-                raise ValueError(
-                    f"[{self.name}] cannot determine the width of the token vectors: the "
-                    f"listener has no 'nO' and could not be run ({err})"
-                ) from err
-            if not outputs or outputs[0].ndim != 2 or not outputs[0].shape[1]:
-                raise ValueError(f"[{self.name}] cannot determine the width of the token vectors")
-            width = int(outputs[0].shape[1])
-        self.cfg["input_width"] = width
         super().initialize(get_examples, nlp=nlp, labels=labels)
 
     def _warn_wide_mentions(self, examples: Iterable[Example]) -> None:

@@ -6,7 +6,6 @@ from spacy.language import Language
 from thinc.api import Config
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from spacy.util import registry
 from thinc.api import Model
 
 from ..annotations import has_ner_annotation
@@ -48,14 +47,8 @@ class HMTLNer(TorchHeadPipe):
     """Named entities with a BIOUL-constrained CRF (Viterbi decoding)."""
 
     def module_kwargs(self) -> Dict[str, Any]:
-        tok2vec = self.model.get_ref("tok2vec")
-        if not tok2vec.has_dim("nO") or not tok2vec.get_dim("nO"):
-            raise ValueError(
-                f"[{self.name}] the width of its tok2vec is unknown: is its listener linked to "
-                "an encoder earlier in the pipeline?"
-            )
         return {
-            "n_in": tok2vec.get_dim("nO"),
+            "n_in": self.input_width(),
             "n_labels": len(self.labels),
             "hidden_width": self.model.attrs["hidden_width"],
             "dropout": self.model.attrs["dropout"],

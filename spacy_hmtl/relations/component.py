@@ -233,21 +233,9 @@ class RelationExtractor(TorchHeadPipe):
     def entity_labels(self) -> Tuple[str, ...]:
         return tuple(self.cfg["entity_labels"])
 
-    def _input_width(self) -> int:
-        width = int(self.cfg.get("input_width") or 0)
-        if width:
-            return width
-        tok2vec = self.model.get_ref("tok2vec")
-        if tok2vec.has_dim("nO") and tok2vec.get_dim("nO"):
-            return int(tok2vec.get_dim("nO"))
-        raise ValueError(
-            f"[{self.name}] the width of the listener's output is unknown: initialize the "
-            "pipeline (nlp.initialize) or give the listener a width"
-        )
-
     def module_kwargs(self) -> Dict[str, Any]:
         return {
-            "n_in": self._input_width(),
+            "n_in": self.input_width(),
             "n_labels": len(self.labels),
             "n_entity_types": len(self.entity_labels),
             **self.model.attrs.get(SIZES_ATTR, {}),
@@ -286,11 +274,6 @@ class RelationExtractor(TorchHeadPipe):
             for eg in get_examples():
                 types.update(span.label_ for span in entity_spans(eg.reference, self.cfg["entity_source"]))
             self.cfg["entity_labels"] = sorted(types)
-        tok2vec = self.model.get_ref("tok2vec")
-        if not (tok2vec.has_dim("nO") and tok2vec.get_dim("nO")):
-            tok2vec.initialize(X=[eg.predicted for eg, _ in zip(get_examples(), range(10))])
-        self.cfg["input_width"] = 0
-        self.cfg["input_width"] = self._input_width()
         super().initialize(get_examples, nlp=nlp, labels=labels)
 
     # --- candidates -------------------------------------------------------------------
