@@ -192,18 +192,6 @@ def assert_same_jsonl():
     return check
 
 
-@pytest.fixture(scope="module")
-def torch_one_thread():
-    """torch on one thread for a module: on two busy cores torch's thread pool is many
-    times slower than a single thread. Use it with ``pytestmark`` or ``autouse``."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def pytest_configure(config) -> None:
     # The suite runs on 2-core machines, often beside other work, and forks for
     # nlp.pipe(n_process=2): one torch thread per process avoids oversubscription,

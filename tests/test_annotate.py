@@ -19,7 +19,6 @@ from spacy_hmtl.annotate import (
 from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
 from spacy_hmtl.cli import main
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 EXTRA_TEXTS = [
     "Bob Brown works for Initech in Denver .",

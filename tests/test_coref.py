@@ -29,15 +29,6 @@ TRAIN = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small torch ops on 2 shared cores: one thread is ~10x faster than two.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def make_nlp(**head_cfg) -> spacy.Language:
     nlp = spacy.blank("en")
     nlp.add_pipe(

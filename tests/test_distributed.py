@@ -14,7 +14,6 @@ from spacy_hmtl.annotate import annotate_file  # noqa: E402
 from spacy_hmtl.cli import main  # noqa: E402
 from spacy_hmtl.distributed import annotate_file_dask  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 EXTRA_TEXTS = [
     "Bob Brown works for Initech in Denver .",

@@ -1,6 +1,5 @@
 """hmtl_ner: the BIOUL CRF against brute force, and the pipe end to end."""
 import itertools
-import math
 
 import pytest
 import spacy

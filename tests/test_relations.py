@@ -60,13 +60,6 @@ DOCS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def make_doc(vocab, words, sent_starts=None, ents=(), records=None) -> Doc:
     doc = Doc(vocab, words=words, sent_starts=sent_starts)

@@ -15,7 +15,6 @@ import math
 import pytest
 import spacy
 import srsly
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
@@ -34,13 +33,6 @@ from spacy_hmtl.annotations import set_relation_records
 
 SENTENCE = "We apply a neural parser to the Penn Treebank . The parser improves accuracy ."
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

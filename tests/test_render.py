@@ -24,7 +24,6 @@ from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
 from spacy_hmtl.cli import main
 from spacy_hmtl.render import _row_breaks, render, render_relations_svg
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")
 CHROMIUM_FLAGS = [

@@ -9,7 +9,6 @@ import pickle
 
 import pytest
 import spacy
-import torch
 from spacy.tokens import Doc, DocBin, Span
 
 from helpers import PIPE_NAMES, build_tiny_nlp, make_examples, nlp_from_config, snapshot
@@ -26,13 +25,6 @@ TEXTS = [
     "🙂 我们 使用 parser . Привет",
 ]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

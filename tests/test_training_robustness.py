@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import spacy
-import torch
 from spacy.cli.train import train
 from spacy.training.initialize import init_nlp
 from thinc.api import Config
@@ -33,13 +32,6 @@ TEXTS = [
     "We evaluate BLEU on Europarl",
 ]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
