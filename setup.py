@@ -20,6 +20,8 @@ ENTRY_POINTS = {
     "spacy_architectures": [
         "spacy_hmtl.HierarchicalEncoder.v1 = spacy_hmtl.encoder.model:build_hierarchical_encoder",
         "spacy_hmtl.HMTLEmbed.v1 = spacy_hmtl.encoder.model:build_hmtl_embed",
+        "spacy_hmtl.ConcatEmbed.v1 = spacy_hmtl.encoder.model:build_concat_embed",
+        "spacy_hmtl.TransformerFeatures.v1 = spacy_hmtl.encoder.transformer_features:build_transformer_features",
         "spacy_hmtl.HMTLListener.v1 = spacy_hmtl.encoder.listener:build_hmtl_listener",
         "spacy_hmtl.CRFTagger.v1 = spacy_hmtl.ner.model:build_crf_tagger",
         "spacy_hmtl.SpanMentionDetector.v1 = spacy_hmtl.mentions.model:build_span_mention_detector",
@@ -37,7 +39,9 @@ ENTRY_POINTS = {
     "spacy_batchers": [
         "spacy_hmtl.task_batcher.v1 = spacy_hmtl.training.task_batcher:configure_task_batcher",
     ],
-    "spacy_misc": [],
+    "spacy_misc": [
+        "spacy_hmtl.installed_model_dir.v1 = spacy_hmtl.encoder.transformer_features:installed_model_dir",
+    ],
 }
 
 setup(

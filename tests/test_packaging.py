@@ -1,0 +1,55 @@
+"""`spacy package` on a trained spacy-hmtl pipeline gives a package that loads by name.
+
+The full check (a fresh venv that installs spacy-hmtl and the sdist) is the project's
+`check-package` command (scripts/check_package.py); here the sdist is installed into a
+separate directory and loaded by name in another process, which needs no downloads.
+"""
+import json
+import os
+import subprocess
+import sys
+
+from conftest import normalise_annotations
+
+from spacy_hmtl.annotate import doc_to_json
+
+CHILD = """
+import json, sys
+import spacy
+from spacy_hmtl.annotate import doc_to_json
+nlp = spacy.load("en_hmtl_tiny")
+print(json.dumps({"path": str(nlp.path), "docs": [doc_to_json(d) for d in nlp.pipe(json.loads(sys.argv[1]))]}))
+"""
+
+
+def test_spacy_package_builds_an_sdist_that_loads_by_name(tiny_pipeline_path, tiny_nlp, tiny_texts, tmp_path):
+    out = tmp_path / "packages"
+    out.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "package", str(tiny_pipeline_path), str(out),
+         "--name", "hmtl_tiny", "--version", "0.0.1", "--force"],
+        check=True, capture_output=True, text=True,
+    )
+    package_dir = out / "en_hmtl_tiny-0.0.1"
+    meta = json.loads((package_dir / "meta.json").read_text(encoding="utf8"))
+    # spaCy found the plugin behind the factories: installing the package pulls spacy-hmtl
+    assert any(req.startswith("spacy-hmtl") for req in meta["requirements"])
+    (sdist,) = (package_dir / "dist").glob("*.tar.gz")
+
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "--no-build-isolation", "--target", str(target), str(sdist)],
+        check=True, capture_output=True, text=True,
+    )
+    texts = tiny_texts + ["", "x"]
+    env = dict(os.environ, PYTHONPATH=str(target))
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(texts)],
+        check=True, capture_output=True, text=True, env=env, cwd=tmp_path,
+    )
+    child = json.loads(result.stdout.strip().splitlines()[-1])
+    assert child["path"].startswith(str(target))
+    expected = [doc_to_json(doc) for doc in tiny_nlp.pipe(texts)]
+    assert normalise_annotations(child["docs"]) == normalise_annotations(expected)
+    assert any(doc["relations"] for doc in child["docs"])  # the tiny pipeline predicts something
