@@ -105,8 +105,8 @@ def main() -> int:
         python = str(venv / "bin" / "python")
         hmtl = str(ROOT) + (f"[{args.extras}]" if args.extras else "")
         print("[2/3] installing torch, spacy-hmtl (from this checkout) and the package", flush=True)
-        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", args.torch, hmtl])
-        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(sdists[0])])
+        run([python, "-m", "pip", "install", "-qq", "--disable-pip-version-check", args.torch, hmtl])
+        run([python, "-m", "pip", "install", "-qq", "--disable-pip-version-check", str(sdists[0])])
         report["install_s"] = round(time.perf_counter() - start, 1)
         print(f"[3/3] spacy.load('{name}') in the venv", flush=True)
         # a neutral working directory, so nothing in the checkout is importable

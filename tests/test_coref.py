@@ -13,7 +13,8 @@ from thinc.api import Adam, fix_random_seed
 
 import spacy_hmtl.coref.component  # noqa: F401  (registers factory, architecture, scorer)
 from spacy_hmtl.annotations import COREF_MARKER, get_coref_clusters, has_coref_annotation, set_coref_clusters
-from spacy_hmtl.coref.component import HMTLCoref, sentence_ids
+from spacy_hmtl.annotations import sentence_ids
+from spacy_hmtl.coref.component import HMTLCoref
 from spacy_hmtl.coref.scorer import SCORE_KEYS, make_coref_scorer, score_coref
 from spacy_hmtl.coref.torch_module import CorefRanker, distance_buckets
 from spacy_hmtl.layers.torch_bridge import pad_to_torch
@@ -354,7 +355,7 @@ def test_sentence_ids():
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
     doc = nlp("One two . Three four five . Six")
-    assert sentence_ids(doc) == [0, 0, 0, 1, 1, 1, 1, 2]
+    assert sentence_ids(doc).tolist() == [0, 0, 0, 1, 1, 1, 1, 2]
     assert sentence_ids(spacy.blank("en")("no sentences here")) is None
 
 

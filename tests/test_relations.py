@@ -13,7 +13,7 @@ from thinc.api import Adam
 
 import spacy_hmtl.relations.component  # noqa: F401  (registers the factory until entry points exist)
 from spacy_hmtl.annotations import Relation, get_relation_records, set_relation_records
-from spacy_hmtl.relations.component import candidate_pairs, sentence_ids
+from spacy_hmtl.relations.component import candidate_pairs, sentence_ids_or_zeros
 from spacy_hmtl.relations.scorer import score_relations
 
 WIDTH = 64
@@ -167,10 +167,10 @@ def test_candidate_pairs_small_and_bounded():
 
 def test_sentence_ids():
     vocab = spacy.blank("en").vocab
-    assert sentence_ids(Doc(vocab, words=["a", "b"])).tolist() == [0, 0]
+    assert sentence_ids_or_zeros(Doc(vocab, words=["a", "b"])).tolist() == [0, 0]
     doc = Doc(vocab, words="a b c d".split(), sent_starts=[1, 0, 1, 0])
-    assert sentence_ids(doc).tolist() == [0, 0, 1, 1]
-    assert sentence_ids(Doc(vocab, words=[])).tolist() == []
+    assert sentence_ids_or_zeros(doc).tolist() == [0, 0, 1, 1]
+    assert sentence_ids_or_zeros(Doc(vocab, words=[])).tolist() == []
 
 
 # --- training, inference, scores --------------------------------------------------------

@@ -18,7 +18,6 @@ from spacy_hmtl.encoder.transformer_features import installed_model_dir
 from conftest import TINY_TRAIN, tiny_examples
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-MINILM_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "minilm.cfg"
 MINILM_WIDTH = 384
 LEXICAL_WIDTH = 16 + 4 * 4
 
@@ -90,14 +89,8 @@ def test_installed_model_dir_falls_back_or_names_the_missing_package():
 
 
 @pytest.fixture(scope="module")
-def minilm_path(tmp_path_factory) -> Path:
-    """configs/minilm.cfg assembled (what `spacy project run init-transformer` does)."""
-    config = spacy.util.load_config(MINILM_CONFIG)
-    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    nlp.initialize()
-    path = tmp_path_factory.mktemp("minilm") / "pipeline"
-    nlp.to_disk(path)
-    return path
+def minilm_path(minilm_pipeline_path) -> Path:
+    return minilm_pipeline_path
 
 
 def build_trf_pipeline(minilm_path: Path, width: int = MINILM_WIDTH):

@@ -6,7 +6,6 @@ marker group ``doc.spans["coref_clusters"]`` through ``annotations.set_coref_clu
 """
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-import numpy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -14,7 +13,7 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..annotations import get_coref_clusters, has_coref_annotation, set_coref_clusters
+from ..annotations import get_coref_clusters, has_coref_annotation, sentence_ids, set_coref_clusters
 from ..head_pipe import TorchHeadPipe
 from . import model as _model  # noqa: F401  (registers the architecture and torch module)
 from . import scorer as _scorer  # noqa: F401  (registers the scorer)
@@ -57,15 +56,6 @@ for _metric in ("muc", "b3", "ceafe", "lea"):
 def make_coref(nlp: Language, name: str, model: Model, scorer: Optional[Callable]) -> "HMTLCoref":
     """Create an ``hmtl_coref`` component (Lee et al. 2017 span ranking, HMTL's coref head)."""
     return HMTLCoref(nlp.vocab, model, name, scorer=scorer)
-
-
-def sentence_ids(doc: Doc) -> Optional[List[int]]:
-    """A sentence index per token, or None when the doc has no sentence boundaries."""
-    if len(doc) == 0 or not doc.has_annotation("SENT_START"):
-        return None
-    starts = doc.to_array("SENT_START") == 1
-    starts[0] = True
-    return (numpy.cumsum(starts) - 1).tolist()
 
 
 class HMTLCoref(TorchHeadPipe):

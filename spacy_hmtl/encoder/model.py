@@ -1,5 +1,5 @@
 """thinc architectures of the shared encoder: embeddings and the wrapped torch hierarchy."""
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from spacy.ml._character_embed import CharacterEmbed

@@ -19,7 +19,7 @@ from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from ..annotations import MENTIONS_KEY, has_mention_annotation
+from ..annotations import MENTIONS_KEY, has_mention_annotation, sentence_ids
 from ..head_pipe import TorchHeadPipe
 from .model import HEAD_CONFIG_ATTR
 from .scorer import make_mentions_scorer  # noqa: F401  (registers the scorer)
@@ -168,10 +168,10 @@ class MentionDetector(TorchHeadPipe):
             time = int(lengths.max()) if len(docs) else 0
             sent_ids = torch.zeros((len(docs), time), dtype=torch.int64)
             for i, doc in enumerate(docs):
-                if len(doc) > 1 and doc.has_annotation("SENT_START"):
-                    starts = doc.to_array("SENT_START") == 1
-                    starts[0] = True
-                    sent_ids[i, : len(doc)] = torch.from_numpy(numpy.cumsum(starts).astype("int64"))
+                ids = sentence_ids(doc) if len(doc) > 1 else None
+                if ids is not None:
+                    # from 1: padding (0) is never in a doc's sentence
+                    sent_ids[i, : len(doc)] = torch.from_numpy(ids + 1)
         return enumerate_spans(lengths, self.max_width, sent_ids)
 
     def _gold_grid(self, eg: Example) -> numpy.ndarray:

