@@ -106,7 +106,8 @@ def _entity_provider(config: Config, relations_name: str) -> Optional[str]:
 def derive_single_head_config(config: Config, head: str, relations_alone: str = "separate-provider") -> Config:
     """The full config minus every head but ``head`` (a component name).
 
-    Keeps the encoder(s); removes the other heads' components, pipeline entries,
+    Keeps the encoder(s) and every other non-head pipe (sentencizer, transformer); removes
+    the other heads' components, pipeline entries,
     frozen/annotating entries, ``[initialize.components]`` entries and score weights. For a
     relation head whose entity source another head provides (``relations_alone =
     "separate-provider"``), the provider stays, the relation head gets its own copy of the
@@ -118,7 +119,7 @@ def derive_single_head_config(config: Config, head: str, relations_alone: str = 
     if head not in pipeline or factories[head] not in HEAD_FACTORIES:
         raise ValueError(f"'{head}' is not a head of the pipeline {pipeline}")
     encoders = [n for n in pipeline if factories[n] == ENCODER_FACTORY]
-    keep = set(encoders) | {head}
+    keep = {n for n in pipeline if factories[n] not in HEAD_FACTORIES} | {head}
     provider = None
     if factories[head] == "hmtl_relations" and relations_alone == "separate-provider":
         provider = _entity_provider(config, head)

@@ -188,8 +188,8 @@ def test_ablation_single_head_configs(abl):
     prefixes = {"hmtl_ner": "ents_", "hmtl_mentions": "mentions_", "hmtl_relations": "rel_", "hmtl_coref": "coref_"}
     for variant, head in (("ner", "hmtl_ner"), ("mentions", "hmtl_mentions"), ("coref", "hmtl_coref")):
         cfg = configs[variant]
-        assert cfg["nlp"]["pipeline"] == ["hmtl_encoder", head]
-        assert set(cfg["components"]) == {"hmtl_encoder", head}
+        assert cfg["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", head]
+        assert set(cfg["components"]) == {"sentencizer", "hmtl_encoder", head}
         weights = cfg["training"]["score_weights"]
         for other, prefix in prefixes.items():
             has = any(k.startswith(prefix) for k in weights)
@@ -197,7 +197,7 @@ def test_ablation_single_head_configs(abl):
         assert cfg["components"][head]["model"]["tok2vec"]["upstream"] == "hmtl_encoder"
     # relations alone: NER kept as the entity source on the original encoder, relations on its own copy
     rel = configs["relations"]
-    assert rel["nlp"]["pipeline"] == ["hmtl_encoder", "hmtl_ner", "hmtl_encoder_relations", "hmtl_relations"]
+    assert rel["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", "hmtl_ner", "hmtl_encoder_relations", "hmtl_relations"]
     assert set(rel["components"]) == set(rel["nlp"]["pipeline"])
     assert rel["components"]["hmtl_encoder_relations"] == full["components"]["hmtl_encoder"]
     assert rel["components"]["hmtl_relations"]["model"]["tok2vec"]["upstream"] == "hmtl_encoder_relations"
@@ -207,7 +207,7 @@ def test_ablation_single_head_configs(abl):
     assert weights["ents_f"] == 0.0 and not any(k.startswith(("mentions_", "coref_")) for k in weights)
     # full: unchanged, and the input config was not modified
     assert configs["full"] == full
-    assert full["nlp"]["pipeline"] == ["hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
+    assert full["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
     # the derived configs are valid spaCy configs
     for cfg in configs.values():
         assert cfg.interpolate()["nlp"]["pipeline"] == cfg["nlp"]["pipeline"]
@@ -216,7 +216,7 @@ def test_ablation_single_head_configs(abl):
 def test_ablation_bare_relations_and_table(abl):
     full = load_config(FULL_CONFIG, interpolate=False)
     bare = abl.derive_single_head_config(full, "hmtl_relations", "bare")
-    assert bare["nlp"]["pipeline"] == ["hmtl_encoder", "hmtl_relations"]
+    assert bare["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", "hmtl_relations"]
     assert not any(k.startswith("ents_") for k in bare["training"]["score_weights"])
     with pytest.raises(ValueError):
         abl.derive_single_head_config(full, "hmtl_encoder")
