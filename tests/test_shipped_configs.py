@@ -2,7 +2,6 @@
 pipelines that split sentences, keep the frozen transformer as sourced and select models
 on the task scores only."""
 import json
-import os
 from pathlib import Path
 
 import numpy
@@ -55,7 +54,6 @@ def test_scierc_cfg_trains_with_the_md_vectors(tiny_corpus, tmp_path):
 
 
 def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     nlp = train_shipped("scierc_trf", tiny_corpus, tmp_path, **{"paths.transformer": str(minilm_pipeline_path)})
     check_pipeline(nlp, tmp_path)
     assert nlp.pipe_names[:3] == ["sentencizer", "transformer", "hmtl_encoder"]

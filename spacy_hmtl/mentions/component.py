@@ -164,14 +164,13 @@ class MentionDetector(TorchHeadPipe):
     def _candidates(self, docs: Sequence[Doc], lengths: torch.Tensor):
         """Candidate spans of a batch: doc index, start, end (inclusive)."""
         sent_ids = None
-        if any(len(doc) > 1 and doc.has_annotation("SENT_START") for doc in docs):
-            time = int(lengths.max()) if len(docs) else 0
-            sent_ids = torch.zeros((len(docs), time), dtype=torch.int64)
-            for i, doc in enumerate(docs):
-                ids = sentence_ids(doc) if len(doc) > 1 else None
+        per_doc = [sentence_ids(doc) if len(doc) > 1 else None for doc in docs]
+        if any(ids is not None for ids in per_doc):
+            sent_ids = torch.zeros((len(docs), int(lengths.max())), dtype=torch.int64)
+            for i, ids in enumerate(per_doc):
                 if ids is not None:
                     # from 1: padding (0) is never in a doc's sentence
-                    sent_ids[i, : len(doc)] = torch.from_numpy(ids + 1)
+                    sent_ids[i, : len(ids)] = torch.from_numpy(ids + 1)
         return enumerate_spans(lengths, self.max_width, sent_ids)
 
     def _gold_grid(self, eg: Example) -> numpy.ndarray:

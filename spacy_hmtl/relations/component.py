@@ -318,8 +318,9 @@ class RelationExtractor(TorchHeadPipe):
             gold.setdefault((int(record[0]), int(record[1])), None)
             gold.setdefault((int(record[2]), int(record[3])), None)
         identity = _same_tokens(pred, ref)
-        if len(ref) > 0 and ref.has_annotation("SENT_START"):
-            sent_doc, sents = ref, sentence_ids_or_zeros(ref)
+        ref_sents = sentence_ids(ref)
+        if ref_sents is not None:
+            sent_doc, sents = ref, ref_sents
         else:
             sent_doc, sents = pred, sentence_ids_or_zeros(pred)
         ref2pred: Dict[Tuple[int, int], Tuple[int, int]] = {}
