@@ -543,6 +543,38 @@ def read_training_metrics(metrics: Path) -> Dict[str, Any]:
     return out
 
 
+def read_gradient_shares(metrics: Path) -> Dict[str, Any]:
+    """``metrics/gradient_shares_*.json`` written by ``scripts/gradient_shares.py``."""
+    out = {}
+    for path in sorted(metrics.glob("gradient_shares_*.json")):
+        try:
+            out[path.stem[len("gradient_shares_") :]] = json.loads(path.read_text(encoding="utf8"))
+        except (OSError, ValueError) as e:
+            out[path.stem[len("gradient_shares_") :]] = {"error": str(e)}
+    return out
+
+
+def read_dev_curves(metrics: Path) -> Dict[str, List[Dict[str, Any]]]:
+    """Dev scores per evaluation from ``metrics/train_*_log.jsonl`` (spaCy's
+    ``ConsoleLogger.v3`` output file, set by the project's train commands)."""
+    curves: Dict[str, List[Dict[str, Any]]] = {}
+    for path in sorted(metrics.glob("train_*_log.jsonl")):
+        rows = []
+        for line in path.read_text(encoding="utf8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            scores = entry.get("score") is not None and entry.get("other_scores") or {}
+            rows.append({"step": entry.get("step"), "score": entry.get("score"),
+                         **{k: scores.get(k) for k in CURVE_KEYS if k in scores}})
+        curves[path.name[len("train_") : -len("_log.jsonl")]] = rows
+    return curves
+
+
+CURVE_KEYS = ("ents_f", "mentions_f", "rel_micro_f", "rel_strict_f", "coref_f")
+
+
 # --- report ---------------------------------------------------------------------------
 
 
@@ -642,6 +674,24 @@ def render_markdown(report: Dict[str, Any]) -> str:
             ),
         ]
 
+    grads = report.get("gradient_shares") or {}
+    if grads:
+        out += ["", "## Each head's share of the shared encoder's gradient", "",
+                "`|g_head| / |sum of all heads' g|` over the encoder's parameters, per batch "
+                "(`scripts/gradient_shares.py`, mean over the batches; see docs/TRAINING.md).", ""]
+        rows = []
+        for name, g in grads.items():
+            for head, s in (g.get("shares") or {}).items():
+                rows.append([name, g.get("model"), head, s.get("mean"), s.get("min"), s.get("max")])
+        out.append(md_table(["run", "pipeline", "head", "mean", "min", "max"], rows, digits=3))
+    curves = report.get("dev_curves") or {}
+    if curves:
+        out += ["", "## Dev learning curves", "", "From the training logs (`metrics/train_*_log.jsonl`), F1 in %.", ""]
+        for name, rows in curves.items():
+            keys = [k for k in CURVE_KEYS if any(r.get(k) is not None for r in rows)]
+            out += [f"### {name}", "", md_table(["step", "score"] + keys,
+                    [[r["step"], pct(r["score"])] + [pct(r.get(k)) for k in keys] for r in rows]), ""]
+
     training = report.get("training")
     out += ["", "## Training wall time", ""]
     if training:
@@ -714,6 +764,8 @@ def main(argv=None) -> int:
     }
     models, corpus = Path(args.models), Path(args.corpus)
     report["training"] = read_training_metrics(Path(args.metrics))
+    report["gradient_shares"] = read_gradient_shares(Path(args.metrics))
+    report["dev_curves"] = read_dev_curves(Path(args.metrics))
     if not args.no_eval:
         report["evaluation"] = evaluate_pipelines(models, corpus, args.max_docs, args.eval_batch_size)
     if not args.no_speed:

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPES = ["hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
@@ -135,11 +136,12 @@ def build_nlp(config_path: Path):
     return nlp
 
 
-def run_single(n_tokens: int, sentences: bool, threads: int, config_path: Path) -> dict:
+def run_single(n_tokens: int, sentences: bool, threads: int, config_path: Path, model: Optional[Path] = None) -> dict:
+    import spacy
     import torch
 
     torch.set_num_threads(threads)
-    nlp = build_nlp(config_path)
+    nlp = spacy.load(model) if model else build_nlp(config_path)
     doc = make_doc(nlp.vocab, n_tokens, sentences)
     nlp(make_doc(nlp.vocab, 50, sentences))  # warm-up (lazy allocations, first torch calls)
     rss_before = current_rss_mb()
@@ -170,7 +172,7 @@ def run_single(n_tokens: int, sentences: bool, threads: int, config_path: Path) 
     }
 
 
-def write_report(results: list, info: dict, command: str, out_dir: Path) -> None:
+def write_report(results: list, info: dict, command: str, out_dir: Path, model: Optional[Path] = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scaling.json").write_text(
         json.dumps({"command": command, "machine": info, "results": results}, indent=2) + "\n", encoding="utf8"
@@ -184,7 +186,9 @@ def write_report(results: list, info: dict, command: str, out_dir: Path) -> None
         f"{info['load_average_at_start']}), torch {info['torch']} with {info['torch_threads']} thread(s), "
         f"spaCy {info['spacy']}, Python {info['python']}.",
         "",
-        "Pipeline: `configs/scierc.cfg` (default sizes), untrained weights (initialized on one doc). "
+        (f"Pipeline: the trained pipeline `{model}` (its vectors included). " if model else
+         "Pipeline: `configs/scierc.cfg` (default sizes), untrained weights (initialized on one doc). ")
+        +
         "Text: SciERC dev sentences repeated. Each row is a fresh process; peak RSS is the process "
         "maximum (`ru_maxrss`), per-pipe extra RSS is sampled every 2 ms above the RSS at the pipe's start.",
         "",
@@ -215,11 +219,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "scierc.cfg")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per (size, mode) run")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--model", type=Path, default=None, help="a trained pipeline instead of untrained weights")
     parser.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--sentences", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single is not None:
-        print(json.dumps(run_single(args.single, args.sentences, args.threads, args.config)))
+        print(json.dumps(run_single(args.single, args.sentences, args.threads, args.config, args.model)))
         return
     command = "python scripts/scaling_benchmark.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     info = machine_info(args.threads)
@@ -229,6 +234,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--single", str(n), "--threads", str(args.threads), "--config", str(args.config)]
             if mode == "sentences":
                 cmd.append("--sentences")
+            if args.model:
+                cmd += ["--model", str(args.model)]
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
@@ -241,7 +248,7 @@ def main() -> None:
                 result = {"tokens": n, "sentences": mode == "sentences", "error": f"timeout after {args.timeout} s"}
             results.append(result)
             print(json.dumps(result), flush=True)
-            write_report(results, info, command, args.output)  # keep partial results
+            write_report(results, info, command, args.output, args.model)  # keep partial results
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ passes the gradient of the tensor back to the listener. thinc still owns the tor
 parameters: ``finish_update`` reads their ``.grad`` and serialization goes through the shim.
 """
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import srsly
 import torch
@@ -64,11 +64,26 @@ class TorchHeadPipe(TrainablePipe):
     * ``set_annotations(docs, predictions)``.
     """
 
-    def __init__(self, vocab: Vocab, model: Model, name: str, *, scorer: Optional[Callable] = None, **cfg: Any):
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str,
+        *,
+        scorer: Optional[Callable] = None,
+        loss_weight: float = 1.0,
+        **cfg: Any,
+    ):
+        if loss_weight < 0:
+            raise ValueError(f"[{name}] loss_weight must be >= 0, got {loss_weight}")
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
+        # Every head's loss is a sum over the batch's annotated docs of a sum over each
+        # doc's decisions (tags, candidate spans, pairs, antecedents): one scale for all
+        # heads, so the shared encoder hears each task. ``loss_weight`` rescales it.
+        self.loss_weight = float(loss_weight)
         self.cfg: Dict[str, Any] = {"labels": [], **cfg}
 
     # --- labels ----------------------------------------------------------------------
@@ -220,16 +235,17 @@ class TorchHeadPipe(TrainablePipe):
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Learn from a batch. A batch without gold for this task is skipped without
-        calling the encoder back: the encoder flushes the other heads' gradients."""
+        """Learn from a batch. The loss (see ``__init__``) is multiplied by
+        ``loss_weight``. A batch without gold for this task (or with only empty docs) is
+        skipped: the listener tells the encoder it sends nothing, and the encoder
+        backpropagates the other heads' gradients."""
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
-        # Nothing to learn from (no gold, or only empty docs): skip without calling the
-        # encoder back; it flushes the other heads' gradients on its own.
         if not any(self.is_annotated(eg.reference) and len(eg.predicted) for eg in examples):
+            self._decline_batch()
             return losses
         docs = [eg.predicted for eg in examples]
         set_dropout_rate(self.model, drop)
@@ -237,7 +253,7 @@ class TorchHeadPipe(TrainablePipe):
         module = self.torch_module
         module.train()
         X, lengths = pad_to_torch(tokvecs, torch_device(self.model.get_ref("torch_head")), requires_grad=True)
-        loss = self.compute_loss(examples, X, lengths, module)
+        loss = self.compute_loss(examples, X, lengths, module) * self.loss_weight
         if loss.requires_grad:
             loss.backward()
         if X.grad is None:
@@ -249,6 +265,13 @@ class TorchHeadPipe(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += float(loss.detach())
         return losses
+
+    def _decline_batch(self) -> None:
+        """Let the listeners' encoder know this head sends nothing for the batch."""
+        for node in self.model.walk():
+            decline = getattr(node, "decline", None)
+            if callable(decline):
+                decline()
 
     def get_loss(self, examples: Iterable[Example], scores) -> Any:
         raise NotImplementedError(f"{type(self).__name__} computes its loss in torch inside update()")
@@ -279,11 +302,14 @@ class TorchHeadPipe(TrainablePipe):
         )
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()):
-        msg = srsly.msgpack_loads(bytes_data)
-        self.cfg.update(msg["cfg"])
+        try:
+            msg = srsly.msgpack_loads(bytes_data)
+        except Exception as err:  # msgpack's errors share no base class
+            raise ValueError(f"[{self.name}] the saved bytes are truncated or corrupted: {err}") from err
+        self._update_saved_cfg(msg["cfg"])
         if "vocab" not in exclude:
             self.vocab.from_bytes(msg["vocab"], exclude=exclude)
-        self._load_model(msg["model"])
+        self._load_model(msg["model"], source="the saved bytes")
         return self
 
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
@@ -295,11 +321,47 @@ class TorchHeadPipe(TrainablePipe):
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()):
         path = ensure_path(path)
-        self.cfg.update(srsly.read_json(path / "cfg"))
-        self._load_model((path / "model").read_bytes())
+        self._update_saved_cfg(self._read_cfg(path / "cfg"))
+        self._load_model((path / "model").read_bytes(), source=str(path / "model"))
         return self
 
-    def _load_model(self, data: bytes) -> None:
+    #: cfg keys that are run-time settings from the config (threshold, ...): a loaded
+    #: pipeline keeps the value its config gives, not the one saved with the weights
+    runtime_settings: Tuple[str, ...] = ()
+
+    def _update_saved_cfg(self, saved: Dict[str, Any]) -> None:
+        current = {key: self.cfg[key] for key in self.runtime_settings if key in self.cfg}
+        self.cfg.update(saved)
+        self.cfg.update(current)
+
+    def _read_cfg(self, path) -> Dict[str, Any]:
+        """The saved settings; an unreadable file raises an error that names it."""
+        try:
+            cfg = srsly.read_json(path)
+        except ValueError as err:
+            raise ValueError(
+                f"[{self.name}] {path}: cannot read the saved settings ({err}): the file is missing, "
+                "truncated or corrupted. Save the pipeline again, or restore the file."
+            ) from err
+        if not isinstance(cfg, dict):
+            raise ValueError(f"[{self.name}] {path}: expected a JSON object, found {type(cfg).__name__}; corrupted file?")
+        return cfg
+
+    def _load_error(self, data: bytes, source: str, err: Exception) -> ValueError:
+        """Tell a truncated or corrupted file from weights that do not fit this component."""
+        try:
+            srsly.msgpack_loads(data)
+        except Exception as decode_err:
+            return ValueError(
+                f"[{self.name}] {source} is truncated or corrupted (not complete msgpack: {decode_err}). "
+                "Save the pipeline again, or restore the file."
+            )
+        return ValueError(
+            f"[{self.name}] cannot load the saved model into this component ({source}): {err}. "
+            "Was it saved with another configuration or label set?"
+        )
+
+    def _load_model(self, data: bytes, source: str = "the saved model") -> None:
         layer = self.model.get_ref("torch_head")
         layer.shims.clear()
         if self.cfg.get("has_module", True):
@@ -308,7 +370,4 @@ class TorchHeadPipe(TrainablePipe):
         try:
             self.model.from_bytes(data)
         except (ValueError, RuntimeError, KeyError) as err:
-            raise ValueError(
-                f"[{self.name}] cannot load the saved model into this component: {err}. "
-                "Was it saved with another configuration or label set?"
-            ) from err
+            raise self._load_error(data, source, err) from err

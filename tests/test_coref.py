@@ -380,3 +380,73 @@ def test_edge_case_docs(trained):
     fresh.update(egs[:2], sgd=Adam(0.01), losses=losses)
     fresh.update(egs, sgd=Adam(0.01), losses=losses)
     assert numpy.isfinite(losses["hmtl_coref"]) and losses["hmtl_coref"] > 0
+
+
+# --- pruning without crossing spans, singletons -------------------------------------------
+
+
+def _crosses(a, b):
+    (s1, e1), (s2, e2) = a, b
+    return s1 < s2 <= e1 < e2 or s2 < s1 <= e2 < e1
+
+
+def test_non_crossing_pruning_matches_the_greedy_definition():
+    from spacy_hmtl.coref.torch_module import non_crossing_top_spans
+
+    rng = numpy.random.RandomState(0)
+    T, W = 12, 4
+    for trial in range(20):
+        scores = torch.from_numpy(rng.randn(1, T * W).astype("float32"))
+        scores[0, rng.rand(T * W) < 0.2] = -1e30  # some non-candidates
+        ends = numpy.arange(T * W) // W + numpy.arange(T * W) % W
+        scores[0, torch.from_numpy(ends >= T)] = -1e30  # past the doc's end
+        k = 6
+        idx, valid = non_crossing_top_spans(scores, [k], k, W)
+        got = sorted(int(i) for i, v in zip(idx[0], valid[0]) if v)
+        # brute-force greedy: highest score first, skip spans crossing a kept one
+        kept = []
+        for i in sorted(range(T * W), key=lambda i: -float(scores[0, i])):
+            if float(scores[0, i]) < -1e29:
+                break
+            span = (i // W, i // W + i % W)
+            if not any(_crosses(span, (j // W, j // W + j % W)) for j in kept):
+                kept.append(i)
+            if len(kept) == k:
+                break
+        assert got == sorted(kept)
+        spans = [(i // W, i // W + i % W) for i in got]
+        assert not any(_crosses(a, b) for a in spans for b in spans)
+
+
+def test_pruning_keeps_no_crossing_spans_and_the_option_can_turn_it_off():
+    X, lengths = _random_batch([15, 9])
+    for non_crossing in (True, False):
+        module = _module(non_crossing=non_crossing, spans_per_word=0.8)
+        module.eval()
+        with torch.no_grad():
+            mask, offsets, x_flat, h_flat, sent = module._encode(X, lengths, None)
+            scores = module._mention_scores(x_flat, h_flat, sent)
+            start, width, _, valid, local = module._prune(scores, mask, lengths)
+        for b in range(2):
+            spans = [(int(s), int(s) + int(w)) for s, w, v in zip(local[b], width[b], valid[b]) if v]
+            assert len(spans) == int(0.8 * int(lengths[b]))
+            assert spans == sorted(spans)
+            crossing = any(_crosses(a, c) for a in spans for c in spans)
+            if non_crossing:
+                assert not crossing
+
+
+def test_singletons_are_predicted_only_when_asked():
+    X, lengths = _random_batch([10])
+    module = _module()
+    module.eval()
+    with torch.no_grad():
+        # every span is a confident mention, no antecedent link scores above the dummy
+        module.mention_ffnn.out.bias.fill_(50.0)
+        module.antecedent_ffnn.out.bias.fill_(-1e4)
+        plain = module.predict(X, lengths)
+        with_singletons = module.predict(X, lengths, singletons=True)
+    assert plain == [[]]
+    clusters = with_singletons[0]
+    assert clusters and all(len(c) == 1 for c in clusters)
+    assert len(clusters) == int(0.4 * 10)

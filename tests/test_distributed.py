@@ -72,14 +72,18 @@ def test_dask_output_equals_single_process(
     loaded = client.run(lambda: sorted(k[0] for k in __import__("spacy_hmtl.distributed").distributed._PIPELINES))
     assert len(loaded) == 2 and all(v == [str(tiny_pipeline_path.resolve())] for v in loaded.values())
 
-    # resume on dask too: cut mid-line, rerun, same file
+    # resume on dask too: cut mid-line, rerun, same documents (the re-run batches differ,
+    # so scores may differ in the last float digits: compared to 4 decimals)
     full = out.read_bytes().splitlines(keepends=True)
+    reference = tmp_path / "full.jsonl"
+    reference.write_bytes(b"".join(full))
     out.write_bytes(b"".join(full[:5]) + full[5][:10])
     summary = annotate_file_dask(
         tiny_pipeline_path, dask_input, out, client=client, batch_size=2, torch_threads=1, show_progress=False
     )
     assert summary.n_skipped == 5 and summary.repaired
-    assert out.read_bytes().splitlines(keepends=True) == full
+    assert out.read_bytes().splitlines(keepends=True)[:5] == full[:5]
+    assert_same_jsonl(out, reference)
 
 
 def test_cli_scheduler_and_option_checks(

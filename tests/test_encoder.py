@@ -122,15 +122,55 @@ def test_a_head_without_gold_does_not_drop_the_other_heads_gradients():
     assert _changed(level1, before1)
 
 
-def test_nlp_update_applies_the_encoder_step_one_call_late():
+def _all_parameters(nlp) -> list:
+    """Every thinc and torch parameter of the pipeline, as numpy arrays."""
+    params = []
+    for _, proc in nlp.pipeline:
+        for node in proc.model.walk():
+            params.extend(numpy.asarray(node.get_param(name)).copy() for name in node.param_names)
+            for shim in node.shims:
+                params.extend(p.detach().numpy().copy() for p in shim._model.parameters())
+    return params
+
+
+def _train_both_ways(n_batches: int):
+    """The same batches through ``nlp.update(sgd=...)`` and through ``spacy train``'s
+    path (``update(sgd=False)``, then every pipe's ``finish_update``)."""
+    from spacy.util import fix_random_seed
+
+    results = []
+    for path in ("nlp.update", "spacy train"):
+        fix_random_seed(0)
+        nlp = _pipeline(with_mentions=True)
+        nlp.initialize(lambda: _examples(nlp))
+        optimizer = Adam(0.01, L2=0.0)
+        for step in range(n_batches):
+            # every third batch has no NER gold: hmtl_ner declines it
+            examples = _examples(nlp, ner=step % 3 != 2)
+            if path == "nlp.update":
+                nlp.update(examples, sgd=optimizer, drop=0.1)
+            else:
+                nlp.update(examples, sgd=False, drop=0.1)
+                for _, proc in nlp.pipeline:
+                    proc.finish_update(optimizer)
+        results.append(_all_parameters(nlp))
+    return results
+
+
+@pytest.mark.parametrize("n_batches", [1, 4])
+def test_nlp_update_with_sgd_equals_the_spacy_train_path(n_batches):
+    via_update, via_train = _train_both_ways(n_batches)
+    assert len(via_update) == len(via_train) > 0
+    for a, b in zip(via_update, via_train):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_nlp_update_applies_the_last_batch_to_the_encoder():
     nlp = _pipeline()
     nlp.initialize(lambda: _examples(nlp))
     level1, _ = _levels(nlp)
-    optimizer = Adam(0.01, L2=0.0)
     before = _snapshot(level1)
-    nlp.update(_examples(nlp), sgd=optimizer)
-    assert not _changed(level1, before)
-    nlp.update(_examples(nlp), sgd=optimizer)
+    nlp.update(_examples(nlp), sgd=Adam(0.01, L2=0.0))
     assert _changed(level1, before)
 
 

@@ -182,7 +182,8 @@ def test_overfit_reaches_perfect_scores(trained):
     assert rel.labels == ("EVALUATE-FOR", "Live_In", "OrgBased_In", "USED-FOR", "Work_For")
     assert rel.entity_labels == ("LOC", "Material", "Method", "Metric", "ORG", "PER")
     assert rel.module_kwargs()["n_in"] == WIDTH
-    assert losses["hmtl_relations"] < 1.0
+    # summed over the docs; sampled non-entity arguments are redrawn every step
+    assert losses["hmtl_relations"] < 0.5 * len(examples)
     eval_examples = [Example(copy_with_gold_ents(eg.reference), eg.reference) for eg in examples]
     scores = nlp.evaluate(eval_examples)
     assert scores["rel_micro_f"] == 1.0
@@ -201,9 +202,14 @@ def test_overfit_reaches_perfect_scores(trained):
 def test_arguments_come_from_the_entity_source(trained):
     nlp, examples, _ = trained
     ref = examples[0].reference
-    # no entities predicted: no relation, even though the gold has some
-    doc = nlp(ref.text)
-    assert doc._.hmtl_relations_data == []
+    # no entity pipe ran: not annotated (None, with a warning), not "no relation"
+    with pytest.warns(UserWarning, match="doc.ents is not set"):
+        doc = nlp(ref.text)
+    assert doc._.hmtl_relations_data is None and doc._.relations is None
+    # entities annotated, none found: annotated, no relation, even though the gold has some
+    doc = nlp.make_doc(ref.text)
+    doc.ents = []
+    assert nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))._.hmtl_relations_data == []
     # the spans key source reads doc.spans
     rel = nlp.get_pipe("hmtl_relations")
     doc = copy_with_gold_ents(ref)
@@ -222,6 +228,7 @@ def test_empty_tiny_and_entity_free_docs(trained):
     nlp, _, _ = trained
     docs = [nlp.make_doc(""), nlp.make_doc("Paris"), nlp.make_doc("nothing here at all")]
     docs[1].ents = [Span(docs[1], 0, 1, label="LOC")]
+    docs[2].ents = []  # an entity pipe ran and found nothing
     docs = list(nlp.pipe(docs))
     assert [d._.hmtl_relations_data for d in docs] == [[], [], []]
     assert [d._.relations for d in docs] == [[], [], []]
@@ -267,6 +274,7 @@ def test_cross_sentence_pairs_excluded_unless_enabled(trained):
         return nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))._.hmtl_relations_data
 
     rel.cfg["threshold"] = 0.0  # decode every candidate (pair, label)
+    rel.decoding = "multi_label"
     try:
         assert run([1, 0, 0, 1, 0, 0, 0]) == []
         # without sentence boundaries the doc is one sentence
@@ -276,6 +284,7 @@ def test_cross_sentence_pairs_excluded_unless_enabled(trained):
     finally:
         rel.cfg["threshold"] = 0.5
         rel.cfg["allow_cross_sentence"] = False
+        rel.decoding = "one_per_pair"
 
 
 def test_long_doc_stays_within_max_pairs(trained):
@@ -288,10 +297,12 @@ def test_long_doc_stays_within_max_pairs(trained):
     doc.ents = [Span(doc, i, i + 1, label="LOC" if i % 10 else "UNSEEN_TYPE") for i in range(0, n_tokens, 5)]
     assert len(doc.ents) == 1000  # 10 per sentence: 9,000 same-sentence ordered pairs
     rel.cfg["threshold"] = 0.0
+    rel.decoding = "multi_label"
     try:
         doc = nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))
     finally:
         rel.cfg["threshold"] = 0.5
+        rel.decoding = "one_per_pair"
     records = doc._.hmtl_relations_data
     pairs = {(r[0], r[2]) for r in records}
     assert len(pairs) == rel.cfg["max_pairs"] == 2500
@@ -409,3 +420,119 @@ def test_scorer_nothing_scored():
     scores = score_relations([eg])
     assert all(scores[f"rel_{k}_{m}"] is None for k in ("micro", "strict") for m in "prf")
     assert score_relations([])["rel_micro_f"] is None
+
+
+# --- decoding one relation per pair, symmetric labels, negative arguments ---------------
+
+
+def test_select_one_per_pair_hand_computed():
+    from spacy_hmtl.relations.candidates import select_one_per_pair
+
+    # spans 0, 1, 2; both directions of (0, 1) and (1, 2), one direction of (0, 2)
+    pairs = np.array([[0, 1], [1, 0], [1, 2], [2, 1], [0, 2]])
+    probs = np.array(
+        [
+            [0.6, 0.7],  # (0, 1): label 1 at 0.7 ...
+            [0.9, 0.1],  # ... but the reverse direction has label 0 at 0.9: it wins
+            [0.2, 0.3],  # (1, 2): nothing reaches the threshold
+            [0.4, 0.1],
+            [0.1, 0.5],  # (0, 2): label 1 at exactly the threshold
+        ]
+    )
+    rows, labels = select_one_per_pair(pairs, probs, threshold=0.5)
+    assert rows.tolist() == [1, 4]
+    assert labels.tolist() == [0, 1]
+    empty_rows, _ = select_one_per_pair(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 2)), 0.5)
+    assert empty_rows.size == 0
+
+
+def test_decoding_modes_and_symmetric_labels(trained):
+    from spacy_hmtl.relations.candidates import Candidates
+
+    nlp, _, _ = trained
+    rel = nlp.get_pipe("hmtl_relations")
+    labels = rel.labels  # EVALUATE-FOR, Live_In, OrgBased_In, USED-FOR, Work_For
+    cands = Candidates(
+        starts=np.array([0, 3]), ends=np.array([2, 5]), types=np.array([0, 0]), pairs=np.array([[0, 1], [1, 0]])
+    )
+    probs = np.zeros((2, len(labels)), dtype=np.float32)
+    probs[0, labels.index("Work_For")] = 0.8
+    probs[1, labels.index("Live_In")] = 0.9
+    probs[1, labels.index("Work_For")] = 0.6
+    assert rel._decode_doc(cands, probs) == [[3, 5, 0, 2, "Live_In", pytest.approx(0.9)]]
+    rel.decoding = "multi_label"
+    try:
+        assert len(rel._decode_doc(cands, probs)) == 3
+    finally:
+        rel.decoding = "one_per_pair"
+    rel.symmetric_labels = frozenset({"Live_In"})
+    try:
+        # a symmetric label is written earlier span first, whichever direction scored
+        assert rel._decode_doc(cands, probs) == [[0, 2, 3, 5, "Live_In", pytest.approx(0.9)]]
+    finally:
+        rel.symmetric_labels = frozenset()
+
+
+def test_scorer_counts_a_reversed_relation_wrong(trained):
+    nlp, _, _ = trained
+    ref = make_doc(nlp.vocab, *DOCS[1][:3], DOCS[1][3])  # Mary Jones -Live_In-> Paris
+    pred = make_doc(nlp.vocab, *DOCS[1][:3], [[4, 5, 0, 2, "Live_In"]])
+    scores = score_relations([Example(pred, ref)])
+    assert scores["rel_micro_p"] == 0.0 and scores["rel_micro_r"] == 0.0
+    assert scores["rel_strict_f"] == 0.0
+    same = make_doc(nlp.vocab, *DOCS[1][:3], [[0, 2, 4, 5, "Live_In"]])
+    assert score_relations([Example(same, ref)])["rel_micro_f"] == 1.0
+
+
+def test_sample_negative_spans_respects_sentences_width_and_gold():
+    from spacy_hmtl.relations.candidates import sample_negative_spans
+
+    sents = np.array([0] * 6 + [1] * 6)
+    gold = {(0, 2), (7, 9)}
+    rng = np.random.RandomState(0)
+    spans = sample_negative_spans(sents, gold, n_samples=10, max_width=3, rng=rng)
+    assert len(spans) == 10 == len(set(spans))
+    for start, end in spans:
+        assert (start, end) not in gold
+        assert 1 <= end - start <= 3 and sents[start] == sents[end - 1]
+    # near misses of the gold spans are among them
+    assert any(s == 0 or e == 2 or s == 7 or e == 9 for s, e in spans)
+    assert sample_negative_spans(sents[:0], set(), 5, 3, rng) == []
+
+
+def test_training_candidates_include_negative_arguments():
+    spacy.util.fix_random_seed(0)
+    nlp = make_nlp(negative_spans=1.0)
+    examples = gold_examples(nlp)
+    nlp.initialize(lambda: examples)
+    rel = nlp.get_pipe("hmtl_relations")
+    eg = examples[0]  # 3 gold entity spans, 2 relations
+    cands, targets = rel.training_candidates(eg)
+    spans = set(zip(cands.starts.tolist(), cands.ends.tolist()))
+    assert {(0, 2), (4, 6), (7, 8)} <= spans and len(spans) == 6
+    assert targets.sum() == 2.0  # pairs with a sampled argument have no relation
+    negatives = spans - {(0, 2), (4, 6), (7, 8)}
+    index = {span: i for i, span in enumerate(zip(cands.starts.tolist(), cands.ends.tolist()))}
+    rows = [r for r, (h, t) in enumerate(cands.pairs.tolist()) if {h, t} & {index[n] for n in negatives}]
+    assert rows and targets[rows].sum() == 0.0
+    # the predicted doc's own entities are arguments too
+    eg.predicted.ents = [Span(eg.predicted, 1, 3, label="PER")]
+    cands, _ = rel.training_candidates(eg)
+    assert (1, 3) in set(zip(cands.starts.tolist(), cands.ends.tolist()))
+    eg.predicted.ents = []
+    rel.negative_spans = 0.0
+    cands, _ = rel.training_candidates(eg)
+    assert set(zip(cands.starts.tolist(), cands.ends.tolist())) == {(0, 2), (4, 6), (7, 8)}
+
+
+def test_a_load_time_config_override_wins_over_the_saved_settings(trained, tmp_path):
+    nlp, _, _ = trained
+    nlp.to_disk(tmp_path / "pipeline")
+    saved = spacy.load(tmp_path / "pipeline")
+    assert saved.get_pipe("hmtl_relations").cfg["threshold"] == 0.5
+    overrides = {"components": {"hmtl_relations": {"threshold": 0.9, "entity_source": "mentions", "decoding": "multi_label"}}}
+    loaded = spacy.load(tmp_path / "pipeline", config=overrides)
+    rel = loaded.get_pipe("hmtl_relations")
+    assert rel.cfg["threshold"] == 0.9 and rel.cfg["entity_source"] == "mentions"
+    assert rel.decoding == "multi_label"
+    assert rel.entity_labels == nlp.get_pipe("hmtl_relations").entity_labels  # learned, kept

@@ -11,7 +11,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer
+from thinc.api import Config, Model
 
 from ..annotations import get_coref_clusters, has_coref_annotation, sentence_ids, set_coref_clusters
 from ..head_pipe import TorchHeadPipe
@@ -49,13 +49,33 @@ for _metric in ("muc", "b3", "ceafe", "lea"):
 
 @Language.factory(
     "hmtl_coref",
-    default_config={"model": DEFAULT_MODEL, "scorer": {"@scorers": "spacy_hmtl.coref_scorer.v1"}},
+    default_config={
+        "model": DEFAULT_MODEL,
+        "predict_singletons": False,
+        "loss_weight": 1.0,
+        "scorer": {"@scorers": "spacy_hmtl.coref_scorer.v1"},
+    },
     assigns=["doc.spans"],
     default_score_weights=_SCORE_WEIGHTS,
 )
-def make_coref(nlp: Language, name: str, model: Model, scorer: Optional[Callable]) -> "HMTLCoref":
-    """Create an ``hmtl_coref`` component (Lee et al. 2017 span ranking, HMTL's coref head)."""
-    return HMTLCoref(nlp.vocab, model, name, scorer=scorer)
+def make_coref(
+    nlp: Language,
+    name: str,
+    model: Model,
+    predict_singletons: bool,
+    loss_weight: float,
+    scorer: Optional[Callable],
+) -> "HMTLCoref":
+    """Create an ``hmtl_coref`` component (Lee et al. 2017 span ranking, HMTL's coref head).
+
+    predict_singletons (bool): also output kept mentions that link to no antecedent and
+        have no anaphor as one-mention clusters (for corpora that annotate and score
+        singletons, such as LitBank; OntoNotes and SciERC do not).
+    loss_weight (float): multiplies the coreference loss in the shared update.
+    """
+    return HMTLCoref(
+        nlp.vocab, model, name, scorer=scorer, predict_singletons=predict_singletons, loss_weight=loss_weight
+    )
 
 
 class HMTLCoref(TorchHeadPipe):
@@ -63,8 +83,19 @@ class HMTLCoref(TorchHeadPipe):
 
     _needs_labels = False
 
-    def __init__(self, vocab: Vocab, model: Model, name: str = "hmtl_coref", *, scorer: Optional[Callable] = None):
-        super().__init__(vocab, model, name, scorer=scorer)
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "hmtl_coref",
+        *,
+        scorer: Optional[Callable] = None,
+        predict_singletons: bool = False,
+        loss_weight: float = 1.0,
+    ):
+        super().__init__(vocab, model, name, scorer=scorer, loss_weight=loss_weight)
+        # a run-time setting, not saved with the model: the config decides
+        self.predict_singletons = bool(predict_singletons)
 
     # --- labels: none ---------------------------------------------------------------
 
@@ -81,25 +112,6 @@ class HMTLCoref(TorchHeadPipe):
         return {"n_in": self.input_width(), **hparams}
 
     # --- training -------------------------------------------------------------------
-
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn from a batch (see ``TorchHeadPipe.update``). A batch whose annotated docs
-        have no tokens is skipped like an unannotated one: backpropagating an all-empty
-        batch crashes thinc's Maxout (spaCy's ``Tok2Vec.update`` skips it the same way)."""
-        examples = list(examples)
-        if losses is None:
-            losses = {}
-        if not any(len(eg.predicted) for eg in examples if self.is_annotated(eg.reference)):
-            losses.setdefault(self.name, 0.0)
-            return losses
-        return super().update(examples, drop=drop, sgd=sgd, losses=losses)
 
     def is_annotated(self, doc: Doc) -> bool:
         return has_coref_annotation(doc)
@@ -135,8 +147,11 @@ class HMTLCoref(TorchHeadPipe):
     # --- inference ------------------------------------------------------------------
 
     def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module) -> List[Any]:
-        return module.predict(X, lengths, [sentence_ids(doc) for doc in docs])
+        return module.predict(
+            X, lengths, [sentence_ids(doc) for doc in docs], singletons=self.predict_singletons
+        )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Any]) -> None:
         for doc, clusters in zip(docs, predictions):
-            set_coref_clusters(doc, [c for c in clusters if len(c) >= 2])
+            min_size = 1 if self.predict_singletons else 2
+            set_coref_clusters(doc, [c for c in clusters if len(c) >= min_size])

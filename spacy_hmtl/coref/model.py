@@ -24,6 +24,7 @@ def build_coref_ranker(
     mention_loss_weight: float = 1.0,
     product_width: int = 0,
     antecedent_depth: int = 2,
+    non_crossing: bool = True,
 ) -> Model:
     """Lee et al. (2017) span ranking over the listener's output (HMTL's coref head).
 
@@ -41,6 +42,8 @@ def build_coref_ranker(
     product_width (int): 0 = Lee et al.'s ``g_i * g_j`` pair term; > 0 = a product of
         learned projections that wide (several times cheaper; the CPU configs use 64).
     antecedent_depth (int): hidden layers of the antecedent FFNN (paper: 2; 1 is cheaper).
+    non_crossing (bool): Lee et al.'s pruning: never keep a span that crosses a kept span
+        with a higher mention score.
     """
     torch_head = lazy_torch_layer("hmtl_coref_ranker", "hmtl_coref_scorer")
     torch_head.attrs["hparams"] = {
@@ -54,5 +57,6 @@ def build_coref_ranker(
         "mention_loss_weight": float(mention_loss_weight),
         "product_width": int(product_width),
         "antecedent_depth": int(antecedent_depth),
+        "non_crossing": bool(non_crossing),
     }
     return build_head_model("hmtl_coref", tok2vec, torch_head)

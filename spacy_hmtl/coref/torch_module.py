@@ -46,6 +46,44 @@ def distance_buckets(distances: torch.Tensor) -> torch.Tensor:
     return torch.where(distances <= 4, distances.clamp(min=0), log_bucket).clamp(max=N_DISTANCE_BUCKETS - 1)
 
 
+def non_crossing_top_spans(flat_scores: torch.Tensor, ks: Sequence[int], K: int, W: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Lee et al.'s pruning: per doc, take spans in order of decreasing score, skipping a
+    span that crosses one already taken (``s1 < s2 <= e1 < e2``), until ``ks[b]`` spans.
+
+    flat_scores: ``(B, T * W)`` scores of span (start, width index) at ``start * W + width``
+    (-1e30 = not a candidate), on the CPU. RETURNS: ``(B, K)`` flat indices and a
+    validity mask (a doc with fewer candidates than ``K`` is padded with index 0).
+    """
+    B, TW = flat_scores.shape
+    T = TW // W
+    top_idx = torch.zeros((B, K), dtype=torch.int64)
+    valid = torch.zeros((B, K), dtype=torch.bool)
+    for b in range(B):
+        if not ks[b]:
+            continue
+        row = flat_scores[b]
+        order = torch.argsort(row, descending=True, stable=True)
+        order = order[row[order] > _NEG / 2].tolist()
+        max_end_from = [-1] * T  # per start: the largest end of a kept span starting there
+        min_start_to = [T] * T  # per end: the smallest start of a kept span ending there
+        chosen: List[int] = []
+        for idx in order:
+            start = idx // W
+            end = start + idx % W  # inclusive
+            if any(max_end_from[s2] > end for s2 in range(start + 1, end + 1)):
+                continue
+            if any(min_start_to[e2] < start for e2 in range(start, end)):
+                continue
+            chosen.append(idx)
+            max_end_from[start] = max(max_end_from[start], end)
+            min_start_to[end] = min(min_start_to[end], start)
+            if len(chosen) == ks[b]:
+                break
+        top_idx[b, : len(chosen)] = torch.tensor(chosen, dtype=torch.int64)
+        valid[b, : len(chosen)] = True
+    return top_idx, valid
+
+
 class FFNN(nn.Module):
     """``Linear -> ReLU -> Dropout`` x depth, then ``Linear(hidden, 1)``."""
 
@@ -93,6 +131,8 @@ class CorefRanker(nn.Module):
         times cheaper on a CPU.
     antecedent_depth (int): hidden layers of the antecedent FFNN (paper: 2). Its layers after
         the first run once per span pair, so 1 halves the cost of antecedent scoring.
+    non_crossing (bool): Lee et al.'s pruning constraint: spans are kept in order of mention
+        score, skipping a span that crosses (overlaps without nesting) one already kept.
     """
 
     def __init__(
@@ -111,8 +151,10 @@ class CorefRanker(nn.Module):
         mention_loss_weight: float = 1.0,
         product_width: int = 0,
         antecedent_depth: int = 2,
+        non_crossing: bool = True,
     ):
         super().__init__()
+        self.non_crossing = bool(non_crossing)
         if n_in <= 0:
             raise ValueError(f"hmtl_coref_ranker: n_in must be positive, got {n_in}")
         self.n_in = n_in
@@ -212,9 +254,14 @@ class CorefRanker(nn.Module):
         if K == 0:
             return None
         flat = padded.view(B, T * W)
-        top_scores, top_idx = flat.topk(K, dim=1)
         k_t = torch.tensor(ks, device=device)
-        valid = (torch.arange(K, device=device)[None, :] < k_t[:, None]) & (top_scores > _NEG / 2)
+        if self.non_crossing:
+            top_idx, valid = non_crossing_top_spans(flat.detach().cpu(), ks, K, W)
+            top_idx, valid = top_idx.to(device), valid.to(device)
+            top_scores = flat.gather(1, top_idx)
+        else:
+            top_scores, top_idx = flat.topk(K, dim=1)
+            valid = (torch.arange(K, device=device)[None, :] < k_t[:, None]) & (top_scores > _NEG / 2)
         order_key = torch.where(valid, top_idx, torch.full_like(top_idx, T * W))
         order = order_key.argsort(dim=1)
         top_idx = top_idx.gather(1, order)
@@ -331,9 +378,15 @@ class CorefRanker(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, X: torch.Tensor, lengths: torch.Tensor, sent_ids: Optional[Sequence] = None
+        self,
+        X: torch.Tensor,
+        lengths: torch.Tensor,
+        sent_ids: Optional[Sequence] = None,
+        singletons: bool = False,
     ) -> List[Clusters]:
-        """Clusters (of >= 2 mentions, as (start, end) token offsets) for each doc."""
+        """Clusters (as (start, end) token offsets) for each doc: of >= 2 mentions, plus,
+        when ``singletons``, each kept span with a positive mention score that is in no
+        cluster as a one-mention cluster."""
         B = X.shape[0]
         mask, offsets, x_flat, h_flat, sent = self._encode(X, lengths, sent_ids)
         if h_flat.shape[0] == 0:
@@ -351,6 +404,7 @@ class CorefRanker(nn.Module):
                 top, arg = scores.max(-1)
                 chosen = ant[torch.arange(ant.shape[0], device=X.device)[None, :], arg]
                 best[:, rows] = torch.where(top > 0, chosen, torch.full_like(chosen, -1))
+        is_mention = (m_scores > 0).tolist()
         local_start = local_start.tolist()
         width = width.tolist()
         valid = valid.tolist()
@@ -372,5 +426,14 @@ class CorefRanker(nn.Module):
                 if span_i not in cluster_of:
                     cluster_of[span_i] = c
                     clusters[c].append(span_i)
-            results.append([sorted(c) for c in clusters if len(c) >= 2])
+            found = [sorted(c) for c in clusters if len(c) >= 2]
+            if singletons:
+                linked = {span for c in found for span in c}
+                for i in range(K):
+                    span_i = (local_start[b][i], local_start[b][i] + width[b][i] + 1)
+                    if valid[b][i] and is_mention[b][i] and span_i not in linked:
+                        found.append([span_i])
+                        linked.add(span_i)
+                found.sort()
+            results.append(found)
         return results

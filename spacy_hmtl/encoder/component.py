@@ -58,28 +58,43 @@ class _PendingBackprop:
         self.done = False
         self.losses = losses
         self.name = name
+        # An optimizer step asked for before every listener called back (``nlp.update``
+        # calls the encoder's finish_update right after its update): applied after the
+        # backward pass, so the step always uses this batch's gradient.
+        self.deferred_sgd: Optional[Optimizer] = None
+        self.model: Optional[Model] = None
 
-    def callback(self, d_outputs: List[Floats2d]):
+    def callback(self, d_outputs: Optional[List[Floats2d]]):
+        """Add one listener's gradient; ``None``: the listener has nothing for this batch
+        (its head had no gold), which still counts as its call."""
         if self.done:
             # The batch was already flushed: its torch graph is gone.
             raise ValueError(
                 "hmtl_encoder: a listener called back after the encoder's update was flushed. "
                 "Call every head's update() before the encoder's finish_update()."
             )
-        for acc, d in zip(self.d_outputs, d_outputs):
-            acc += d
-            self.losses[self.name] += float((d**2).sum())
+        if d_outputs is not None:
+            for acc, d in zip(self.d_outputs, d_outputs):
+                acc += d
+                self.losses[self.name] += float((d**2).sum())
+            self.has_gradient = True
         self.received += 1
         if self.received >= self.expected:
             self.flush()
         return []
 
+    has_gradient = False
+
     def flush(self) -> None:
         if self.done or self.received == 0:
             return
         self.done = True
-        self.backprop(self.d_outputs)
+        if self.has_gradient:
+            self.backprop(self.d_outputs)
         self.d_outputs = []
+        if self.deferred_sgd is not None and self.model is not None:
+            sgd, self.deferred_sgd = self.deferred_sgd, None
+            self.model.finish_update(sgd)
 
     def __reduce__(self):
         # A batch in flight holds torch graphs and closures: it pickles as "nothing
@@ -184,10 +199,12 @@ class HMTLEncoder(TrainablePipe):
     ) -> Dict[str, float]:
         """Run the hierarchy once on the batch and hand every listener its level.
 
-        The backward pass runs when all linked listeners have called back, or is flushed
-        by ``finish_update`` (spaCy calls it after the heads' updates in ``spacy train``;
-        ``nlp.update`` calls it right after this method, so there the step lands one
-        batch late).
+        The backward pass runs when all linked listeners have called back (a head
+        without gold for the batch calls back with nothing), or is flushed by
+        ``finish_update`` / the next ``update``. ``spacy train`` calls ``finish_update``
+        after every head's update; ``nlp.update(sgd=...)`` calls it right after this
+        method, so the step is deferred until the last listener has called back: both
+        paths apply the same gradient to the same weights.
         """
         if losses is None:
             losses = {}
@@ -202,6 +219,7 @@ class HMTLEncoder(TrainablePipe):
         outputs, backprop = self.model.begin_update(docs)
         listeners = self.listeners
         pending = _PendingBackprop(backprop, outputs, len(listeners), self.model.ops, losses, self.name)
+        pending.model = self.model
         self._pending = pending
         batch_id = HMTLListener.get_batch_id(docs)
         for listener in listeners:
@@ -209,16 +227,29 @@ class HMTLEncoder(TrainablePipe):
         return losses
 
     def _flush(self) -> None:
-        if self._pending is not None:
-            self._pending.flush()
-            if self._pending.done or self._pending.received == 0:
-                self._pending = None
+        """Backpropagate a batch whose listeners did not all call back (e.g. a head
+        excluded from ``nlp.update``), and apply a step that was waiting for it."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending.done:
+            return
+        if pending.received:
+            pending.flush()
+        elif pending.deferred_sgd is not None:
+            self.model.finish_update(pending.deferred_sgd)
 
     def finish_update(self, sgd: Optimizer) -> None:
-        """Backpropagate what the listeners sent so far, then update the weights."""
-        if self._pending is not None and self._pending.received:
-            self._pending.flush()
-            self._pending = None
+        """Update the weights from the gradients of the batch. While some listeners have
+        not called back yet (``nlp.update`` calls this right after ``update``), the step
+        waits for them; the next ``update`` or ``finish_update`` applies it otherwise."""
+        pending = self._pending
+        if pending is not None and not pending.done:
+            if pending.deferred_sgd is None and pending.received < pending.expected:
+                pending.deferred_sgd = sgd
+                return
+            if pending.deferred_sgd is not None:
+                self._flush()  # applies the waiting step
+                return
+        self._flush()
         self.model.finish_update(sgd)
 
     def get_loss(self, examples, scores) -> None:

@@ -75,6 +75,13 @@ class HMTLListener(Model):
         self._outputs = outputs
         self._backprop = backprop
 
+    def decline(self) -> None:
+        """Tell the encoder that this listener's head has nothing to learn from the
+        current batch, so the encoder need not wait for it."""
+        backprop, self._backprop = self._backprop, None
+        if backprop is not None:
+            backprop(None)
+
     def verify_inputs(self, inputs: List[Doc]) -> bool:
         if self._batch_id is None and self._outputs is None:
             raise ValueError(Errors.E954)

@@ -9,19 +9,12 @@ directly with padded tensors and runs ``loss.backward()`` itself.
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
-from thinc.api import Model, PyTorchShim, PyTorchWrapper_v2, get_torch_default_device, torch2xp, xp2torch
+from thinc.api import Model, PyTorchShim, get_torch_default_device, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 
-def torch_module_layer(module: torch.nn.Module, name: str) -> Model:
-    """Hold a torch module inside a thinc model tree (params, devices, serialization)."""
-    layer = PyTorchWrapper_v2(module)
-    layer.name = name
-    return layer
-
-
 def get_torch_module(layer: Model) -> torch.nn.Module:
-    """The torch module held by a layer made with ``torch_module_layer``."""
+    """The torch module held by a thinc layer that wraps one (its first shim)."""
     return layer.shims[0]._model
 
 
@@ -52,12 +45,6 @@ def unpad_from_torch(batch: torch.Tensor, lengths: torch.Tensor) -> List[Floats2
     """Inverse of ``pad_to_torch``: one ``(n_tokens, width)`` float32 array per doc."""
     full = torch2xp(batch.detach().float())
     return [full[i, : int(n)] for i, n in enumerate(lengths.tolist())]
-
-
-def set_torch_train_mode(layer: Model, is_train: bool) -> torch.nn.Module:
-    module = get_torch_module(layer)
-    module.train(is_train)
-    return module
 
 
 # Torch module classes by name: the name (a string) is what a layer's attrs hold, so the

@@ -51,6 +51,7 @@ DEFAULT_MENTIONS_MODEL = {
         "model": DEFAULT_MENTIONS_MODEL,
         "spans_key": MENTIONS_KEY,
         "threshold": None,
+        "loss_weight": 1.0,
         "scorer": {"@scorers": "spacy_hmtl.mentions_scorer.v1"},
     },
     default_score_weights={"mentions_f": 1.0, "mentions_p": 0.0, "mentions_r": 0.0, "mentions_per_type": None},
@@ -61,6 +62,7 @@ def make_mention_detector(
     model: Model,
     spans_key: str,
     threshold: Optional[float],
+    loss_weight: float,
     scorer: Optional[Callable],
 ) -> "MentionDetector":
     """Create an ``hmtl_mentions`` component.
@@ -70,9 +72,13 @@ def make_mention_detector(
     threshold (Optional[float]): None keeps a candidate when "a mention type" is its most
         probable class; a float keeps it when its best mention type has at least this
         probability (lower = more recall).
+    loss_weight (float): multiplies the mention loss (cross-entropy summed over candidate
+        spans and docs) in the shared update.
     scorer (Optional[Callable]): the scoring function.
     """
-    return MentionDetector(nlp.vocab, model, name, spans_key=spans_key, threshold=threshold, scorer=scorer)
+    return MentionDetector(
+        nlp.vocab, model, name, spans_key=spans_key, threshold=threshold, loss_weight=loss_weight, scorer=scorer
+    )
 
 
 class MentionDetector(TorchHeadPipe):
@@ -93,9 +99,10 @@ class MentionDetector(TorchHeadPipe):
         *,
         spans_key: str = MENTIONS_KEY,
         threshold: Optional[float] = None,
+        loss_weight: float = 1.0,
         scorer: Optional[Callable] = None,
     ):
-        super().__init__(vocab, model, name, scorer=scorer)
+        super().__init__(vocab, model, name, scorer=scorer, loss_weight=loss_weight)
         self.spans_key = spans_key
         self.threshold = threshold
 

@@ -187,12 +187,12 @@ class SpanClassifier(nn.Module):
         ends: torch.Tensor,
         targets: torch.Tensor,
     ) -> torch.Tensor:
-        """Mean softmax cross-entropy over the given candidates (targets: 0 = no mention,
-        ``i + 1`` = label ``i``). Zero (no gradient) when there are no candidates."""
+        """Softmax cross-entropy summed over the given candidates (targets: 0 = no
+        mention, ``i + 1`` = label ``i``). Zero (no gradient) when there are none."""
         if doc_idx.numel() == 0:
             return X.new_zeros(())
         logits = self.forward(X, doc_idx, starts, ends)
-        return F.cross_entropy(logits, targets, reduction="mean")
+        return F.cross_entropy(logits, targets, reduction="sum")
 
     @torch.no_grad()
     def decode(

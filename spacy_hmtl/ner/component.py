@@ -10,7 +10,7 @@ from thinc.api import Model
 
 from ..annotations import has_ner_annotation
 from ..head_pipe import TorchHeadPipe
-from .crf import PREFIXES
+from .crf import bioul_tag_names
 from .model import build_crf_tagger  # noqa: F401  (registers the architecture)
 
 DEFAULT_NER_MODEL = """
@@ -31,16 +31,24 @@ width = 0
 @Language.factory(
     "hmtl_ner",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
-    default_config={"model": Config().from_str(DEFAULT_NER_MODEL)["model"], "scorer": {"@scorers": "spacy.ner_scorer.v1"}},
+    default_config={
+        "model": Config().from_str(DEFAULT_NER_MODEL)["model"],
+        "loss_weight": 1.0,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
-def make_hmtl_ner(nlp: Language, name: str, model: Model, scorer: Optional[Callable]) -> "HMTLNer":
+def make_hmtl_ner(
+    nlp: Language, name: str, model: Model, loss_weight: float, scorer: Optional[Callable]
+) -> "HMTLNer":
     """HMTL's named entity recognizer: a BIOUL CRF on level 1 of ``hmtl_encoder``.
 
     Writes ``doc.ents``; scores ``ents_p/r/f`` and ``ents_per_type`` on the documents that
     carry entity annotation.
+
+    loss_weight (float): multiplies the CRF loss (summed over docs) in the shared update.
     """
-    return HMTLNer(nlp.vocab, model, name, scorer=scorer)
+    return HMTLNer(nlp.vocab, model, name, scorer=scorer, loss_weight=loss_weight)
 
 
 class HMTLNer(TorchHeadPipe):
@@ -56,7 +64,7 @@ class HMTLNer(TorchHeadPipe):
 
     @property
     def tag_names(self) -> List[str]:
-        return ["O"] + [f"{p}-{label}" for label in self.labels for p in PREFIXES]
+        return bioul_tag_names(self.labels)
 
     def is_annotated(self, doc: Doc) -> bool:
         return has_ner_annotation(doc)

@@ -4,19 +4,21 @@
   (``entity_source = "ents"``: ``doc.ents`` + ``doc.spans["ents_overlapping"]``; or a
   ``doc.spans`` key such as ``"mentions"``), never gold. In training, teacher forcing: the
   gold entity spans of the reference (and any gold relation argument missing from them),
-  aligned to the predicted doc, with their gold types.
+  aligned to the predicted doc, with their gold types; with ``negative_spans`` > 0 also
+  sampled wrong arguments and the predicted doc's own entity spans.
 * Candidates: every ordered pair of distinct spans, within one sentence unless
   ``allow_cross_sentence``; at most ``max_pairs`` per doc, keeping the pairs whose span
   starts are closest (ties: smaller index gap, then position), both directions of a pair
   together. Docs without sentence boundaries count as one sentence.
 * Output: ``doc._.hmtl_relations_data`` records ``[head_start, head_end, tail_start,
-  tail_end, label, score]`` (one per ordered pair and label whose probability is >=
-  ``threshold``), ``[]`` when there is none; ``doc._.relations`` gives Spans.
-* Loss: binary cross-entropy summed over (candidate ordered pair, label), divided by the
-  number of docs of the batch annotated for relations; docs with records ``None`` are
-  skipped.
+  tail_end, label, score]``: by default (``decoding = "one_per_pair"``) the most probable
+  (direction, label) of each unordered pair if its probability is >= ``threshold``;
+  ``[]`` when there is none, ``None`` when the entity source was not annotated;
+  ``doc._.relations`` gives Spans.
+* Loss: binary cross-entropy summed over (candidate ordered pair, label) and docs (the
+  loss scale shared by all heads); docs with records ``None`` are skipped.
 """
-from dataclasses import dataclass
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
@@ -37,8 +39,18 @@ from ..annotations import (
 )
 from ..head_pipe import TorchHeadPipe
 from . import torch_module  # noqa: F401  (registers "hmtl_multihead_selection")
+from .candidates import (
+    Candidates,
+    candidate_pairs,
+    canonical_direction,
+    sample_negative_spans,
+    select_one_per_pair,
+    sentence_ids_or_zeros,
+)
 from .model import SIZES_ATTR
-from .scorer import entity_spans
+from .scorer import entity_spans, has_entity_source
+
+__all__ = ["RelationExtractor", "candidate_pairs", "sentence_ids_or_zeros"]
 
 UNKNOWN_TYPE = 0  # type index of entity types not seen at initialize
 
@@ -61,83 +73,6 @@ width = 0
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 
-# --- candidates (numpy, no torch) ---------------------------------------------------
-
-
-def sentence_ids_or_zeros(doc: Doc) -> np.ndarray:
-    """Sentence index of every token (all zeros when the doc has no sentence boundaries)."""
-    ids = sentence_ids(doc)
-    return np.zeros(len(doc), dtype=np.int64) if ids is None else ids
-
-
-def candidate_pairs(
-    starts: np.ndarray, sent_ids: Optional[np.ndarray], max_pairs: int, allow_cross_sentence: bool
-) -> np.ndarray:
-    """Ordered candidate pairs ``(n, 2)`` (head, tail) of span indices.
-
-    starts: span start tokens, sorted ascending. sent_ids: the sentence of each span (None:
-    one sentence). At most ``max_pairs`` pairs are kept: those with the smallest distance
-    between span starts (ties: smaller gap in span order, then earlier head), the two
-    directions of a pair next to each other.
-
-    Vectorized over span-order gaps ``g = 1, 2, ...``: pairs ``(i, i + g)``. The smallest
-    distance at gap g never decreases with g, so the loop stops as soon as ``max_pairs``
-    pairs closer than anything at the next gap were found (or when no pair at gap g is in
-    one sentence, or g exceeds the pairs needed): a long doc costs O(n_spans x few gaps),
-    never O(n_spans ** 2).
-    """
-    n = len(starts)
-    if n < 2 or max_pairs <= 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    starts = np.asarray(starts, dtype=np.int64)
-    sents = None if allow_cross_sentence or sent_ids is None else np.asarray(sent_ids, dtype=np.int64)
-    need = (max_pairs + 1) // 2  # unordered pairs
-    heads: List[np.ndarray] = []
-    tails: List[np.ndarray] = []
-    dists: List[np.ndarray] = []
-    n_found = 0
-    for gap in range(1, n):
-        if gap > need:
-            break  # a kept pair (a, b) is preceded by the b - a - 1 pairs (a, a + 1..b - 1)
-        a = np.arange(n - gap, dtype=np.int64)
-        b = a + gap
-        if sents is not None:
-            same = sents[a] == sents[b]
-            if not same.any():
-                break  # sentences are contiguous in span order: no pair at larger gaps either
-            a, b = a[same], b[same]
-        d = starts[b] - starts[a]
-        if n_found >= need:
-            d_min = d.min()
-            if sum(int((x < d_min).sum()) for x in dists) >= need:
-                break
-        heads.append(a)
-        tails.append(b)
-        dists.append(d)
-        n_found += len(a)
-    if not heads:
-        return np.zeros((0, 2), dtype=np.int64)
-    a, b, d = np.concatenate(heads), np.concatenate(tails), np.concatenate(dists)
-    order = np.lexsort((a, b - a, d))[:need]
-    a, b = a[order], b[order]
-    both = np.stack([np.stack([a, b], axis=1), np.stack([b, a], axis=1)], axis=1).reshape(-1, 2)
-    return both[:max_pairs]
-
-
-@dataclass
-class Candidates:
-    """The argument spans of one doc (sorted by start, end) and its candidate pairs."""
-
-    starts: np.ndarray  # (n_spans,) int64
-    ends: np.ndarray  # (n_spans,) int64, exclusive
-    types: np.ndarray  # (n_spans,) int64 type index (0 = unknown)
-    pairs: np.ndarray  # (n_pairs, 2) int64 indices into the spans
-
-    @property
-    def n_pairs(self) -> int:
-        return int(self.pairs.shape[0])
-
-
 def _same_tokens(a: Doc, b: Doc) -> bool:
     return len(a) == len(b) and bool(np.array_equal(a.to_array("ORTH"), b.to_array("ORTH")))
 
@@ -155,6 +90,10 @@ def _same_tokens(a: Doc, b: Doc) -> bool:
         "threshold": 0.5,
         "allow_cross_sentence": False,
         "max_pairs": 2500,
+        "decoding": "one_per_pair",
+        "symmetric_labels": [],
+        "negative_spans": 0.0,
+        "loss_weight": 1.0,
         "scorer": {"@scorers": "spacy_hmtl.relation_scorer.v1"},
     },
     default_score_weights={
@@ -174,6 +113,10 @@ def make_relation_extractor(
     threshold: float,
     allow_cross_sentence: bool,
     max_pairs: int,
+    decoding: str,
+    symmetric_labels: List[str],
+    negative_spans: float,
+    loss_weight: float,
     scorer: Optional[Callable],
 ) -> "RelationExtractor":
     """Create an ``hmtl_relations`` component.
@@ -186,6 +129,17 @@ def make_relation_extractor(
     allow_cross_sentence (bool): also consider pairs whose arguments start in different
         sentences.
     max_pairs (int): most candidate ordered pairs per doc (the closest are kept).
+    decoding (str): ``"one_per_pair"``: at most one label and one direction per unordered
+        pair (the most probable, if >= threshold), as the gold data has; ``"multi_label"``:
+        every ordered pair and label >= threshold.
+    symmetric_labels (List[str]): labels whose direction means nothing (SciERC's
+        CONJUNCTION, COMPARE): trained and predicted with the earlier span as head.
+    negative_spans (float): in training, add this many sampled non-entity spans per gold
+        entity span of a doc as arguments (pairs with them have no relation), plus the
+        predicted doc's own entity spans when it has any, so the head learns to reject
+        spurious and mis-bounded arguments. 0 (the default) = gold arguments only: on
+        SciERC 1.0 cost 4 points of dev relation F1 at 600 steps (docs/TRAINING.md).
+    loss_weight (float): multiplies the relation loss in the shared update.
     scorer (Optional[Callable]): the scoring method.
     """
     return RelationExtractor(
@@ -196,12 +150,22 @@ def make_relation_extractor(
         threshold=threshold,
         allow_cross_sentence=allow_cross_sentence,
         max_pairs=max_pairs,
+        decoding=decoding,
+        symmetric_labels=symmetric_labels,
+        negative_spans=negative_spans,
+        loss_weight=loss_weight,
         scorer=scorer,
     )
 
 
+DECODING_MODES = ("one_per_pair", "multi_label")
+
+
 class RelationExtractor(TorchHeadPipe):
     """Multi-head selection over the spans of an entity source; see the module docstring."""
+
+    # a loaded pipeline follows its config for these (e.g. spacy.load(path, config=...))
+    runtime_settings = ("entity_source", "threshold", "allow_cross_sentence", "max_pairs")
 
     def __init__(
         self,
@@ -213,15 +177,28 @@ class RelationExtractor(TorchHeadPipe):
         threshold: float = 0.5,
         allow_cross_sentence: bool = False,
         max_pairs: int = 2500,
+        decoding: str = "one_per_pair",
+        symmetric_labels: Iterable[str] = (),
+        negative_spans: float = 0.0,
+        loss_weight: float = 1.0,
         scorer: Optional[Callable] = None,
     ):
         if max_pairs < 0:
             raise ValueError(f"[{name}] max_pairs must be >= 0, got {max_pairs}")
+        if decoding not in DECODING_MODES:
+            raise ValueError(f"[{name}] decoding must be one of {DECODING_MODES}, got {decoding!r}")
+        if negative_spans < 0:
+            raise ValueError(f"[{name}] negative_spans must be >= 0, got {negative_spans}")
+        # run-time settings: attributes from the config, not saved in cfg
+        self.decoding = decoding
+        self.symmetric_labels = frozenset(symmetric_labels)
+        self.negative_spans = float(negative_spans)
         super().__init__(
             vocab,
             model,
             name,
             scorer=scorer,
+            loss_weight=loss_weight,
             entity_source=entity_source,
             threshold=float(threshold),
             allow_cross_sentence=bool(allow_cross_sentence),
@@ -337,6 +314,8 @@ class RelationExtractor(TorchHeadPipe):
             if key not in spans:
                 sent = sents[start] if sent_doc is ref else sents[key[0]]
                 spans[key] = (type_index.get(label, UNKNOWN_TYPE), int(sent))
+        if self.negative_spans > 0:
+            self._add_negative_arguments(pred, spans, sents if sent_doc is pred or identity else None)
         cands = self._make_candidates(spans)
         targets = np.zeros((cands.n_pairs, len(self.labels)), dtype=np.float32)
         if cands.n_pairs and records:
@@ -348,10 +327,38 @@ class RelationExtractor(TorchHeadPipe):
                 tail = ref2pred.get((int(ts), int(te)))
                 if head is None or tail is None or label not in label_index:
                     continue
+                if label in self.symmetric_labels:
+                    head, tail = canonical_direction(head, tail)
                 row = pair_index.get((span_index[head], span_index[tail]))
                 if row is not None:  # else: cross-sentence, beyond max_pairs or self-pair
                     targets[row, label_index[label]] = 1.0
         return cands, targets
+
+    def _add_negative_arguments(
+        self, pred: Doc, spans: Dict[Tuple[int, int], Tuple[int, int]], sents: Optional[np.ndarray]
+    ) -> None:
+        """Add arguments that are not gold entities to a training doc's ``spans``: the
+        predicted doc's own entity spans (when an annotating entity pipe set them) and
+        ``negative_spans`` sampled spans per gold span, with a random entity type (as a
+        tagger would assign one). Pairs with them have no relation, so the head learns to
+        reject the wrong arguments it meets at inference."""
+        if sents is None:
+            sents = sentence_ids_or_zeros(pred)
+        type_index = self._type_index()
+        for span in entity_spans(pred, self.cfg["entity_source"]):
+            key = (span.start, span.end)
+            if key not in spans:
+                spans[key] = (type_index.get(span.label_, UNKNOWN_TYPE), int(sents[span.start]))
+        n_gold = len(spans)
+        if not n_gold:
+            return
+        max_width = min(10, max(end - start for start, end in spans))
+        n_samples = int(round(self.negative_spans * n_gold))
+        n_types = len(self.cfg["entity_labels"])
+        # numpy's global generator: spaCy's fixed seed makes the sample reproducible
+        for start, end in sample_negative_spans(sents, set(spans), n_samples, max_width, np.random):
+            type_id = int(np.random.randint(n_types)) + 1 if n_types else UNKNOWN_TYPE
+            spans[(start, end)] = (type_id, int(sents[start]))
 
     # --- torch ------------------------------------------------------------------------
 
@@ -385,12 +392,10 @@ class RelationExtractor(TorchHeadPipe):
     ) -> torch.Tensor:
         cands: List[Optional[Candidates]] = []
         targets: List[np.ndarray] = []
-        n_annotated = 0
         for eg in examples:
             if not self.is_annotated(eg.reference):
                 cands.append(None)
                 continue
-            n_annotated += 1
             c, t = self.training_candidates(eg)
             cands.append(c)
             if c.n_pairs:
@@ -399,29 +404,54 @@ class RelationExtractor(TorchHeadPipe):
         if not rows:
             return X.new_zeros(())
         gold = torch.from_numpy(np.concatenate(targets)).to(logits.device)
-        loss = F.binary_cross_entropy_with_logits(logits, gold, reduction="sum")
-        return loss / max(n_annotated, 1)
+        return F.binary_cross_entropy_with_logits(logits, gold, reduction="sum")
 
     def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module) -> List[Any]:
-        cands = [self.inference_candidates(doc) for doc in docs]
-        predictions: List[List[list]] = [[] for _ in docs]
+        """Records per doc; ``None`` (not annotated) for a doc whose entity source no pipe
+        annotated: "no arguments were given" is not "no relation was found"."""
+        annotated = [has_entity_source(doc, self.cfg["entity_source"]) for doc in docs]
+        if not all(annotated):
+            self._warn_missing_entity_source()
+        cands = [self.inference_candidates(doc) if ok else None for doc, ok in zip(docs, annotated)]
+        predictions: List[Optional[List[list]]] = [[] if ok else None for ok in annotated]
         rows, offsets, logits = self._run_module(module, X, lengths, cands)
         if not rows:
             return predictions
         probs = torch.sigmoid(logits.float()).cpu().numpy()
-        threshold = self.cfg["threshold"]
-        labels = self.labels
         for k, i in enumerate(rows):
-            c = cands[i]
-            block = probs[offsets[k] : offsets[k + 1]]
-            hit_pairs, hit_labels = np.nonzero(block >= threshold)
-            heads = c.pairs[hit_pairs, 0]
-            tails = c.pairs[hit_pairs, 1]
-            predictions[i] = [
-                [int(c.starts[h]), int(c.ends[h]), int(c.starts[t]), int(c.ends[t]), labels[l], float(block[p, l])]
-                for p, l, h, t in zip(hit_pairs.tolist(), hit_labels.tolist(), heads.tolist(), tails.tolist())
-            ]
+            predictions[i] = self._decode_doc(cands[i], probs[offsets[k] : offsets[k + 1]])
         return predictions
+
+    def _warn_missing_entity_source(self) -> None:
+        if getattr(self, "_warned_missing_source", False):
+            return
+        self._warned_missing_source = True
+        source = self.cfg["entity_source"]
+        where = "doc.ents" if source == "ents" else f'doc.spans["{source}"]'
+        warnings.warn(
+            f"[{self.name}] {where} is not set on some documents (is the entity pipe, e.g. "
+            f"hmtl_ner or hmtl_mentions, missing, disabled or after {self.name}?): their "
+            f"relations are left unannotated (doc._.relations is None), not empty",
+            UserWarning,
+        )
+
+    def _decode_doc(self, cands: Candidates, probs: np.ndarray) -> List[list]:
+        """Relation records of one doc from the probabilities of its candidate pairs."""
+        threshold = self.cfg["threshold"]
+        if self.decoding == "one_per_pair":
+            hit_pairs, hit_labels = select_one_per_pair(cands.pairs, probs, threshold)
+        else:
+            hit_pairs, hit_labels = np.nonzero(probs >= threshold)
+        records = []
+        for p, l in zip(hit_pairs.tolist(), hit_labels.tolist()):
+            h, t = int(cands.pairs[p, 0]), int(cands.pairs[p, 1])
+            head = (int(cands.starts[h]), int(cands.ends[h]))
+            tail = (int(cands.starts[t]), int(cands.ends[t]))
+            label = self.labels[l]
+            if label in self.symmetric_labels:
+                head, tail = canonical_direction(head, tail)
+            records.append([head[0], head[1], tail[0], tail[1], label, float(probs[p, l])])
+        return records
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[List[list]]) -> None:
         for doc, records in zip(docs, predictions):

@@ -47,6 +47,17 @@ def entity_spans(doc: Doc, source: str) -> List[Span]:
     return []
 
 
+def has_entity_source(doc: Doc, source: str) -> bool:
+    """Whether an entity pipe annotated the doc's entity source (an empty doc always
+    counts as annotated): ``doc.ents`` set (even to nothing) for ``"ents"``, the key
+    present in ``doc.spans`` otherwise."""
+    if not len(doc):
+        return True
+    if source == ENTS_SOURCE:
+        return doc.has_annotation("ENT_IOB")
+    return source in doc.spans
+
+
 def entity_types(doc: Doc, entity_source: Optional[str] = None) -> Dict[Tuple[int, int], str]:
     """``{(start, end): label}`` of the spans in the entity source (the first label wins);
     with no source, ``doc.ents`` first, then ``doc.spans["mentions"]``."""

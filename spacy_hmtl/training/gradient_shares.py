@@ -1,0 +1,84 @@
+"""How much each head teaches the shared encoder: the share of the encoder's gradient
+that comes from each task.
+
+For each head in turn, one batch is run through the encoder and that head alone, and the
+gradient of the encoder's parameters is read; a head's share is the norm of its gradient
+divided by the norm of the sum of all heads' gradients (so shares need not add up to 1:
+gradients that point in different directions partly cancel). A head whose share is near 0
+does not shape the shared levels, whatever its loss says.
+"""
+from typing import Dict, List, Optional, Sequence
+
+import numpy
+from spacy.language import Language
+from spacy.training import Example
+
+
+def encoder_gradient(encoder_model) -> numpy.ndarray:
+    """The current gradient of every parameter of ``encoder_model`` (thinc and torch),
+    flattened into one vector."""
+    parts: List[numpy.ndarray] = []
+    for node in encoder_model.walk():
+        for name in node.param_names:
+            if node.has_grad(name):
+                parts.append(numpy.asarray(node.get_grad(name), dtype="float64").ravel())
+        for shim in node.shims:
+            for param in shim._model.parameters():
+                if param.grad is not None:
+                    parts.append(param.grad.detach().cpu().double().numpy().ravel())
+    return numpy.concatenate(parts) if parts else numpy.zeros((0,))
+
+
+def clear_gradients(model) -> None:
+    """Zero the gradients of a thinc model (its torch modules included)."""
+    for node in model.walk():
+        for name in node.param_names:
+            if node.has_grad(name):
+                node.set_grad(name, node.ops.alloc(node.get_grad(name).shape, dtype="f"))
+        for shim in node.shims:
+            for param in shim._model.parameters():
+                param.grad = None
+
+
+def heads_of(nlp: Language, encoder: str) -> List[str]:
+    """The names of the pipes listening to the encoder, in pipeline order."""
+    listening = set(nlp.get_pipe(encoder).listening_components)
+    return [name for name in nlp.pipe_names if name in listening]
+
+
+def annotate_predicted(nlp: Language, examples: Sequence[Example]) -> None:
+    """Run the pipeline's non-trainable pipes (e.g. the sentencizer) on the predicted
+    docs, as ``annotating_components`` does in training."""
+    for name, proc in nlp.pipeline:
+        if not getattr(proc, "is_trainable", False):
+            for eg in examples:
+                eg.predicted = proc(eg.predicted)
+
+
+def encoder_gradient_shares(
+    nlp: Language, examples: Sequence[Example], *, encoder: str = "hmtl_encoder", heads: Optional[List[str]] = None
+) -> Dict[str, float]:
+    """Each head's share of the encoder's gradient on one batch (no dropout, no update).
+
+    nlp (Language): an initialized pipeline with an ``hmtl_encoder``.
+    examples (Sequence[Example]): the batch (its predicted docs should carry what the
+        annotating pipes set, see ``annotate_predicted``).
+    encoder (str): the name of the encoder pipe.
+    heads (Optional[List[str]]): the heads to measure (default: every listener).
+    RETURNS (Dict[str, float]): head name -> ``|g_head| / |sum of g|``.
+    """
+    enc = nlp.get_pipe(encoder)
+    heads = heads or heads_of(nlp, encoder)
+    gradients: Dict[str, numpy.ndarray] = {}
+    for head in heads:
+        clear_gradients(enc.model)
+        enc.update(examples, drop=0.0)
+        nlp.get_pipe(head).update(examples, drop=0.0)
+        enc._flush()  # backpropagate this head's gradient alone
+        gradients[head] = encoder_gradient(enc.model)
+        clear_gradients(nlp.get_pipe(head).model)
+    clear_gradients(enc.model)
+    total = numpy.linalg.norm(sum(gradients.values()))
+    if not total:
+        return {head: 0.0 for head in heads}
+    return {head: float(numpy.linalg.norm(g) / total) for head, g in gradients.items()}
