@@ -67,7 +67,9 @@ setup(
     extras_require={
         "transformers": ["spacy-transformers==1.4.0", "transformers<4.53.3"],
         "distributed": ["dask[distributed]>=2023.9"],
-        "dev": ["pytest>=7", "hypothesis>=6", "dask[distributed]>=2023.9"],
+        # GraphML export of entity graphs (python -m spacy_hmtl graph --graphml)
+        "graph": ["networkx>=3"],
+        "dev": ["pytest>=7", "hypothesis>=6", "dask[distributed]>=2023.9", "networkx>=3"],
     },
     entry_points=ENTRY_POINTS,
     classifiers=[

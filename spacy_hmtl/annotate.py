@@ -7,24 +7,43 @@
   ``--id-key``; the line number when absent) or plain text (one document per line, id =
   line number). ``--format auto`` decides by extension: ``.jsonl``/``.ndjson``/``.json``
   are JSONL, anything else plain text. Blank lines are skipped (ids stay line numbers).
-  The whole input is validated before anything runs, so a malformed line is reported
-  (``file:line: ...``) before any work is lost.
+  The whole input is read and checked before anything runs.
+* Bad records: a line that cannot be a document (not UTF-8, not JSON, no string text, a
+  bad or repeated id, a lone surrogate) and a document the pipeline fails on (longer
+  than ``nlp.max_length``, or any error) are reported with file, line, id and reason.
+  ``--on-error skip`` (the default) leaves them out and lists them in the errors file
+  (``OUTPUT`` with ``.errors.jsonl`` for its extension; ``--errors``), one JSON object
+  per record (``file``, ``line``, ``id``, ``error``); every other record is annotated. A
+  batch that fails is retried record by record, so only the bad record is lost. The exit
+  status is then 3. ``--on-error stop`` stops at the first bad record (a bad line stops
+  the run before any work), after writing the documents before it; exit status 1.
 * Output: appended one batch at a time and flushed, so an interrupted run keeps every
   document it wrote. Re-running with the same OUTPUT resumes: the existing file is
   validated, a truncated last line (the mark of an interrupted write) is cut off, and the
-  documents whose ids are already there are skipped. Written documents are never
-  duplicated; ``--overwrite`` starts from scratch.
+  documents whose ids are already there are skipped; records that failed are tried
+  again, and the errors file is rewritten by every run. Each output line holds its text:
+  a line whose text differs from the input's text for the same id means the input was
+  edited (for plain text, an inserted or deleted line shifts every later id), and the
+  run is refused before any work. Written documents are never duplicated; ``--overwrite``
+  starts from scratch. OUTPUT may not be INPUT, and nothing is written (nor an existing
+  OUTPUT touched) before the model has loaded.
+* ``--output-format graph`` adds each document's entity graph (``spacy_hmtl.graph``,
+  built from the line's layers) under ``"graph"``; ``python -m spacy_hmtl graph`` turns
+  such a file into CSV triples and GraphML.
 
-The per-document conversion, ``doc_to_json``, is reusable on its own; ``iter_input``,
-``OutputState`` and ``annotate_file`` are what the distributed runner
+The per-document conversion, ``doc_to_json``, is reusable on its own; ``read_input``,
+``pipe_to_lines`` and ``annotate_file`` are what the distributed runner
 (``spacy_hmtl.distributed``) shares with this single-process path.
 """
+import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from collections import deque
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Set, TextIO, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -37,10 +56,18 @@ from .annotations import (
     has_mention_annotation,
     has_ner_annotation,
 )
+from .safe_io import children_die_with_parent, same_file
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 INPUT_FORMATS = ("auto", "jsonl", "text")
+ON_ERROR = ("skip", "stop")
+# "doc": the layers (doc_to_json); "graph": the layers plus the entity graph under "graph".
+OUTPUT_FORMATS = ("doc", "graph")
 SCORE_DIGITS = 6
+# Exit status of a run that skipped records (0: all done, 1: error, 2: usage).
+EXIT_SKIPPED = 3
+# Bad records printed on stderr; the errors file lists them all.
+MAX_PRINTED_ERRORS = 20
 
 DocId = Union[str, int]
 # (id, text, line number in the input)
@@ -49,6 +76,32 @@ InputRecord = Tuple[DocId, str, int]
 
 class AnnotateError(ValueError):
     """Bad input or an output file that cannot be resumed (message names file and line)."""
+
+
+class _SourceError(Exception):
+    """Reading the records failed (not the pipeline): never retried, re-raised as its cause."""
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A record that could not be annotated: its id (None when unreadable), the reason,
+    and its input line (set by ``annotate_file``)."""
+
+    doc_id: Optional[DocId]
+    reason: str
+    line: Optional[int] = None
+
+    def describe(self, path: Union[str, Path]) -> str:
+        """``FILE:LINE: id ID: reason`` (no id when it is not known)."""
+        who = "" if self.doc_id is None else f"id {self.doc_id!r}: "
+        return f"{path}:{self.line}: {who}{self.reason}"
+
+    def to_json(self, path: Union[str, Path]) -> Dict[str, Any]:
+        return {"file": str(path), "line": self.line, "id": self.doc_id, "error": self.reason}
+
+
+# What a runner yields per record: its JSONL line, or why it has none.
+Result = Union[str, RecordError]
 
 
 # --- Doc -> JSON --------------------------------------------------------------------
@@ -169,58 +222,153 @@ def _id_key(doc_id: DocId) -> str:
     return json.dumps(doc_id)
 
 
+def text_digest(text: str) -> int:
+    """A 64-bit digest of a text: resume compares it with the text an output line holds."""
+    data = text.encode("utf8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+@dataclass
+class InputLine:
+    """One non-blank input line: a document, or (``problem`` set) why it is not one."""
+
+    lineno: int
+    doc_id: Optional[DocId]
+    text: Optional[str]
+    problem: Optional[str] = None
+
+
+def read_input(
+    path: Union[str, Path], fmt: str = "auto", *, text_key: str = "text", id_key: str = "id"
+) -> Iterator[InputLine]:
+    """Yield every non-blank line of the input (lazily), parsed and checked.
+
+    A line that is not valid UTF-8, not a JSON object, lacks a string text, has an id
+    that is not a string or an integer, holds a lone surrogate, or repeats the id of an
+    earlier document comes with its ``problem`` instead of raising.
+    """
+    path = Path(path)
+    fmt = resolve_format(path, fmt)
+    first_line: Dict[str, int] = {}
+    with path.open("rb") as fileh:
+        for lineno, raw in enumerate(fileh, start=1):
+            item = _parse_line(raw, lineno, fmt, text_key, id_key)
+            if item is None or item.problem is not None:
+                if item is not None:
+                    yield item
+                continue
+            key = _id_key(item.doc_id)
+            if key in first_line:
+                item.problem = f"already used on line {first_line[key]} (ids must be unique to resume)"
+            else:
+                first_line[key] = lineno
+            yield item
+
+
 def iter_input(
     path: Union[str, Path], fmt: str = "auto", *, text_key: str = "text", id_key: str = "id"
 ) -> Iterator[InputRecord]:
     """Yield ``(id, text, line_number)`` for each document of the input (lazily).
 
-    Raises AnnotateError, naming the file and line, for a line that is not valid UTF-8,
-    not a JSON object, lacks a string text, has an id that is not a string or an
-    integer, or repeats an id.
+    Raises AnnotateError, naming the file and line, at the first bad line (see
+    ``read_input``).
     """
-    path = Path(path)
-    fmt = resolve_format(path, fmt)
-    seen: Set[str] = set()
-    with path.open("rb") as fileh:
-        for lineno, raw in enumerate(fileh, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf8")
-            except UnicodeDecodeError as err:
-                raise AnnotateError(f"{where}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-            line = line.rstrip("\r\n")
-            if lineno == 1:
-                line = line.lstrip("\ufeff")
-            if not line.strip():
-                continue
-            if fmt == "text":
-                doc_id: DocId = lineno
-                text = line
-            else:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise AnnotateError(f"{where}: not valid JSON ({err.msg}, column {err.colno})") from None
-                if not isinstance(obj, dict):
-                    raise AnnotateError(f"{where}: expected a JSON object, found {type(obj).__name__}")
-                if text_key not in obj:
-                    raise AnnotateError(f"{where}: no {text_key!r} field (see --text-key)")
-                text = obj[text_key]
-                if not isinstance(text, str):
-                    raise AnnotateError(f"{where}: {text_key!r} must be a string, found {type(text).__name__}")
-                doc_id = obj.get(id_key, lineno)
-                if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
-                    raise AnnotateError(f"{where}: {id_key!r} must be a string or an integer, found {doc_id!r}")
-            key = _id_key(doc_id)
-            if key in seen:
-                raise AnnotateError(f"{where}: duplicate id {doc_id!r} (ids must be unique to resume)")
-            seen.add(key)
-            yield doc_id, text, lineno
+    for item in read_input(path, fmt, text_key=text_key, id_key=id_key):
+        if item.problem is not None:
+            raise AnnotateError(RecordError(item.doc_id, item.problem, item.lineno).describe(path))
+        yield item.doc_id, item.text, item.lineno
 
 
-def validate_input(path: Union[str, Path], fmt: str = "auto", *, text_key: str = "text", id_key: str = "id") -> List[str]:
-    """Read the whole input once (raising on the first bad line); return the id keys."""
-    return [_id_key(doc_id) for doc_id, _, _ in iter_input(path, fmt, text_key=text_key, id_key=id_key)]
+def _parse_line(raw: bytes, lineno: int, fmt: str, text_key: str, id_key: str) -> Optional[InputLine]:
+    """One line of the input; None for a blank line."""
+    try:
+        line = raw.decode("utf8")
+    except UnicodeDecodeError as err:
+        return InputLine(lineno, None, None, f"not valid UTF-8 ({err.reason} at byte {err.start})")
+    line = line.rstrip("\r\n")
+    if lineno == 1:
+        line = line.lstrip("\ufeff")
+    if not line.strip():
+        return None
+    if fmt == "text":
+        return InputLine(lineno, lineno, line)
+    return _parse_json_record(line, lineno, text_key, id_key)
+
+
+def _parse_json_record(line: str, lineno: int, text_key: str, id_key: str) -> InputLine:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        return InputLine(lineno, None, None, f"not valid JSON ({err.msg}: column {err.colno})")
+    if not isinstance(obj, dict):
+        return InputLine(lineno, None, None, f"expected a JSON object, found {type(obj).__name__}")
+    doc_id = obj.get(id_key, lineno)
+    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+        return InputLine(lineno, None, None, f"{id_key!r} must be a string or an integer, found {doc_id!r}")
+    if text_key not in obj:
+        return InputLine(lineno, doc_id, None, f"no {text_key!r} field (see --text-key)")
+    text = obj[text_key]
+    if not isinstance(text, str):
+        return InputLine(lineno, doc_id, None, f"{text_key!r} must be a string, found {type(text).__name__}")
+    for name, value in ((id_key, doc_id), (text_key, text)):
+        problem = unicode_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            return InputLine(lineno, None if name == id_key else doc_id, None, f"{name!r} {problem}")
+    return InputLine(lineno, doc_id, text)
+
+
+def unicode_problem(value: str) -> Optional[str]:
+    """Why a string cannot be written as UTF-8 (a lone surrogate, from an escape such as
+    ``"\\ud800"`` without its pair), or None."""
+    try:
+        value.encode("utf8")
+    except UnicodeEncodeError as err:
+        return (
+            f"holds a lone surrogate (U+{ord(value[err.start]):04X} at character {err.start}), "
+            "which is not valid Unicode"
+        )
+    return None
+
+
+@dataclass
+class InputIndex:
+    """What reading the whole input found: each document's line and text digest (by id
+    key, in input order) and the bad lines."""
+
+    records: Dict[str, Tuple[int, int]] = field(default_factory=dict)
+    bad: List[RecordError] = field(default_factory=list)
+
+
+def validate_input(
+    path: Union[str, Path],
+    fmt: str = "auto",
+    *,
+    text_key: str = "text",
+    id_key: str = "id",
+    on_error: str = "stop",
+) -> InputIndex:
+    """Read the whole input once, before any work.
+
+    on_error: "stop" raises AnnotateError at the first bad line; "skip" collects the bad
+        lines (but raises when no line at all is a document: probably the wrong file or
+        format).
+    """
+    index = InputIndex()
+    for item in read_input(path, fmt, text_key=text_key, id_key=id_key):
+        if item.problem is None:
+            index.records[_id_key(item.doc_id)] = (item.lineno, text_digest(item.text))
+            continue
+        error = RecordError(item.doc_id, item.problem, item.lineno)
+        if on_error == "stop":
+            raise AnnotateError(error.describe(path))
+        index.bad.append(error)
+    if index.bad and not index.records:
+        first = index.bad[0]
+        raise AnnotateError(
+            f"{path}: no line is a document ({len(index.bad)} bad lines; line {first.line}: {first.reason}); "
+            "is it the right file, --format and --text-key?"
+        )
+    return index
 
 
 # --- output (resume) ----------------------------------------------------------------
@@ -228,59 +376,89 @@ def validate_input(path: Union[str, Path], fmt: str = "auto", *, text_key: str =
 
 @dataclass
 class OutputState:
-    """What an existing OUTPUT already holds, after repairing an interrupted write."""
+    """What an existing OUTPUT already holds; ``start_output`` repairs it."""
 
     done: Set[str] = field(default_factory=set)  # id keys already written
     n_lines: int = 0
-    repaired_bytes: int = 0  # size of the truncated last line that was cut off
+    repaired_bytes: int = 0  # size of the truncated last line to cut off
+    good_end: int = 0  # bytes of whole, valid lines
+    exists: bool = False
 
 
-def prepare_output(path: Union[str, Path], input_ids: Sequence[str], *, overwrite: bool = False) -> OutputState:
-    """Validate (and repair) an existing output file so that annotation can append to it.
+def read_output_state(
+    path: Union[str, Path], index: InputIndex, *, input_path: Union[str, Path] = "INPUT", overwrite: bool = False
+) -> OutputState:
+    """Check an existing output file (without changing it) so that annotation can append.
 
-    A last line without its newline is what an interrupted write leaves: it is cut off
-    (its document is annotated again). Any other line that is not a JSON object with an
-    ``id``, a repeated id, or an id that is not in the input raises AnnotateError: the file
-    is probably not this input's output, and appending would mix two runs.
+    A last line without its newline is what an interrupted write leaves: it will be cut
+    off (its document is annotated again). Any other line that is not a JSON object with
+    an ``id`` and a ``text``, a repeated id, an id that is not in the input, or a text
+    that differs from the input's text for that id (an edited input) raises
+    AnnotateError: appending would mix two runs.
     """
     path = Path(path)
-    state = OutputState()
-    if overwrite or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"")
+    state = OutputState(exists=path.exists())
+    if not state.exists or overwrite:
         return state
     if not path.is_file():
         raise AnnotateError(f"{path}: the output exists and is not a file")
-    wanted = set(input_ids)
-    good_end = 0
     with path.open("rb") as fileh:
         for lineno, raw in enumerate(fileh, start=1):
             if not raw.endswith(b"\n"):
                 state.repaired_bytes = len(raw)
                 break
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(raw.decode("utf8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise AnnotateError(
-                    f"{where}: not a complete JSON line; not written by annotate? (use --overwrite to start again)"
-                ) from None
-            if not isinstance(obj, dict) or "id" not in obj:
-                raise AnnotateError(f"{where}: a line without an 'id'; not written by annotate? (use --overwrite)")
-            key = _id_key(obj["id"])
-            if key in state.done:
-                raise AnnotateError(f"{where}: id {obj['id']!r} is written twice (use --overwrite)")
-            if key not in wanted:
-                raise AnnotateError(
-                    f"{where}: id {obj['id']!r} is not in the input; is this another input's output? (use --overwrite)"
-                )
-            state.done.add(key)
+            state.done.add(_check_output_line(raw, f"{path}:{lineno}", index, state, input_path))
             state.n_lines += 1
-            good_end += len(raw)
-    if state.repaired_bytes:
-        with path.open("r+b") as fileh:
-            fileh.truncate(good_end)
+            state.good_end += len(raw)
     return state
+
+
+def _check_output_line(raw: bytes, where: str, index: InputIndex, state: OutputState, input_path: Any) -> str:
+    """Check one complete line of an existing OUTPUT; return its id key."""
+    try:
+        obj = json.loads(raw.decode("utf8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise AnnotateError(
+            f"{where}: not a complete JSON line; not written by annotate? (use --overwrite to start again)"
+        ) from None
+    if not isinstance(obj, dict) or "id" not in obj or not isinstance(obj.get("text"), str):
+        raise AnnotateError(f"{where}: a line without an 'id' and a 'text'; not written by annotate? (use --overwrite)")
+    key = _id_key(obj["id"])
+    if key in state.done:
+        raise AnnotateError(f"{where}: id {obj['id']!r} is written twice (use --overwrite)")
+    if key not in index.records:
+        raise AnnotateError(
+            f"{where}: id {obj['id']!r} is not in the input; was the input edited, or is this another "
+            "input's output? (use --overwrite to start again)"
+        )
+    lineno, digest = index.records[key]
+    if text_digest(obj["text"]) != digest:
+        raise AnnotateError(
+            f"{where}: id {obj['id']!r} was annotated from another text than {input_path}:{lineno} holds now: "
+            "the input was edited after OUTPUT was written (plain-text ids are line numbers, so an inserted "
+            "or deleted line shifts every later id). Use --overwrite to annotate it all again."
+        )
+    return key
+
+
+def start_output(
+    path: Union[str, Path], state: OutputState, *, overwrite: bool = False, fsync: bool = False
+) -> "JsonlAppender":
+    """Create, empty (``overwrite``) or repair OUTPUT as ``state`` says; return an appender."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite or not state.exists:
+        path.write_bytes(b"")
+    elif state.repaired_bytes:
+        with path.open("r+b") as fileh:
+            fileh.truncate(state.good_end)
+    return JsonlAppender(path, fsync=fsync)
+
+
+def default_errors_path(output_path: Union[str, Path]) -> Path:
+    """Where the bad records of a run are listed: ``out.jsonl`` -> ``out.errors.jsonl``."""
+    output_path = Path(output_path)
+    return output_path.with_name(output_path.stem + ".errors.jsonl")
 
 
 class JsonlAppender:
@@ -308,6 +486,37 @@ class JsonlAppender:
         self.close()
 
 
+class ErrorReport:
+    """The bad records of a run: printed on stderr (the first ``MAX_PRINTED_ERRORS``) and
+    listed in the errors file, which every run rewrites (it holds the records of the
+    last run that are not in OUTPUT; no errors, no file)."""
+
+    def __init__(self, input_path: Path, errors_path: Path, *, stream: Optional[TextIO] = None):
+        self.input_path = input_path
+        self.errors_path = errors_path
+        self.stream = stream
+        self.count = 0
+        self.fileh = None
+        if errors_path.exists():
+            errors_path.unlink()
+
+    def add(self, error: RecordError) -> None:
+        if self.fileh is None:
+            self.errors_path.parent.mkdir(parents=True, exist_ok=True)
+            self.fileh = self.errors_path.open("w", encoding="utf8")
+        self.fileh.write(json.dumps(error.to_json(self.input_path)) + "\n")
+        self.fileh.flush()
+        self.count += 1
+        if self.stream is not None and self.count <= MAX_PRINTED_ERRORS:
+            print(f"skipped {error.describe(self.input_path)}", file=self.stream)
+
+    def close(self) -> None:
+        if self.fileh is not None:
+            self.fileh.close()
+        if self.stream is not None and self.count > MAX_PRINTED_ERRORS:
+            print(f"... {self.count} records skipped in all; see {self.errors_path}", file=self.stream)
+
+
 # --- running ------------------------------------------------------------------------
 
 
@@ -318,6 +527,8 @@ class AnnotateSummary:
     n_written: int
     repaired: bool
     output: str
+    n_failed: int = 0
+    errors_path: Optional[str] = None
 
     def format(self) -> str:
         msg = f"{self.n_written} documents annotated -> {self.output}"
@@ -325,7 +536,14 @@ class AnnotateSummary:
             msg += f" ({self.n_skipped} already there, skipped)"
         if self.repaired:
             msg += " (cut off a truncated last line left by an interrupted run)"
+        if self.n_failed:
+            msg += f"; {self.n_failed} records could not be annotated, listed in {self.errors_path}"
         return msg
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every record is in OUTPUT, ``EXIT_SKIPPED`` when some were skipped."""
+        return EXIT_SKIPPED if self.n_failed else 0
 
 
 def pipe_to_lines(
@@ -335,11 +553,84 @@ def pipe_to_lines(
     batch_size: int,
     n_process: int = 1,
     mentions_key: str = MENTIONS_KEY,
-) -> Iterator[str]:
-    """Annotate ``(id, text)`` pairs with ``nlp.pipe``; yield JSONL lines in input order."""
-    pairs = ((text, doc_id) for doc_id, text in records)
-    for doc, doc_id in nlp.pipe(pairs, as_tuples=True, batch_size=batch_size, n_process=n_process):
-        yield dumps_line(doc_to_json(doc, doc_id, mentions_key=mentions_key))
+) -> Iterator[Result]:
+    """Annotate ``(id, text)`` pairs with ``nlp.pipe``; yield one result per record, in
+    input order: its JSONL line, or a ``RecordError`` when it cannot be annotated.
+
+    A text longer than ``nlp.max_length`` is not sent to the pipeline. When the pipeline
+    fails, the records it was working on are annotated again one at a time (so only the
+    bad one is lost), and ``nlp.pipe`` restarts after them.
+    """
+    records = iter(records)
+    while True:
+        in_flight: Deque[Tuple[DocId, str, Optional[str]]] = deque()
+        try:
+            yield from _pipe_until_error(nlp, records, in_flight, batch_size, n_process, mentions_key)
+            return
+        except _SourceError as err:
+            raise err.__cause__ from None
+        except Exception:
+            pass  # the pipeline failed: every record still in flight is retried alone below
+        for doc_id, text, problem in in_flight:
+            yield RecordError(doc_id, problem) if problem else _annotate_alone(nlp, doc_id, text, mentions_key)
+
+
+def _pipe_until_error(
+    nlp: Language,
+    records: Iterator[Tuple[DocId, str]],
+    in_flight: Deque[Tuple[DocId, str, Optional[str]]],
+    batch_size: int,
+    n_process: int,
+    mentions_key: str,
+) -> Iterator[Result]:
+    """Run ``nlp.pipe`` over ``records``; ``in_flight`` holds, in order, the records taken
+    from ``records`` whose result is not yielded yet (with the problem of those that are
+    not sent to the pipeline)."""
+
+    def feed() -> Iterator[Tuple[str, DocId]]:
+        while True:
+            try:
+                doc_id, text = next(records)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise _SourceError() from err
+            problem = _too_long(nlp, text)
+            in_flight.append((doc_id, text, problem))
+            if problem is None:
+                yield text, doc_id
+
+    docs = nlp.pipe(feed(), as_tuples=True, batch_size=batch_size, n_process=n_process)
+    try:
+        for doc, doc_id in docs:
+            while in_flight[0][2] is not None:
+                skipped_id, _, problem = in_flight.popleft()
+                yield RecordError(skipped_id, problem)
+            in_flight.popleft()
+            yield dumps_line(doc_to_json(doc, doc_id, mentions_key=mentions_key))
+        while in_flight:
+            skipped_id, _, problem = in_flight.popleft()
+            yield RecordError(skipped_id, problem)
+    finally:
+        docs.close()
+
+
+def _too_long(nlp: Language, text: str) -> Optional[str]:
+    if len(text) > nlp.max_length:
+        return (
+            f"text of {len(text)} characters is longer than the pipeline's max_length ({nlp.max_length}); "
+            "split it, or raise nlp.max_length if there is memory for it"
+        )
+    return None
+
+
+def _annotate_alone(nlp: Language, doc_id: DocId, text: str, mentions_key: str) -> Result:
+    """One record through the pipeline on its own: its line, or why it failed."""
+    try:
+        return dumps_line(doc_to_json(nlp(text), doc_id, mentions_key=mentions_key))
+    except Exception as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return RecordError(doc_id, f"the pipeline failed on it: {type(err).__name__}: {message[:300]}")
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[List[Any]]:
@@ -365,77 +656,189 @@ def annotate_file(
     input_format: str = "auto",
     gpu_id: int = -1,
     overwrite: bool = False,
+    on_error: str = "skip",
+    errors_path: Optional[Union[str, Path]] = None,
     show_progress: bool = True,
+    report_errors: bool = True,
     fsync: bool = False,
     mentions_key: str = MENTIONS_KEY,
     torch_threads: Optional[int] = None,
-    runner: Optional[Callable[[Iterator[Tuple[DocId, str]]], Iterator[List[str]]]] = None,
+    runner: Optional[Callable[[Iterator[Tuple[DocId, str]]], Iterator[List[Result]]]] = None,
+    output_format: str = "doc",
 ) -> AnnotateSummary:
     """Annotate INPUT into OUTPUT (JSONL), resuming an existing OUTPUT.
 
     model: a pipeline name or path (loaded here) or a loaded ``Language``.
+    on_error: "skip" (default): bad records are reported and listed in ``errors_path``
+        (default ``default_errors_path(output_path)``), the others annotated; "stop":
+        AnnotateError at the first bad record, after writing the documents before it.
+    report_errors: print each skipped record on stderr.
+    output_format: "doc" (the layers, ``doc_to_json``) or "graph" (the layers and the
+        document's entity graph under ``"graph"``, see ``spacy_hmtl.graph``); resuming an
+        OUTPUT written in the other format is refused.
     torch_threads: torch threads per process while annotating (default: torch's own
         setting, or the CPUs shared out among the processes when ``n_process > 1``; an
         oversubscribed CPU makes torch's thread pool very slow).
     runner: replaces ``nlp.pipe``: a function of the pending ``(id, text)`` pairs that yields
-        lists of JSONL lines, in input order (``spacy_hmtl.distributed`` passes one; the
-        model is then not loaded here).
-    RETURNS (AnnotateSummary): counts, for the CLI's message.
+        lists of results (JSONL lines or ``RecordError``), one per record, in input order
+        (``spacy_hmtl.distributed`` passes one; the model is then not loaded here).
+    RETURNS (AnnotateSummary): counts, for the CLI's message and exit status.
     """
-    if batch_size < 1:
-        raise AnnotateError("--batch-size must be at least 1")
-    if n_process < 1 and n_process != -1:
-        raise AnnotateError("--n-process must be at least 1 (or -1 for all CPUs)")
+    _check_options(batch_size, n_process, on_error)
     input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file():
-        raise AnnotateError(f"{input_path}: no such input file")
-    if input_path.resolve() == output_path.resolve():
-        raise AnnotateError("INPUT and OUTPUT are the same file")
-    ids = validate_input(input_path, input_format, text_key=text_key, id_key=id_key)
-    state = prepare_output(output_path, ids, overwrite=overwrite)
-    pending = (
-        (doc_id, text)
-        for doc_id, text, _ in iter_input(input_path, input_format, text_key=text_key, id_key=id_key)
-        if _id_key(doc_id) not in state.done
-    )
-    n_pending = len(ids) - len(state.done)
+    errors_path = default_errors_path(output_path) if errors_path is None else Path(errors_path)
+    _check_paths(input_path, output_path, errors_path)
+    index = validate_input(input_path, input_format, text_key=text_key, id_key=id_key, on_error=on_error)
+    state = read_output_state(output_path, index, input_path=input_path, overwrite=overwrite)
+    _check_output_format(output_path, state, output_format)
+    n_pending = len(index.records) - len(state.done)
     if runner is None and n_pending:
-        nlp = model if isinstance(model, Language) else load_pipeline(model, gpu_id=gpu_id)
-
-        def runner(records: Iterator[Tuple[DocId, str]]) -> Iterator[List[str]]:
-            lines = pipe_to_lines(nlp, records, batch_size=batch_size, n_process=n_process, mentions_key=mentions_key)
-            return batched(lines, batch_size)
-
-    n_written = 0
-    bar = None
-    if show_progress and n_pending:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(ids), initial=len(state.done), unit="doc", file=sys.stderr, desc="annotate")
-    if torch_threads is None and n_process != 1:
-        n_procs = (os.cpu_count() or 1) if n_process == -1 else n_process
-        torch_threads = max(1, (os.cpu_count() or 1) // n_procs)
+        # Loaded before OUTPUT is touched: an unloadable model leaves everything as it was.
+        nlp = model if isinstance(model, Language) else load_model(model, gpu_id)
+        runner = _pipe_runner(nlp, batch_size, n_process, mentions_key)
+    pending = (
+        (item.doc_id, item.text)
+        for item in read_input(input_path, input_format, text_key=text_key, id_key=id_key)
+        if item.problem is None and _id_key(item.doc_id) not in state.done
+    )
+    report = ErrorReport(input_path, errors_path, stream=sys.stderr if report_errors else None)
+    run = _Run(input_path, index, report, on_error)
+    bar = _progress_bar(len(index.records), len(state.done)) if show_progress and n_pending else None
+    torch_threads = _threads_per_process(n_process) if torch_threads is None else torch_threads
     restore_threads = _set_torch_threads(torch_threads) if torch_threads and n_pending else None
     try:
-        with JsonlAppender(output_path, fsync=fsync) as out:
+        workers_guard = children_die_with_parent() if n_process != 1 else nullcontext()
+        with start_output(output_path, state, overwrite=overwrite, fsync=fsync) as out, workers_guard:
+            for error in index.bad:
+                report.add(error)
             if n_pending:
-                for lines in runner(pending):
-                    out.write_batch(lines)
-                    n_written += len(lines)
-                    if bar is not None:
-                        bar.update(len(lines))
+                batches = runner(pending)
+                run.consume(_with_graphs(batches) if output_format == "graph" else batches, out, bar)
     finally:
+        report.close()
         if bar is not None:
             bar.close()
         if restore_threads is not None:
             _set_torch_threads(restore_threads)
     return AnnotateSummary(
-        n_input=len(ids),
+        n_input=len(index.records) + len(index.bad),
         n_skipped=len(state.done),
-        n_written=n_written,
+        n_written=run.n_written,
         repaired=bool(state.repaired_bytes),
         output=str(output_path),
+        n_failed=report.count,
+        errors_path=str(errors_path),
     )
+
+
+def _check_output_format(output_path: Path, state: OutputState, output_format: str) -> None:
+    """Refuse to resume an OUTPUT whose lines are in the other ``--output-format``."""
+    if output_format not in OUTPUT_FORMATS:
+        raise AnnotateError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+    if not state.n_lines:
+        return
+    with output_path.open("rb") as fileh:
+        has_graph = "graph" in json.loads(fileh.readline().decode("utf8"))
+    if has_graph != (output_format == "graph"):
+        written = "graph" if has_graph else "doc"
+        raise AnnotateError(
+            f"{output_path}: written with --output-format {written}, resumed with {output_format}; "
+            "use the same format, or --overwrite"
+        )
+
+
+def _with_graphs(batches: Iterator[List[Result]]) -> Iterator[List[Result]]:
+    """The runner's batches with each document's entity graph added to its line."""
+    from .graph.export import add_graph_to_line
+
+    try:
+        for batch in batches:
+            yield [add_graph_to_line(r) if isinstance(r, str) else r for r in batch]
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:  # stops nlp.pipe's worker processes at once
+            close()
+
+
+def _threads_per_process(n_process: int) -> Optional[int]:
+    """The CPUs shared out among ``n_process`` processes (None: leave torch's setting)."""
+    if n_process == 1:
+        return None
+    n_procs = (os.cpu_count() or 1) if n_process == -1 else n_process
+    return max(1, (os.cpu_count() or 1) // n_procs)
+
+
+def _check_options(batch_size: int, n_process: int, on_error: str) -> None:
+    if batch_size < 1:
+        raise AnnotateError("--batch-size must be at least 1")
+    if n_process < 1 and n_process != -1:
+        raise AnnotateError("--n-process must be at least 1 (or -1 for all CPUs)")
+    if on_error not in ON_ERROR:
+        raise AnnotateError(f"--on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+
+
+def _check_paths(input_path: Path, output_path: Path, errors_path: Path) -> None:
+    if not input_path.is_file():
+        raise AnnotateError(f"{input_path}: no such input file")
+    if same_file(input_path, output_path):
+        raise AnnotateError(f"{output_path}: OUTPUT is the INPUT file; annotate never writes over its input")
+    if same_file(input_path, errors_path) or same_file(output_path, errors_path):
+        raise AnnotateError(f"{errors_path}: the errors file would replace INPUT or OUTPUT; choose another --errors")
+
+
+def _pipe_runner(nlp: Language, batch_size: int, n_process: int, mentions_key: str):
+    def runner(records: Iterator[Tuple[DocId, str]]) -> Iterator[List[Result]]:
+        results = pipe_to_lines(nlp, records, batch_size=batch_size, n_process=n_process, mentions_key=mentions_key)
+        return batched(results, batch_size)
+
+    return runner
+
+
+def _progress_bar(total: int, initial: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="doc", file=sys.stderr, desc="annotate")
+
+
+class _Run:
+    """Writes the runner's results: lines to OUTPUT, bad records to the report (or, with
+    ``on_error="stop"``, the lines before the first one, then AnnotateError)."""
+
+    def __init__(self, input_path: Path, index: InputIndex, report: ErrorReport, on_error: str):
+        self.input_path = input_path
+        self.index = index
+        self.report = report
+        self.on_error = on_error
+        self.n_written = 0
+
+    def consume(self, batches: Iterator[List[Result]], out: JsonlAppender, bar: Any) -> None:
+        try:
+            for batch in batches:
+                self._write(batch, out)
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:  # stops nlp.pipe's worker processes at once
+                close()
+
+    def _write(self, batch: List[Result], out: JsonlAppender) -> None:
+        lines: List[str] = []
+        for result in batch:
+            if isinstance(result, str):
+                lines.append(result)
+                continue
+            error = replace(result, line=self.index.records.get(_id_key(result.doc_id), (None, 0))[0])
+            if self.on_error == "stop":
+                out.write_batch(lines)
+                self.n_written += len(lines)
+                raise AnnotateError(
+                    f"{error.describe(self.input_path)} (stopped by --on-error stop; "
+                    "the documents before it are written)"
+                )
+            self.report.add(error)
+        out.write_batch(lines)
+        self.n_written += len(lines)
 
 
 def _set_torch_threads(n: int) -> int:
@@ -456,6 +859,14 @@ def load_pipeline(model: Union[str, Path], *, gpu_id: int = -1) -> Language:
     return spacy.load(model)
 
 
+def load_model(model: Union[str, Path], gpu_id: int = -1) -> Language:
+    """``load_pipeline``, its errors turned into AnnotateError naming MODEL."""
+    try:
+        return load_pipeline(model, gpu_id=gpu_id)
+    except Exception as err:
+        raise AnnotateError(f"{model}: cannot load the pipeline: {err}") from err
+
+
 # --- command line -------------------------------------------------------------------
 
 
@@ -468,7 +879,10 @@ def add_annotate(subparsers: Any) -> None:
             "with one document per line) and write one JSON object per document to OUTPUT: "
             "id, text, tokens, entities, mentions, relations, coref_clusters. Re-running with "
             "an existing OUTPUT resumes: documents already written are skipped and a "
-            "truncated last line is repaired."
+            "truncated last line is repaired; an input edited since is refused. Records that "
+            "cannot be annotated are reported (file:line, id, reason) and, with --on-error "
+            "skip, listed in the errors file. Exit status: 0 all annotated, 1 error, 2 usage, "
+            "3 some records skipped."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="pipeline name or path")
@@ -478,6 +892,11 @@ def add_annotate(subparsers: Any) -> None:
                         help="input format (auto: .jsonl/.ndjson/.json are JSONL, anything else text)")
     parser.add_argument("--text-key", default="text", help="JSONL field holding the text (default text)")
     parser.add_argument("--id-key", default="id", help="JSONL field holding the id (default id; line number if absent)")
+    parser.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                        help="a record that cannot be annotated: skip it (default; listed in the errors "
+                             "file, exit status 3) or stop there (exit status 1)")
+    parser.add_argument("--errors", metavar="PATH", default=None,
+                        help="errors file for --on-error skip (default: OUTPUT with .errors.jsonl for its extension)")
     parser.add_argument("--n-process", type=int, default=1, help="processes for nlp.pipe (default 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="documents per batch and per flushed write")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to use (default -1: CPU)")
@@ -486,6 +905,9 @@ def add_annotate(subparsers: Any) -> None:
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming OUTPUT")
     parser.add_argument("--fsync", action="store_true", help="fsync OUTPUT after every batch")
     parser.add_argument("--mentions-key", default=MENTIONS_KEY, help="doc.spans key of the mentions")
+    parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="doc",
+                        help="doc: the layers (default); graph: the layers plus each document's entity "
+                             "graph under 'graph' (docs/GRAPH.md)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     dask = parser.add_mutually_exclusive_group()
     dask.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
@@ -515,10 +937,13 @@ def run_annotate(args: Any) -> int:
         input_format=args.input_format,
         gpu_id=args.gpu_id,
         overwrite=args.overwrite,
+        on_error=args.on_error,
+        errors_path=args.errors,
         show_progress=not args.no_progress,
         fsync=args.fsync,
         mentions_key=args.mentions_key,
         torch_threads=args.threads,
+        output_format=args.output_format,
     )
     try:
         if use_dask:
@@ -539,4 +964,4 @@ def run_annotate(args: Any) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(summary.format())
-    return 0
+    return summary.exit_code

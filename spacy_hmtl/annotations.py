@@ -20,6 +20,12 @@ document annotated for relations is not annotated for coreference:
 
 Spans cannot be msgpacked, so the stored data is ints and strings only: it survives
 ``Doc.to_bytes``, ``DocBin(store_user_data=True)`` and ``nlp.pipe(n_process=2)``.
+
+The ``doc._`` extensions exist once ``spacy_hmtl`` is imported (``spacy.load`` of a
+pipeline with HMTL components imports it). Unpickling a Doc imports it by itself (the
+records are ``LayerRecords``); ``Doc.from_bytes`` and ``DocBin`` cannot: in a process
+that has not imported ``spacy_hmtl``, reading a layer from such a Doc fails with spaCy's
+E046 ("unregistered extension attribute"). ``import spacy_hmtl`` first.
 """
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
@@ -38,6 +44,14 @@ COREF_MARKER = COREF_PREFIX
 ENTS_OVERFLOW_KEY = "ents_overlapping"
 
 RelationRecord = List  # [head_start, head_end, tail_start, tail_end, label, score]
+
+
+class LayerRecords(list):
+    """The list a layer's records are stored in: a plain list whose class lives in this
+    package, so that unpickling a Doc imports ``spacy_hmtl`` (which registers the
+    extensions) before its layers are read. msgpack stores it as a plain list."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,7 @@ def set_relation_records(doc: Doc, records: Optional[Iterable[Sequence]]) -> Non
                 )
         clean.append([hs, he, ts, te, label, score])
     clean.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4]))
-    doc._.set(RELATIONS_ATTR, clean)
+    doc._.set(RELATIONS_ATTR, LayerRecords(clean))
 
 
 def _get_relations(doc: Doc) -> Optional[List[Relation]]:
@@ -198,7 +212,7 @@ def set_coref_clusters(
                 raise ValueError(
                     f"Coreference mention [{start}, {end}) is outside the document ({len(doc)} tokens)"
                 )
-    doc._.set(COREF_ATTR, [[[s, e] for s, e in cluster] for cluster in ordered])
+    doc._.set(COREF_ATTR, LayerRecords([[s, e] for s, e in cluster] for cluster in ordered))
     if span_groups:
         doc.spans[COREF_MARKER] = []
         for i, cluster in enumerate(ordered):

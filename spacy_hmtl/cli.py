@@ -3,15 +3,22 @@
 Each command is a function ``add_<command>(subparsers)`` that adds its parser and sets
 ``handler`` (a function of the parsed args returning an exit code); add new commands
 (e.g. ``annotate``) to COMMANDS.
+
+Exit status: 0 done; 1 error (a message names the file and the problem); 2 bad usage;
+3 (``annotate``, ``render``) done, but some records could not be processed and were
+skipped (``--on-error skip``; each is reported). SIGTERM ends a command as Ctrl-C does:
+its temporary files are removed.
 """
 import argparse
 import sys
 from typing import Callable, List, Optional
 
 from .annotate import add_annotate
+from .graph.command import add_graph
 from .render import add_render
+from .safe_io import sigterm_exits
 
-FORMATS = ("scierc", "conll04", "litbank", "conll")
+FORMATS = ("scierc", "conll04", "litbank", "conll", "conll2012")
 # Options that only make sense for one format: name -> format.
 FORMAT_OPTIONS = {
     "keep_ptb_brackets": "scierc",
@@ -29,8 +36,10 @@ def add_convert(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Convert a corpus to .spacy (DocBin with user data), keeping entities, mentions, "
             "relations and coreference. scierc/conll04/conll: INPUT is a file, OUTPUT a .spacy "
-            "file or an existing directory. litbank: INPUT is the litbank directory, OUTPUT a "
-            "directory that receives train.spacy, dev.spacy and test.spacy."
+            "file or an existing directory. conll2012: INPUT is a *_conll file or a directory "
+            "searched for them, OUTPUT one .spacy file. litbank: INPUT is the litbank directory, OUTPUT a "
+            "directory that receives train.spacy, dev.spacy and test.spacy. An existing "
+            "output is only replaced with --overwrite; OUTPUT may never be INPUT."
         ),
     )
     parser.add_argument("format", choices=FORMATS, metavar="FORMAT", help=" | ".join(FORMATS))
@@ -45,6 +54,7 @@ def add_convert(subparsers: argparse._SubParsersAction) -> None:
                         help="conll: tagging scheme (default auto)")
     parser.add_argument("--n-sents", type=int, default=None,
                         help="conll: sentences per doc when there is no -DOCSTART- (default 10)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.set_defaults(handler=run_convert, parser=parser)
 
@@ -65,7 +75,7 @@ def run_convert(args: argparse.Namespace) -> int:
         args.parser.error("--n-sents must be at least 1")
     try:
         summary = CONVERTERS[args.format](
-            args.input, args.output, show_progress=not args.no_progress, **options
+            args.input, args.output, show_progress=not args.no_progress, overwrite=args.overwrite, **options
         )
     except (ConversionError, OSError) as err:
         # Bad input or an unwritable output: a message, not a traceback.
@@ -75,7 +85,7 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert, add_annotate, add_render]
+COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert, add_annotate, add_render, add_graph]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run a command; returns the exit code (1 on a conversion error, 2 on bad usage)."""
+    """Run a command; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    with sigterm_exits():
+        return args.handler(args)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ How it works:
   the single-process run), each a task returning its JSONL lines. At most
   ``max_in_flight`` partitions are submitted at once (bounded memory), and the results are
   written in submission order, one flushed write per partition.
+* A record the pipeline fails on comes back as a ``RecordError`` (``pipe_to_lines``
+  retries a failing batch record by record on the worker), so bad records follow
+  ``--on-error`` exactly as in the single-process run.
 """
 import logging
 import math
@@ -34,7 +37,16 @@ from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 
-from .annotate import AnnotateError, AnnotateSummary, DocId, batched, annotate_file, load_pipeline, pipe_to_lines
+from .annotate import (
+    AnnotateError,
+    AnnotateSummary,
+    DocId,
+    Result,
+    annotate_file,
+    batched,
+    load_pipeline,
+    pipe_to_lines,
+)
 from .annotations import MENTIONS_KEY
 
 try:  # the plugin must subclass dask's WorkerPlugin; this module imports without dask
@@ -96,8 +108,9 @@ class PipelinePlugin(_WorkerPlugin):
 
 def annotate_partition(
     model: str, gpu_id: int, records: List[Tuple[DocId, str]], batch_size: int, mentions_key: str = MENTIONS_KEY
-) -> List[str]:
-    """The task: annotate ``(id, text)`` pairs on a worker, return their JSONL lines."""
+) -> List[Result]:
+    """The task: annotate ``(id, text)`` pairs on a worker, return one result per record
+    (its JSONL line, or a ``RecordError``)."""
     nlp, lock = get_pipeline(model, gpu_id)
     with lock:
         return list(pipe_to_lines(nlp, records, batch_size=batch_size, n_process=1, mentions_key=mentions_key))
@@ -121,13 +134,13 @@ def dask_runner(
     mentions_key: str = MENTIONS_KEY,
     max_in_flight: Optional[int] = None,
 ):
-    """A runner for ``annotate_file``: pending ``(id, text)`` pairs -> lists of JSONL lines
-    (one per partition, in order), computed by ``client``'s workers."""
+    """A runner for ``annotate_file``: pending ``(id, text)`` pairs -> lists of results
+    (one list per partition, in order), computed by ``client``'s workers."""
     if max_in_flight is None:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         max_in_flight = 2 * n_workers
 
-    def run(records: Iterator[Tuple[DocId, str]]) -> Iterator[List[str]]:
+    def run(records: Iterator[Tuple[DocId, str]]) -> Iterator[List[Result]]:
         futures: Deque[Any] = deque()
         try:
             for part in batched(records, partition_size):

@@ -9,12 +9,21 @@ CSS, scripts or fonts), one block per document with a section per layer:
   argument of each relation, labelled, the arguments underlined in their entity's colour
   (hover an arrow for its score). A row only breaks between tokens that no relation spans;
 * coreference: displaCy's ``span`` style, one colour and label (``C1``, ``C2``, ...) per
-  cluster, plus a legend.
+  cluster, plus a legend;
+* entity graph: the document's entities (canonical name, type) and the relations between
+  them as an SVG drawing (``spacy_hmtl.graph``; a record's ``"graph"`` field when it has
+  one, else built from its layers); shown when any of the four layers is annotated.
 
 Both ``Doc`` objects and the JSON objects written by ``python -m spacy_hmtl annotate``
 (``doc_to_json``) are accepted, so an annotated JSONL file can be rendered without the
 model: ``python -m spacy_hmtl render --jsonl OUTPUT.jsonl --output page.html``. A layer the
 document is not annotated for is left out; an annotated but empty layer says "none".
+
+The command never writes over its ``--jsonl`` input, nor over an existing ``--output``
+without ``--overwrite``; the page is written atomically. A ``--jsonl`` record that is
+not a document written by ``annotate`` is reported (file:line, id, reason) and, with
+``--on-error skip`` (the default), left out of the page (exit status 3); ``--on-error
+stop`` stops there (exit status 1) and writes nothing.
 """
 import html
 import sys
@@ -27,13 +36,15 @@ from spacy.tokens import Doc
 
 from .annotate import doc_to_json
 from .annotations import MENTIONS_KEY
+from .safe_io import output_problem, write_atomic
 
-LAYERS = ("entities", "mentions", "relations", "coref")
+LAYERS = ("entities", "mentions", "relations", "coref", "graph")
 LAYER_TITLES = {
     "entities": "Entities",
     "mentions": "Mentions",
     "relations": "Relations",
     "coref": "Coreference",
+    "graph": "Entity graph",
 }
 
 # Relation SVG geometry (px). Monospace text, so token widths are known without a browser.
@@ -109,7 +120,7 @@ def render(
     doc_or_docs: a Doc, a ``doc_to_json`` dict, or an iterable of them.
     page: a complete HTML page (else a fragment to embed; the fragment relies on no CSS
         but the page's own, so it looks plainer).
-    layers: which of "entities", "mentions", "relations", "coref" to show.
+    layers: which of "entities", "mentions", "relations", "coref", "graph" to show.
     colors: label -> CSS colour, overriding the generated colours of entity/mention types.
     mentions_key: the ``doc.spans`` key of the mentions (Doc input).
     titles: a heading per document (default: the ``id`` of JSON input, else "Document N").
@@ -126,15 +137,25 @@ def render(
     blocks = []
     for i, data in enumerate(docs):
         heading = titles[i] if titles is not None and i < len(titles) else None
-        if heading is None:
-            heading = f"Document {data['id']}" if data.get("id") is not None else f"Document {i + 1}"
         blocks.append(
-            render_doc_json(data, layers=layers, colors=colors or {}, heading=heading, max_row_width=max_row_width)
+            render_doc_json(
+                data, layers=layers, colors=colors or {}, heading=heading or _heading(data, i),
+                max_row_width=max_row_width,
+            )
         )
+    return assemble(blocks, page=page, title=title)
+
+
+def assemble(blocks: Sequence[str], *, page: bool = True, title: str = "spacy-hmtl") -> str:
+    """Document blocks (``render_doc_json``) as a complete page or an embeddable fragment."""
     content = "\n".join(blocks)
     if not page:
         return f'<div class="hmtl-render">{content}</div>'
     return TPL_PAGE.format(title=html.escape(title), css=PAGE_CSS, content=content)
+
+
+def _heading(data: Dict[str, Any], index: int) -> str:
+    return f"Document {data['id']}" if data.get("id") is not None else f"Document {index + 1}"
 
 
 def render_doc_json(
@@ -158,6 +179,8 @@ def render_doc_json(
             body = render_relations_svg(data, colors=colors, max_row_width=max_row_width)
         elif layer == "coref" and data.get("coref_clusters") is not None:
             body = _render_coref(data)
+        elif layer == "graph" and _has_graph(data):
+            body = _render_graph(data, colors)
         if body is None:
             continue
         sections.append(
@@ -211,6 +234,22 @@ def _render_mentions(data: Dict[str, Any], colors: Dict[str, str]) -> str:
     tokens = [t["text"] for t in data["tokens"]]
     markup = _displacy({"text": data["text"], "tokens": tokens, "spans": spans}, "span", options)
     return markup if spans else markup + _none("mentions")
+
+
+def _has_graph(data: Dict[str, Any]) -> bool:
+    keys = ("entities", "mentions", "relations", "coref_clusters", "graph")
+    return any(data.get(key) is not None for key in keys)
+
+
+def _render_graph(data: Dict[str, Any], colors: Dict[str, str]) -> str:
+    from .graph.draw import render_graph_svg
+    from .graph.entity_graph import entity_graph
+
+    try:
+        return render_graph_svg(entity_graph(data).to_dict(), colors=colors)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        # The other sections may still render a record the graph cannot be built from.
+        return f'<p class="hmtl-none">no graph: malformed annotation ({html.escape(type(err).__name__)})</p>'
 
 
 def _render_coref(data: Dict[str, Any]) -> str:
@@ -416,6 +455,10 @@ def add_render(subparsers: Any) -> None:
                         help="render the output of `annotate` instead (no MODEL needed)")
     parser.add_argument("--limit", type=int, default=None, help="--jsonl: render at most this many documents")
     parser.add_argument("--output", "-o", metavar="FILE", default=None, help="HTML file to write (default stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    parser.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+                        help="--jsonl: a record that cannot be rendered is left out (default; exit status 3) "
+                             "or stops the command (exit status 1)")
     parser.add_argument("--layers", default=",".join(LAYERS),
                         help=f"comma-separated layers to show (default {','.join(LAYERS)})")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to use (default -1: CPU)")
@@ -423,41 +466,113 @@ def add_render(subparsers: Any) -> None:
 
 
 def run_render(args: Any) -> int:
-    import json
-
-    from .annotate import AnnotateError, load_pipeline
+    from .annotate import EXIT_SKIPPED, AnnotateError, load_model
 
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
     bad = [layer for layer in layers if layer not in LAYERS]
     if bad:
         args.parser.error(f"unknown layers {bad}; choose from {','.join(LAYERS)}")
+    if args.jsonl is not None and (args.model is not None or args.texts):
+        args.parser.error("--jsonl renders an annotated file: give no MODEL or TEXT")
+    if args.jsonl is None and (args.model is None or not args.texts):
+        args.parser.error("give MODEL and at least one TEXT (or --jsonl PATH)")
     try:
+        if args.output is not None:
+            problem = output_problem(args.output, [args.jsonl] if args.jsonl else [], overwrite=args.overwrite)
+            if problem is not None:
+                raise AnnotateError(f"{args.output}: {problem}")
         if args.jsonl is not None:
-            if args.model is not None or args.texts:
-                args.parser.error("--jsonl renders an annotated file: give no MODEL or TEXT")
-            docs: List[Any] = []
-            with open(args.jsonl, encoding="utf8") as fileh:
-                for lineno, line in enumerate(fileh, start=1):
-                    if args.limit is not None and len(docs) >= args.limit:
-                        break
-                    if not line.strip():
-                        continue
-                    try:
-                        docs.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise AnnotateError(f"{args.jsonl}:{lineno}: not valid JSON ({err.msg})") from None
+            blocks, n_skipped = render_jsonl(args.jsonl, layers=layers, limit=args.limit, on_error=args.on_error)
         else:
-            if args.model is None or not args.texts:
-                args.parser.error("give MODEL and at least one TEXT (or --jsonl PATH)")
-            nlp = load_pipeline(args.model, gpu_id=args.gpu_id)
-            docs = list(nlp.pipe(args.texts))
-        markup = render(docs, page=True, layers=layers)
+            nlp = load_model(args.model, args.gpu_id)
+            docs = [doc_to_json(doc) for doc in nlp.pipe(_check_texts(args.texts))]
+            blocks = [render_doc_json(data, layers=layers, heading=_heading(data, i)) for i, data in enumerate(docs)]
+            n_skipped = 0
+        markup = assemble(blocks)
         if args.output is None:
             sys.stdout.write(markup)
         else:
-            Path(args.output).write_text(markup, encoding="utf8")
-            print(f"wrote {len(docs)} document(s) to {args.output}", file=sys.stderr)
+            write_atomic(args.output, markup.encode("utf8"))
+            print(f"wrote {len(blocks)} document(s) to {args.output}", file=sys.stderr)
     except (AnnotateError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0
+    return EXIT_SKIPPED if n_skipped else 0
+
+
+def _check_texts(texts: Sequence[str]) -> Sequence[str]:
+    from .annotate import AnnotateError, unicode_problem
+
+    for i, text in enumerate(texts, start=1):
+        problem = unicode_problem(text)
+        if problem is not None:
+            raise AnnotateError(f"TEXT {i} {problem} (not UTF-8 on the command line?)")
+    return texts
+
+
+def render_jsonl(
+    path: Union[str, Path], *, layers: Sequence[str] = LAYERS, limit: Optional[int] = None, on_error: str = "skip"
+) -> Tuple[List[str], int]:
+    """Render the documents of an ``annotate`` output file, one block each.
+
+    A line that is not such a document is reported on stderr (``FILE:LINE``, id, reason)
+    and left out (``on_error="skip"``), or raises AnnotateError (``"stop"``, and when
+    no document at all can be rendered).
+    limit: render at most this many documents.
+    RETURNS (Tuple[List[str], int]): the blocks and how many records were skipped.
+    """
+    from .annotate import AnnotateError, RecordError
+
+    blocks: List[str] = []
+    skipped: List[RecordError] = []
+    for lineno, data, problem in _read_annotated(path):
+        if limit is not None and len(blocks) >= limit:
+            break
+        if problem is None:
+            block, problem = _render_record(data, layers, len(blocks))
+        if problem is None:
+            blocks.append(block)
+            continue
+        doc_id = data.get("id") if isinstance(data, dict) else None
+        error = RecordError(doc_id if isinstance(doc_id, (str, int)) else None, problem, lineno)
+        if on_error == "stop":
+            raise AnnotateError(f"{error.describe(path)} (stopped by --on-error stop)")
+        print(f"skipped {error.describe(path)}", file=sys.stderr)
+        skipped.append(error)
+    if skipped and not blocks:
+        raise AnnotateError(f"{path}: no record could be rendered ({len(skipped)} bad); is it the output of annotate?")
+    return blocks, len(skipped)
+
+
+def _read_annotated(path: Union[str, Path]) -> Iterable[Tuple[int, Any, Optional[str]]]:
+    """(line number, parsed JSON or None, problem) for each non-blank line."""
+    import json
+
+    with open(path, "rb") as fileh:
+        for lineno, raw in enumerate(fileh, start=1):
+            try:
+                line = raw.decode("utf8")
+            except UnicodeDecodeError as err:
+                yield lineno, None, f"not valid UTF-8 ({err.reason} at byte {err.start})"
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line), None
+            except json.JSONDecodeError as err:
+                yield lineno, None, f"not valid JSON ({err.msg}: column {err.colno})"
+
+
+def _render_record(data: Any, layers: Sequence[str], index: int) -> Tuple[Optional[str], Optional[str]]:
+    """(the block, None), or (None, why the record cannot be rendered)."""
+    if not isinstance(data, dict):
+        return None, f"expected a JSON object written by annotate, found {type(data).__name__}"
+    for key, kind in (("text", str), ("tokens", list)):
+        if not isinstance(data.get(key), kind):
+            return None, f"no {kind.__name__} {key!r}: not a document written by annotate"
+    try:
+        return render_doc_json(data, layers=layers, heading=_heading(data, index)), None
+    except KeyError as err:
+        return None, f"malformed annotation: a span or relation lacks the field {err.args[0]!r}"
+    except (TypeError, ValueError, IndexError, AttributeError) as err:
+        return None, f"malformed annotation: {type(err).__name__}: {err}"

@@ -159,11 +159,11 @@ def test_jsonl_keys_and_default_ids(tmp_path):
     [
         ('{"text": "ok"}\n{"text": "broken"\n', ":2: not valid JSON"),
         ('{"text": "ok"}\n\n["a list"]\n', ":3: expected a JSON object"),
-        ('{"id": 1}\n', ":1: no 'text' field"),
-        ('{"text": 5}\n', ":1: 'text' must be a string"),
+        ('{"id": 1}\n', ":1: id 1: no 'text' field"),
+        ('{"text": 5}\n', ":1: id 1: 'text' must be a string"),
         ('{"text": "a", "id": [1]}\n', ":1: 'id' must be a string or an integer"),
-        ('{"text": "a", "id": "x"}\n{"text": "b", "id": "x"}\n', ":2: duplicate id 'x'"),
-        ('{"text": "a"}\n{"text": "a", "id": 1}\n', ":2: duplicate id 1"),
+        ('{"text": "a", "id": "x"}\n{"text": "b", "id": "x"}\n', ":2: id 'x': already used on line 1"),
+        ('{"text": "a"}\n{"text": "a", "id": 1}\n', ":2: id 1: already used on line 1"),
     ],
 )
 def test_malformed_jsonl_names_file_and_line(tmp_path, content, message):
@@ -172,7 +172,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, content, message):
     out = tmp_path / "out.jsonl"
     with pytest.raises(AnnotateError) as err:
         # the model is never loaded: the input is checked first
-        annotate_file("no-such-model", inp, out, show_progress=False)
+        annotate_file("no-such-model", inp, out, show_progress=False, on_error="stop")
     assert str(inp) + message in str(err.value)
     assert not out.exists()
 
@@ -181,14 +181,30 @@ def test_malformed_text_encoding(tmp_path):
     inp = tmp_path / "bad.txt"
     inp.write_bytes(b"fine\nnot \xff utf8\n")
     with pytest.raises(AnnotateError, match=r"bad\.txt:2: not valid UTF-8"):
-        annotate_file("no-such-model", inp, tmp_path / "out.jsonl", show_progress=False)
+        annotate_file("no-such-model", inp, tmp_path / "out.jsonl", show_progress=False, on_error="stop")
 
 
 def test_cli_reports_malformed_input(tmp_path, capsys):
     inp = tmp_path / "bad.jsonl"
     inp.write_text('{"text": "ok"}\nnope\n', encoding="utf8")
-    assert main(["annotate", "no-such-model", str(inp), str(tmp_path / "o.jsonl"), "--no-progress"]) == 1
+    args = ["annotate", "no-such-model", str(inp), str(tmp_path / "o.jsonl"), "--no-progress"]
+    assert main(args + ["--on-error", "stop"]) == 1
     assert f"{inp}:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_skipped_malformed_lines_are_listed(tmp_path, tiny_nlp, capsys):
+    inp = tmp_path / "bad.jsonl"
+    inp.write_text('{"text": "ok ."}\nnope\n{"text": 5}\n', encoding="utf8")
+    out = tmp_path / "out.jsonl"
+    summary = annotate_file(tiny_nlp, inp, out, show_progress=False)
+    assert [d["id"] for d in map(json.loads, lines_of(out))] == [1]
+    errors = [json.loads(line) for line in lines_of(tmp_path / "out.errors.jsonl")]
+    assert [(e["line"], e["id"]) for e in errors] == [(2, None), (3, 3)]
+    assert summary.exit_code == 3 and f"{inp}:2: not valid JSON" in capsys.readouterr().err
+    # a file of which no line is a document is an error, whatever --on-error says
+    inp.write_text("nope\n", encoding="utf8")
+    with pytest.raises(AnnotateError, match="no line is a document"):
+        annotate_file(tiny_nlp, inp, out, show_progress=False, overwrite=True)
 
 
 # --- resume -----------------------------------------------------------------------------

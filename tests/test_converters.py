@@ -346,6 +346,15 @@ MALFORMED = {
     "conll-bad-tag": ("conll", "EU X-ORG\n", {}, ["line 1", "malformed tag"]),
     "conll-empty-file": ("conll", "  \n", {}, ["file is empty"]),
     "conll-not-utf8": ("conll", NER_OK.encode() + b"caf\xe9 O\n", {}, ["line 6", "not valid UTF-8"]),
+    # issue 16: precise messages, and annotations that used to be accepted silently
+    "conll-nbsp-in-token": ("conll", NER_OK + "New\xa0York B-LOC\n", {}, ["line 6", "token 'New\\xa0York'", "U+00A0"]),
+    "conll04-unterminated-string": ("conll04", '[{"tokens": ["John', {}, ["line 1", "(Unterminated string starting at: column 14)"]),
+    "conll04-self-relation": ("conll04", conll04_with(relations=[{"type": "Kill", "head": 1, "tail": 1}]), {},
+                              ["sentence 1", "head and tail are the same entity"]),
+    "scierc-self-relation": ("scierc", scierc_with(relations=[[[0, 1, 0, 1, "R"]], []]), {},
+                             ["line 2", "'d2'", "head and tail are the same span"]),
+    "scierc-mention-in-two-clusters": ("scierc", scierc_with(clusters=[[[0, 1], [3, 3]], [[2, 2], [3, 3]]]), {},
+                                       ["line 2", "'d2'", "[3, 3] (cluster 1) is also in cluster 0"]),
 }
 
 
@@ -369,8 +378,8 @@ def test_failed_conversion_keeps_existing_output(tmp_path):
     source.write_text(scierc_with(ner=[[[2, 1, "X"]], []]))
     output = tmp_path / "result.spacy"
     output.write_bytes(b"previous")
-    with pytest.raises(ConversionError):
-        convert_scierc(source, output)
+    with pytest.raises(ConversionError, match="end < start"):
+        convert_scierc(source, output, overwrite=True)
     assert output.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "result.spacy"]  # no temp files
 
@@ -406,7 +415,7 @@ def test_litbank_malformed_writes_no_split(tmp_path, path, old, new, expected):
     output.mkdir()
     (output / "train.spacy").write_bytes(b"previous")
     with pytest.raises(ConversionError) as err:
-        convert_litbank(root, output)
+        convert_litbank(root, output, overwrite=True)
     for part in expected:
         assert part in str(err.value), str(err.value)
     # All three files or none: the old train.spacy is untouched, nothing else appeared.

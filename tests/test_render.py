@@ -123,7 +123,7 @@ def test_render_command(tmp_path, tiny_pipeline_path, tiny_texts, predicted, cap
     assert markup == render(predicted[:2])
     annotated = tmp_path / "annotated.jsonl"
     annotated.write_text("".join(json.dumps(doc_to_json(d, i)) + "\n" for i, d in enumerate(predicted)), encoding="utf8")
-    assert main(["render", "--jsonl", str(annotated), "--limit", "2", "-o", str(page)]) == 0
+    assert main(["render", "--jsonl", str(annotated), "--limit", "2", "-o", str(page), "--overwrite"]) == 0
     assert page.read_text(encoding="utf8").count('class="hmtl-doc"') == 2
     assert main(["render", "--jsonl", str(annotated), "--layers", "relations"]) == 0
     out = capsys.readouterr().out

@@ -3,13 +3,15 @@
 data model of ``spacy_hmtl.annotations``.
 
 ``convert_<format>(input_path, output_path, **options) -> ConversionSummary`` writes
-atomically; ``read_<format>(...)`` yields the Docs without writing anything.
+atomically, never over its input, and over an existing output only with
+``overwrite=True``; ``read_<format>(...)`` yields the Docs without writing anything.
 """
 from typing import Callable, Dict
 
 from .common import ConversionError, ConversionSummary
 from .conll import convert_conll, read_conll_ner
 from .conll04 import convert_conll04, read_conll04
+from .conll2012 import convert_conll2012, read_conll2012
 from .litbank import convert_litbank, read_fold, read_litbank, read_litbank_doc
 from .scierc import convert_scierc, read_scierc
 
@@ -19,6 +21,7 @@ CONVERTERS: Dict[str, Callable[..., ConversionSummary]] = {
     "conll04": convert_conll04,
     "litbank": convert_litbank,
     "conll": convert_conll,
+    "conll2012": convert_conll2012,
 }
 
 __all__ = [
@@ -27,9 +30,11 @@ __all__ = [
     "ConversionSummary",
     "convert_conll",
     "convert_conll04",
+    "convert_conll2012",
     "convert_litbank",
     "convert_scierc",
     "read_conll04",
+    "read_conll2012",
     "read_conll_ner",
     "read_fold",
     "read_litbank",

@@ -1,8 +1,10 @@
 """What every converter shares: the error type, the summary, building gold Docs from
-words, placing entities, validating values and writing DocBins atomically."""
+words, placing entities, validating values and writing DocBins atomically (never over
+an input, never over an existing output without ``overwrite``)."""
+import json
 import os
 import sys
-import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
@@ -19,6 +21,7 @@ from ..annotations import (
     has_mention_annotation,
     has_ner_annotation,
 )
+from ..safe_io import finish_temp, make_temp, output_problem
 
 PathLike = Union[str, Path]
 # (start, end, label) in token offsets, end exclusive.
@@ -191,6 +194,35 @@ def read_text(path: PathLike, *, allow_empty: bool = False) -> str:
     return text.lstrip("\ufeff")
 
 
+def split_lines(text: str) -> List[str]:
+    """The lines of a file's text, split at "\\n" only (a trailing "\\r" is dropped).
+
+    ``str.splitlines`` also splits at U+2028, U+0085, form feeds..., which may occur
+    inside a JSON string or a token: line numbers would then be wrong, and a JSON line cut
+    in two.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def json_problem(err: json.JSONDecodeError) -> str:
+    """A JSON parse error as "invalid or truncated JSON (<what>: column N)"."""
+    return f"invalid or truncated JSON ({err.msg}: column {err.colno})"
+
+
+def whitespace_problem(word: str) -> Optional[str]:
+    """What is wrong with a gold token: empty, or the whitespace character it contains."""
+    if not word:
+        return "is empty"
+    for char in word:
+        if char.isspace():
+            name = unicodedata.name(char, "a control character")
+            return f"contains whitespace (U+{ord(char):04X} {name}); tokens cannot contain whitespace"
+    return None
+
+
 # --- validation ---------------------------------------------------------------------
 
 
@@ -250,8 +282,9 @@ def make_doc(
         if not sentence:
             raise loc.error(f"sentence {i} has no tokens")
         for j, word in enumerate(sentence):
-            if not word or any(c.isspace() for c in word):
-                raise loc.error(f"sentence {i}, token {j}: token {word!r} is empty or contains whitespace")
+            problem = whitespace_problem(word)
+            if problem is not None:
+                raise loc.error(f"sentence {i}, token {j}: token {word!r} {problem}")
             words.append(word)
             sent_starts.append(j == 0)
     if not words:
@@ -316,37 +349,39 @@ def resolve_output_file(output_path: PathLike, input_path: PathLike) -> Path:
     return output
 
 
+def check_outputs(outputs: Iterable[Path], inputs: Iterable[PathLike], *, overwrite: bool = False) -> None:
+    """Refuse, before any work, to write over an input or (without ``overwrite``) over an
+    existing file.
+
+    RAISES ConversionError: naming the output and the problem.
+    """
+    inputs = list(inputs)
+    for output in outputs:
+        problem = output_problem(output, inputs, overwrite=overwrite)
+        if problem is not None:
+            raise ConversionError(output, problem)
+
+
 def write_docbins(outputs: Dict[Path, Sequence[Doc]], *, show_progress: bool = False) -> None:
     """Write several DocBins so that either all of them are replaced or none is.
 
     Each goes to a temporary file in its target directory first (same file system, so
-    os.replace is atomic); the targets are only replaced once every file is written.
+    os.replace is atomic); the targets are only replaced once every file is written. The
+    temporary files are removed on any error (a killed run's are removed by the next).
     """
     temps: Dict[Path, str] = {}
     try:
         for path, docs in outputs.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
             docbin = DocBin(store_user_data=True)
             # Serializing span groups dominates the time for coreference corpora.
             for doc in progress(docs, desc=f"writing {path.name}", show=show_progress, total=len(docs)):
                 docbin.add(doc)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, temp = make_temp(path)
             temps[path] = temp
-            with os.fdopen(fd, "wb") as file_:
-                file_.write(docbin.to_bytes())
-                file_.flush()
-                os.fsync(file_.fileno())
-            # mkstemp creates the file 0600; give it the mode a plain open() would.
-            os.chmod(temp, 0o666 & ~_umask())
+            finish_temp(fd, temp, docbin.to_bytes())
         for path, temp in temps.items():
             os.replace(temp, path)
     finally:
         for temp in temps.values():
             if os.path.exists(temp):
                 os.unlink(temp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -5,6 +5,7 @@ One token per line, whitespace-separated columns, the token in column 0 and the 
 documents; without them every ``n_sents`` sentences form a document. Tags follow IOB1,
 IOB2 or BIOES (BILOU's L-/U- read as E-/S-); ``scheme="auto"`` detects which.
 """
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -18,18 +19,23 @@ from .common import (
     LabeledSpan,
     Location,
     PathLike,
+    check_outputs,
     make_doc,
     progress,
     read_text,
     resolve_output_file,
     set_entities,
     set_spans,
+    split_lines,
+    whitespace_problem,
     write_docbins,
 )
 
 SCHEMES = ("auto", "iob1", "iob2", "bioes")
 DOCSTART = "-DOCSTART-"
 _PREFIX_ALIASES = {"L": "E", "U": "S"}
+# Columns are separated by spaces or tabs; other whitespace (U+00A0...) belongs to a column.
+_COLUMN_SEPARATOR = re.compile(r"[ \t]+")
 
 
 @dataclass
@@ -92,14 +98,17 @@ def convert_conll(
     scheme: str = "auto",
     n_sents: int = 10,
     show_progress: bool = False,
+    overwrite: bool = False,
 ) -> ConversionSummary:
     """Convert a CoNLL NER file to a .spacy file (written atomically).
 
     output_path: a .spacy file, or an existing directory (then <input stem>.spacy in it).
+    overwrite: replace an existing output file (else ConversionError, before any work).
     """
+    output = resolve_output_file(output_path, input_path)
+    check_outputs([output], [input_path], overwrite=overwrite)
     reader = read_conll_ner(input_path, tag_column=tag_column, scheme=scheme, n_sents=n_sents)
     docs = list(progress(reader, desc=f"conll {Path(input_path).name}", show=show_progress))
-    output = resolve_output_file(output_path, input_path)
     write_docbins({output: docs}, show_progress=show_progress)
     summary = ConversionSummary(outputs=[str(output)])
     for doc in docs:
@@ -126,9 +135,9 @@ def _read_documents(path: PathLike, tag_column: int) -> Tuple[List[List[Sentence
     documents: List[List[Sentence]] = [[[]]]
     n_columns: Optional[int] = None
     has_docstart = False
-    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
+    for line_no, line in enumerate(split_lines(read_text(path)), start=1):
         loc = Location(path, line=line_no)
-        columns = line.split()
+        columns = _COLUMN_SEPARATOR.split(line.strip(" \t")) if line.strip() else []
         if not columns:
             if documents[-1][-1]:
                 documents[-1].append([])
@@ -145,6 +154,9 @@ def _read_documents(path: PathLike, tag_column: int) -> Tuple[List[List[Sentence
                 raise loc.error(f"tag column {tag_column} does not exist (the file has {n_columns} columns)")
         elif len(columns) != n_columns:
             raise loc.error(f"ragged columns: {len(columns)} columns where the file has {n_columns}")
+        problem = whitespace_problem(columns[0])
+        if problem is not None:
+            raise loc.error(f"token {columns[0]!r} {problem}")
         prefix, label = _parse_tag(columns[tag_column], loc)
         documents[-1][-1].append(_Token(columns[0], prefix, label, line_no))
     for doc in documents:

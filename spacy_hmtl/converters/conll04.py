@@ -18,11 +18,13 @@ from .common import (
     LabeledSpan,
     Location,
     PathLike,
+    check_outputs,
     check_span,
     dedupe,
     expect_int,
     expect_list,
     expect_str,
+    json_problem,
     make_doc,
     progress,
     read_text,
@@ -49,9 +51,7 @@ def read_conll04(
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise Location(path, line=err.lineno).error(
-            f"invalid or truncated JSON ({err.msg} at column {err.colno})"
-        ) from None
+        raise Location(path, line=err.lineno).error(json_problem(err)) from None
     if not isinstance(data, list):
         raise Location(path).error(f"expected a JSON array of sentences, got {type(data).__name__}")
     if not data:
@@ -67,17 +67,19 @@ def read_conll04(
 
 
 def convert_conll04(
-    input_path: PathLike, output_path: PathLike, *, show_progress: bool = False
+    input_path: PathLike, output_path: PathLike, *, show_progress: bool = False, overwrite: bool = False
 ) -> ConversionSummary:
     """Convert a CoNLL04 SpERT JSON file to a .spacy file (written atomically).
 
     output_path: a .spacy file, or an existing directory (then <input stem>.spacy in it).
+    overwrite: replace an existing output file (else ConversionError, before any work).
     """
+    output = resolve_output_file(output_path, input_path)
+    check_outputs([output], [input_path], overwrite=overwrite)
     summary = ConversionSummary()
     docs = list(
         progress(read_conll04(input_path, summary=summary), desc=f"conll04 {Path(input_path).name}", show=show_progress)
     )
-    output = resolve_output_file(output_path, input_path)
     write_docbins({output: docs}, show_progress=show_progress)
     for doc in docs:
         summary.add_doc(doc)
@@ -137,6 +139,8 @@ def _record_to_doc(
                     f"{what}: {name} {ent_index} points at a missing entity (the sentence has {len(entities)})"
                 )
             args.extend(entities[ent_index][:2])
+        if args[:2] == args[2:]:
+            raise loc.error(f"{what}: head and tail are the same entity (a relation links two different entities)")
         relations.append(args + [expect_str(rel["type"], f"{what}: type", loc), 1.0])
     relations, dropped = dedupe(relations)
     if summary is not None:

@@ -27,12 +27,14 @@ from .common import (
     LabeledSpan,
     Location,
     PathLike,
+    check_outputs,
     check_span,
     make_doc,
     progress,
     read_text,
     set_entities,
     set_spans,
+    split_lines,
     write_docbins,
 )
 
@@ -73,7 +75,7 @@ def read_fold(directory: PathLike, fold: int = 0) -> Dict[str, List[str]]:
     splits = {}
     for split in SPLITS:
         path = fold_dir / f"{split}.ids"
-        stems = [_stem(line.strip()) for line in read_text(path).splitlines() if line.strip()]
+        stems = [_stem(line.strip()) for line in split_lines(read_text(path)) if line.strip()]
         if len(set(stems)) != len(stems):
             raise ConversionError(path, "a document is listed twice")
         splits[split] = stems
@@ -81,12 +83,19 @@ def read_fold(directory: PathLike, fold: int = 0) -> Dict[str, List[str]]:
 
 
 def convert_litbank(
-    input_path: PathLike, output_path: PathLike, *, fold: int = 0, show_progress: bool = False
+    input_path: PathLike,
+    output_path: PathLike,
+    *,
+    fold: int = 0,
+    show_progress: bool = False,
+    overwrite: bool = False,
 ) -> ConversionSummary:
     """Convert the LitBank directory to OUTPUT/{train,dev,test}.spacy for one fold.
 
     All three files are written, or (on any error) none is touched.
+    overwrite: replace existing output files (else ConversionError, before any work).
     """
+    check_outputs([Path(output_path) / f"{split}.spacy" for split in SPLITS], [], overwrite=overwrite)
     splits = read_fold(input_path, fold)
     vocab = Vocab()
     parts: Dict[str, ConversionSummary] = {}
@@ -147,7 +156,7 @@ def _read_conll(path: Path, stem: str) -> Tuple[List[List[str]], List[List[Tuple
     clusters: Dict[int, List[Tuple[int, int]]] = {}
     n_tokens = 0
     in_doc = False
-    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
+    for line_no, line in enumerate(split_lines(read_text(path)), start=1):
         loc = Location(path, line=line_no, doc=stem)
         if line.startswith("#begin document"):
             if in_doc or n_tokens:
@@ -217,7 +226,7 @@ def _read_mentions(
     typed: List[LabeledSpan] = []
     kinds: List[LabeledSpan] = []
     # A document without mentions has an empty .ann file.
-    for line_no, line in enumerate(read_text(path, allow_empty=True).splitlines(), start=1):
+    for line_no, line in enumerate(split_lines(read_text(path, allow_empty=True)), start=1):
         if not line.startswith("MENTION\t"):
             continue
         loc = Location(path, line=line_no, doc=stem)
@@ -254,7 +263,7 @@ def _read_brat(
     text = read_text(txt_path)
     starts, ends = _align_tokens(text, [t.text for t in doc], txt_path, stem)
     entities: List[LabeledSpan] = []
-    for line_no, line in enumerate(read_text(ann_path, allow_empty=True).splitlines(), start=1):
+    for line_no, line in enumerate(split_lines(read_text(ann_path, allow_empty=True)), start=1):
         if not line.startswith("T"):
             continue  # relations, notes, ...: not part of the entity layer
         loc = Location(ann_path, line=line_no, doc=stem)
@@ -277,6 +286,7 @@ def _read_brat(
             raise loc.error(f"{what}: character offsets out of range or end < start (text has {len(text)} characters)")
         if text[cs:ce] != span_text:
             raise loc.error(f"{what}: span text {span_text!r} does not match the .txt ({text[cs:ce]!r})")
+        cs, ce = _strip_span(text, cs, ce, loc, what, summary)
         # 21 LitBank entities end inside a word ("a desolate coas") or cover part of a
         # hyphenated token ("home" in "home-ceremonies"): expand them to whole tokens.
         first = _token_at(starts, cs)
@@ -285,6 +295,23 @@ def _read_brat(
             summary.note("entities expanded to token boundaries")
         entities.append((first, last + 1, label))
     return entities
+
+
+def _strip_span(
+    text: str, start: int, end: int, loc: Location, what: str, summary: Optional[ConversionSummary]
+) -> Tuple[int, int]:
+    """Character offsets without the whitespace the span starts or ends with (tokens
+    never contain whitespace, so the span's ends must fall on tokens)."""
+    new_start, new_end = start, end
+    while new_start < new_end and text[new_start].isspace():
+        new_start += 1
+    while new_end > new_start and text[new_end - 1].isspace():
+        new_end -= 1
+    if new_start == new_end:
+        raise loc.error(f"{what}: the span covers only whitespace")
+    if (new_start, new_end) != (start, end) and summary is not None:
+        summary.note("entities trimmed of surrounding whitespace")
+    return new_start, new_end
 
 
 def _token_at(boundaries: Dict[int, int], char: int, inclusive_end: bool = False) -> int:

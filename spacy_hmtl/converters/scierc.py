@@ -8,7 +8,7 @@ annotated (other DyGIE corpora lack some), an empty list that it is annotated an
 """
 import json
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
@@ -19,17 +19,20 @@ from .common import (
     LabeledSpan,
     Location,
     PathLike,
+    check_outputs,
     check_span,
     dedupe,
     expect_int,
     expect_list,
     expect_str,
+    json_problem,
     make_doc,
     progress,
     read_text,
     resolve_output_file,
     set_entities,
     set_spans,
+    split_lines,
     write_docbins,
 )
 
@@ -55,14 +58,14 @@ def read_scierc(
     vocab = vocab if vocab is not None else Vocab()
     text = read_text(path)
     seen_keys: Set[str] = set()
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         loc = Location(path, line=line_no)
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise loc.error(f"invalid or truncated JSON ({err.msg} at column {err.colno})") from None
+            raise loc.error(json_problem(err)) from None
         doc = _record_to_doc(record, vocab, keep_ptb_brackets, loc, summary)
         key = doc._.hmtl_doc_key
         if key in seen_keys:
@@ -77,11 +80,15 @@ def convert_scierc(
     *,
     keep_ptb_brackets: bool = False,
     show_progress: bool = False,
+    overwrite: bool = False,
 ) -> ConversionSummary:
     """Convert a SciERC/DyGIE JSON-lines file to a .spacy file (written atomically).
 
     output_path: a .spacy file, or an existing directory (then <input stem>.spacy in it).
+    overwrite: replace an existing output file (else ConversionError, before any work).
     """
+    output = resolve_output_file(output_path, input_path)
+    check_outputs([output], [input_path], overwrite=overwrite)
     summary = ConversionSummary()
     docs = list(
         progress(
@@ -90,7 +97,6 @@ def convert_scierc(
             show=show_progress,
         )
     )
-    output = resolve_output_file(output_path, input_path)
     write_docbins({output: docs}, show_progress=show_progress)
     for doc in docs:
         summary.add_doc(doc)
@@ -153,24 +159,33 @@ def _record_to_doc(
         set_relation_records(doc, relations)
 
     if "clusters" in record:
-        clusters = []
-        for i, cluster in enumerate(expect_list(record["clusters"], "'clusters'", loc)):
-            mentions = []
-            if not expect_list(cluster, f"cluster {i}", loc):
-                raise loc.error(f"cluster {i} is empty")
-            for mention in cluster:
-                what = f"coreference mention {mention!r} (cluster {i})"
-                if not isinstance(mention, list) or len(mention) != 2:
-                    raise loc.error(f"{what} must be a [start, end] pair")
-                start = expect_int(mention[0], f"{what}: start", loc)
-                end = expect_int(mention[1], f"{what}: end", loc) + 1
-                check_span(start, end, len(doc), what, loc)
-                mentions.append((start, end))
-            mentions, dropped = dedupe(mentions)
-            _note(summary, "duplicate coreference mentions dropped", dropped)
-            clusters.append(mentions)
-        set_coref_clusters(doc, clusters, span_groups=False)
+        set_coref_clusters(doc, _clusters(record["clusters"], len(doc), loc, summary), span_groups=False)
     return doc
+
+
+def _clusters(value: Any, n_tokens: int, loc: Location, summary: Optional[ConversionSummary]) -> List[list]:
+    """Coreference clusters as lists of (start, end); a mention may be in one cluster only."""
+    clusters = []
+    owner: Dict[Tuple[int, int], int] = {}  # mention -> the cluster it is in
+    for i, cluster in enumerate(expect_list(value, "'clusters'", loc)):
+        mentions = []
+        if not expect_list(cluster, f"cluster {i}", loc):
+            raise loc.error(f"cluster {i} is empty")
+        for mention in cluster:
+            what = f"coreference mention {mention!r} (cluster {i})"
+            if not isinstance(mention, list) or len(mention) != 2:
+                raise loc.error(f"{what} must be a [start, end] pair")
+            start = expect_int(mention[0], f"{what}: start", loc)
+            end = expect_int(mention[1], f"{what}: end", loc) + 1
+            check_span(start, end, n_tokens, what, loc)
+            if owner.get((start, end), i) != i:
+                raise loc.error(f"{what} is also in cluster {owner[(start, end)]}: clusters must be disjoint")
+            owner[(start, end)] = i
+            mentions.append((start, end))
+        mentions, dropped = dedupe(mentions)
+        _note(summary, "duplicate coreference mentions dropped", dropped)
+        clusters.append(mentions)
+    return clusters
 
 
 def _per_sentence(record: dict, key: str, n_sents: int, loc: Location) -> list:
@@ -199,6 +214,8 @@ def _relation(item: Any, what: str, entity_spans: Optional[Set[Tuple[int, int]]]
         check_span(start, end, n_tokens, f"{what}: {name}", loc)
         if entity_spans is not None and (start, end) not in entity_spans:
             raise loc.error(f"{what}: {name} [{start}, {end - 1}] is not one of the document's entities")
+    if (hs, he) == (ts, te):
+        raise loc.error(f"{what}: head and tail are the same span (a relation links two different spans)")
     return [hs, he + 1, ts, te + 1, label, 1.0]
 
 

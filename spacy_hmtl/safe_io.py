@@ -1,0 +1,193 @@
+"""File safety shared by the commands (``convert``, ``annotate``, ``render``).
+
+* No command writes over one of its inputs (``output_problem``), nor over an existing
+  output unless asked to (``--overwrite``).
+* Whole files are written to a temporary file next to the target and moved into place
+  (``write_atomic``): a failure or a kill never leaves a half-written output. A temporary
+  file is removed when the command fails or gets SIGTERM (``sigterm_exits``); one left by
+  SIGKILL, which cannot be caught, is removed by the next run that writes the same
+  target (``remove_stale_temps``: the name holds the pid of the process that made it).
+* Worker processes forked while ``children_die_with_parent`` is active are killed by
+  the kernel when their parent dies, even by SIGKILL (Linux; elsewhere they poll for it).
+"""
+import ctypes
+import glob
+import multiprocessing.util
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Tuple, Union
+
+PathLike = Union[str, Path]
+TEMP_MARK = ".hmtl-tmp-"
+_PR_SET_PDEATHSIG = 1
+
+
+# --- inputs and outputs ---------------------------------------------------------------
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name the same file (also through links, when both exist)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def output_problem(output: PathLike, inputs: Iterable[PathLike], *, overwrite: bool = False) -> Optional[str]:
+    """What is wrong with writing ``output`` (None if nothing is).
+
+    output: the file the command would write.
+    inputs: the files the command reads.
+    overwrite: whether an existing output may be replaced.
+    RETURNS (Optional[str]): the problem, phrased to follow the output's path.
+    """
+    output = Path(output)
+    for path in inputs:
+        if same_file(output, path):
+            return f"is also an input of this command ({path}); write the output to another path"
+    if output.is_dir():
+        return "is a directory, not a file"
+    if output.exists() and not overwrite:
+        return "exists already; pass --overwrite to replace it"
+    return None
+
+
+# --- atomic writes ----------------------------------------------------------------------
+
+
+def make_temp(target: PathLike) -> Tuple[int, str]:
+    """A temporary file next to ``target`` (same file system, so ``os.replace`` is
+    atomic), named after the target and this process; stale ones are removed first.
+
+    RETURNS (Tuple[int, str]): the open file descriptor and the path.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
+    prefix = f".{target.name}{TEMP_MARK}{os.getpid()}-"
+    return tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".tmp")
+
+
+def remove_stale_temps(target: PathLike) -> int:
+    """Remove the temporary files of ``target`` whose process is gone (a killed run).
+
+    RETURNS (int): how many were removed.
+    """
+    target = Path(target)
+    prefix = f".{target.name}{TEMP_MARK}"
+    removed = 0
+    for name in glob.glob(os.path.join(glob.escape(str(target.parent)), glob.escape(prefix) + "*.tmp")):
+        pid = Path(name).name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+            try:
+                os.unlink(name)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def finish_temp(fd: int, temp: str, data: bytes) -> None:
+    """Write ``data`` to the open temporary file, sync it and give it a plain file's mode."""
+    with os.fdopen(fd, "wb") as fileh:
+        fileh.write(data)
+        fileh.flush()
+        os.fsync(fileh.fileno())
+    # mkstemp creates the file 0600; give it the mode a plain open() would.
+    os.chmod(temp, 0o666 & ~_umask())
+
+
+def write_atomic(target: PathLike, data: bytes) -> None:
+    """Replace ``target`` by ``data`` at once: readers see the old file or the new one."""
+    fd, temp = make_temp(target)
+    try:
+        finish_temp(fd, temp, data)
+        os.replace(temp, target)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# --- signals and child processes ------------------------------------------------------
+
+
+@contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """Run the block with SIGTERM raising ``SystemExit(143)``, so that ``finally``
+    clauses (temporary files, worker processes) run as they do for Ctrl-C. Only the main
+    thread can set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_on_sigterm(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _ParentWatch:
+    """Registered with ``multiprocessing.util.register_after_fork``: runs in every
+    process forked by ``multiprocessing`` while it is alive, and ties it to its parent."""
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+
+    def arm(self) -> None:
+        if os.getpid() == self.parent:
+            return
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        else:
+            threading.Thread(target=self._poll, daemon=True).start()
+        if os.getppid() != self.parent:  # the parent died before we were armed
+            os._exit(1)
+
+    def _poll(self) -> None:
+        while os.getppid() == self.parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+
+@contextmanager
+def children_die_with_parent() -> Iterator[None]:
+    """Within the block, processes that ``multiprocessing`` forks (``nlp.pipe``'s
+    workers) are killed when this process dies, whatever kills it. Works with the
+    ``fork`` start method (the Linux default before Python 3.14)."""
+    watch = _ParentWatch()
+    multiprocessing.util.register_after_fork(watch, _ParentWatch.arm)
+    try:
+        yield
+    finally:
+        # The registry holds a weak reference: the hook goes when ``watch`` does.
+        del watch
