@@ -56,7 +56,7 @@ from .annotations import (
     has_mention_annotation,
     has_ner_annotation,
 )
-from .safe_io import children_die_with_parent, same_file
+from .safe_io import children_die_with_parent, dumps_line, same_file
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 INPUT_FORMATS = ("auto", "jsonl", "text")
@@ -199,11 +199,6 @@ def _entity_labels(doc: Doc) -> Dict[Tuple[int, int], str]:
     for span in list(overflow) + list(doc.ents):  # doc.ents wins
         labels[(span.start, span.end)] = span.label_
     return labels
-
-
-def dumps_line(obj: Dict[str, Any]) -> str:
-    """One JSONL line (with its newline); the same bytes on every path."""
-    return json.dumps(obj, ensure_ascii=False) + "\n"
 
 
 # --- input --------------------------------------------------------------------------

@@ -246,7 +246,7 @@ def _render_graph(data: Dict[str, Any], colors: Dict[str, str]) -> str:
     from .graph.entity_graph import entity_graph
 
     try:
-        return render_graph_svg(entity_graph(data).to_dict(), colors=colors)
+        return render_graph_svg(entity_graph(data).to_dict(), label_color=label_color, colors=colors)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
         # The other sections may still render a record the graph cannot be built from.
         return f'<p class="hmtl-none">no graph: malformed annotation ({html.escape(type(err).__name__)})</p>'

@@ -7,11 +7,14 @@
   file is removed when the command fails or gets SIGTERM (``sigterm_exits``); one left by
   SIGKILL, which cannot be caught, is removed by the next run that writes the same
   target (``remove_stale_temps``: the name holds the pid of the process that made it).
+* Every JSON line is written the same way (``dumps_line``), so the same record gives the
+  same bytes on every path (resume, retries, workers, the graph export).
 * Worker processes forked while ``children_die_with_parent`` is active are killed by
   the kernel when their parent dies, even by SIGKILL (Linux; elsewhere they poll for it).
 """
 import ctypes
 import glob
+import json
 import multiprocessing.util
 import os
 import signal
@@ -21,9 +24,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple, Union
 
 PathLike = Union[str, Path]
+
+
+def dumps_line(obj: Dict[str, Any]) -> str:
+    """One JSONL line (with its newline); the same bytes on every path."""
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
 TEMP_MARK = ".hmtl-tmp-"
 _PR_SET_PDEATHSIG = 1
 

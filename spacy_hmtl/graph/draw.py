@@ -10,7 +10,7 @@ without relations follow as a list. No script, no external resource: plain SVG.
 """
 import html
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 FONT_SIZE = 13
 CHAR_WIDTH = 0.61 * FONT_SIZE  # monospace advance: widths are known without a browser
@@ -25,14 +25,16 @@ EDGE_SPREAD = 30  # px between parallel edges of one pair of nodes
 Point = Tuple[float, float]
 
 
-def render_graph_svg(graph: Dict[str, Any], *, colors: Optional[Dict[str, str]] = None) -> str:
+def render_graph_svg(
+    graph: Dict[str, Any], *, label_color: Callable[..., str], colors: Optional[Dict[str, str]] = None
+) -> str:
     """The graph (``EntityGraph.to_dict()``) as HTML: an SVG plus the unrelated entities.
 
+    label_color: ``label_color(label, lightness=...)`` -> CSS colour, the page's colour of
+        a label (``render.label_color``), so the graph matches the other sections.
     colors: label -> CSS colour, overriding the generated colours of types and relations.
     RETURNS (str): the markup (a "no entities" note for an empty graph).
     """
-    from ..render import label_color
-
     colors = colors or {}
     nodes, edges = graph["nodes"], graph["edges"]
     if not nodes:

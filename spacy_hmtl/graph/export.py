@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
-from ..safe_io import write_atomic
+from ..safe_io import dumps_line, write_atomic
 from .entity_graph import EntityGraph
 
 DocId = Union[str, int]
@@ -144,7 +144,6 @@ def write_graphml(path: Union[str, Path], items: Iterable[Tuple[DocId, GraphLike
 
 def add_graph_to_line(line: str) -> str:
     """An ``annotate`` JSONL line with its document's graph added under ``"graph"``."""
-    from ..annotate import dumps_line
     from .entity_graph import entity_graph
 
     data = json.loads(line)
