@@ -333,6 +333,13 @@ def test_records_round_trip(trained):
     assert isinstance(rel, Relation) and isinstance(rel.head, Span) and rel.head.doc is restored[0]
 
 
+def assert_same_records(got, expected) -> None:
+    """Same relations (arguments, labels) per doc; scores equal to float noise."""
+    assert [[r[:5] for r in recs] for recs in got] == [[r[:5] for r in recs] for recs in expected]
+    for a, b in zip(got, expected):
+        assert [r[5] for r in a] == pytest.approx([r[5] for r in b], abs=1e-5)
+
+
 def test_pipeline_serialization_and_multiprocessing(trained, tmp_path):
     nlp, examples, _ = trained
     ruler = nlp.add_pipe("entity_ruler", before="hmtl_relations")
@@ -347,15 +354,14 @@ def test_pipeline_serialization_and_multiprocessing(trained, tmp_path):
         texts = [eg.reference.text for eg in examples]
         expected = [d._.hmtl_relations_data for d in nlp.pipe(texts)]
         assert any(expected)
-        assert [d._.hmtl_relations_data for d in nlp.pipe(texts, n_process=2, batch_size=2)] == expected
+        # other batch sizes pad differently: scores may differ in the last float digits
+        assert_same_records([d._.hmtl_relations_data for d in nlp.pipe(texts, n_process=2, batch_size=2)], expected)
         nlp.to_disk(tmp_path / "pipeline")
         loaded = spacy.load(tmp_path / "pipeline")
         entity_labels = list(nlp.get_pipe("hmtl_relations").entity_labels)
         assert loaded.get_pipe("hmtl_relations").cfg["entity_labels"] == entity_labels
         got = [d._.hmtl_relations_data for d in loaded.pipe(texts)]
-        assert [[r[:5] for r in recs] for recs in got] == [[r[:5] for r in recs] for recs in expected]
-        for a, b in zip(got, expected):
-            assert [r[5] for r in a] == pytest.approx([r[5] for r in b], abs=1e-5)
+        assert_same_records(got, expected)
         from_bytes = make_nlp()
         from_bytes.add_pipe("entity_ruler", before="hmtl_relations")
         from_bytes.from_bytes(nlp.to_bytes())
