@@ -557,22 +557,12 @@ def read_gradient_shares(metrics: Path) -> Dict[str, Any]:
 def read_dev_curves(metrics: Path) -> Dict[str, List[Dict[str, Any]]]:
     """Dev scores per evaluation from ``metrics/train_*_log.jsonl`` (spaCy's
     ``ConsoleLogger.v3`` output file, set by the project's train commands)."""
-    curves: Dict[str, List[Dict[str, Any]]] = {}
-    for path in sorted(metrics.glob("train_*_log.jsonl")):
-        rows = []
-        for line in path.read_text(encoding="utf8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            scores = entry.get("score") is not None and entry.get("other_scores") or {}
-            rows.append({"step": entry.get("step"), "score": entry.get("score"),
-                         **{k: scores.get(k) for k in CURVE_KEYS if k in scores}})
-        curves[path.name[len("train_") : -len("_log.jsonl")]] = rows
-    return curves
+    from spacy_hmtl.training.train_log import read_train_log  # after set_threads: imports torch
 
-
-CURVE_KEYS = ("ents_f", "mentions_f", "rel_micro_f", "rel_strict_f", "coref_f")
+    return {
+        path.name[len("train_") : -len("_log.jsonl")]: read_train_log(path)
+        for path in sorted(metrics.glob("train_*_log.jsonl"))
+    }
 
 
 # --- report ---------------------------------------------------------------------------
@@ -686,9 +676,11 @@ def render_markdown(report: Dict[str, Any]) -> str:
         out.append(md_table(["run", "pipeline", "head", "mean", "min", "max"], rows, digits=3))
     curves = report.get("dev_curves") or {}
     if curves:
+        from spacy_hmtl.training.train_log import HEADLINE_SCORES
+
         out += ["", "## Dev learning curves", "", "From the training logs (`metrics/train_*_log.jsonl`), F1 in %.", ""]
         for name, rows in curves.items():
-            keys = [k for k in CURVE_KEYS if any(r.get(k) is not None for r in rows)]
+            keys = [k for k in HEADLINE_SCORES if any(r.get(k) is not None for r in rows)]
             out += [f"### {name}", "", md_table(["step", "score"] + keys,
                     [[r["step"], pct(r["score"])] + [pct(r.get(k)) for k in keys] for r in rows]), ""]
 

@@ -10,19 +10,21 @@ trained pipeline (loaded with config overrides, no retraining).
 
 ``--trained NAME=PATH`` evaluates a pipeline as saved; ``--variant NAME=PATH=JSON`` loads it
 with ``spacy.load(PATH, config=JSON)`` first; ``--log NAME=FILE@STEP`` reads the dev scores
-of evaluation STEP from a ``spacy train`` console log or a ``ConsoleLogger.v3`` JSONL file.
+of evaluation STEP from a ``spacy train`` console log or a ``ConsoleLogger.v3`` JSONL file
+(``spacy_hmtl.training.train_log``).
 Writes OUTPUT.md and OUTPUT.json with the command, the machine and the figures.
 """
 import argparse
 import json
 import platform
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional
 
-KEYS = ["ents_f", "mentions_f", "rel_micro_f", "rel_strict_f", "coref_f"]
+from spacy_hmtl.training.train_log import HEADLINE_SCORES, scores_at
+
+KEYS = list(HEADLINE_SCORES)
 TITLES = ["entities", "mentions", "rel. boundaries", "rel. strict", "coref avg"]
 
 
@@ -33,25 +35,6 @@ def evaluate(path: str, dev: str, overrides: Optional[dict]) -> Dict[str, Option
     nlp = spacy.load(path, config=overrides or {})
     scores = nlp.evaluate(list(Corpus(dev)(nlp)), batch_size=16)
     return {key: scores.get(key) for key in KEYS}
-
-
-def scores_from_log(path: str, step: int) -> Dict[str, Optional[float]]:
-    """Dev scores at ``step`` from a spaCy console log (the table it prints) or JSONL."""
-    text = Path(path).read_text(encoding="utf8")
-    if path.endswith(".jsonl"):
-        for line in text.splitlines():
-            entry = json.loads(line)
-            if entry.get("step") == step:
-                return {key: entry["other_scores"].get(key) for key in KEYS}
-        raise ValueError(f"{path}: no evaluation at step {step}")
-    header = next(line for line in text.splitlines() if line.lstrip().startswith("E    #"))
-    columns = re.split(r"\s{2,}", header.strip())
-    for line in text.splitlines():
-        cells = line.split()
-        if len(cells) == len(columns) and cells[1] == str(step):
-            row = dict(zip(columns, cells))
-            return {key: float(row[key.upper()]) / 100 for key in KEYS if key.upper() in row}
-    raise ValueError(f"{path}: no evaluation at step {step}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -73,7 +56,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for item in args.log:
         name, spec = item.split("=", 1)
         path, step = spec.rsplit("@", 1)
-        rows[name] = {"source": f"{path}, evaluation at step {step}", "scores": scores_from_log(path, int(step))}
+        entry = scores_at(path, int(step))
+        rows[name] = {"source": f"{path}, evaluation at step {step}", "scores": {key: entry.get(key) for key in KEYS}}
     order = args.order.split(",") if args.order else sorted(rows)
     report = {
         "command": "python scripts/fix_effects.py " + " ".join(f"'{a}'" if " " in a else a for a in (argv or sys.argv[1:])),

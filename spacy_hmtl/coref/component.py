@@ -153,5 +153,5 @@ class HMTLCoref(TorchHeadPipe):
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Any]) -> None:
         for doc, clusters in zip(docs, predictions):
-            min_size = 1 if self.predict_singletons else 2
-            set_coref_clusters(doc, [c for c in clusters if len(c) >= min_size])
+            # the module returns one-mention clusters only when asked (predict_singletons)
+            set_coref_clusters(doc, clusters)

@@ -46,7 +46,9 @@ def distance_buckets(distances: torch.Tensor) -> torch.Tensor:
     return torch.where(distances <= 4, distances.clamp(min=0), log_bucket).clamp(max=N_DISTANCE_BUCKETS - 1)
 
 
-def non_crossing_top_spans(flat_scores: torch.Tensor, ks: Sequence[int], K: int, W: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def non_crossing_top_spans(
+    flat_scores: torch.Tensor, ks: Sequence[int], K: int, W: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Lee et al.'s pruning: per doc, take spans in order of decreasing score, skipping a
     span that crosses one already taken (``s1 < s2 <= e1 < e2``), until ``ks[b]`` spans.
 
@@ -254,13 +256,13 @@ class CorefRanker(nn.Module):
         if K == 0:
             return None
         flat = padded.view(B, T * W)
-        k_t = torch.tensor(ks, device=device)
         if self.non_crossing:
             top_idx, valid = non_crossing_top_spans(flat.detach().cpu(), ks, K, W)
             top_idx, valid = top_idx.to(device), valid.to(device)
             top_scores = flat.gather(1, top_idx)
         else:
             top_scores, top_idx = flat.topk(K, dim=1)
+            k_t = torch.tensor(ks, device=device)
             valid = (torch.arange(K, device=device)[None, :] < k_t[:, None]) & (top_scores > _NEG / 2)
         order_key = torch.where(valid, top_idx, torch.full_like(top_idx, T * W))
         order = order_key.argsort(dim=1)

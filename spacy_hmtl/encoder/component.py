@@ -50,11 +50,15 @@ class _PendingBackprop:
     """Sums the gradients of one batch as listeners call back, and runs the encoder's
     backward pass once: when every linked listener has called, or when flushed."""
 
-    def __init__(self, backprop: Callable, outputs: List[Floats2d], expected: int, ops, losses: Dict, name: str):
+    def __init__(
+        self, model: Model, backprop: Callable, outputs: List[Floats2d], expected: int, losses: Dict, name: str
+    ):
+        self.model = model
         self.backprop = backprop
-        self.d_outputs = [ops.alloc2f(*out.shape) for out in outputs]
+        self.d_outputs = [model.ops.alloc2f(*out.shape) for out in outputs]
         self.expected = expected
         self.received = 0
+        self.has_gradient = False
         self.done = False
         self.losses = losses
         self.name = name
@@ -62,7 +66,6 @@ class _PendingBackprop:
         # calls the encoder's finish_update right after its update): applied after the
         # backward pass, so the step always uses this batch's gradient.
         self.deferred_sgd: Optional[Optimizer] = None
-        self.model: Optional[Model] = None
 
     def callback(self, d_outputs: Optional[List[Floats2d]]):
         """Add one listener's gradient; ``None``: the listener has nothing for this batch
@@ -83,18 +86,20 @@ class _PendingBackprop:
             self.flush()
         return []
 
-    has_gradient = False
-
-    def flush(self) -> None:
-        if self.done or self.received == 0:
-            return
+    def flush(self) -> bool:
+        """Backpropagate what arrived (once), then apply a deferred step.
+        RETURNS (bool): whether a step was applied."""
+        if self.done:
+            return False
         self.done = True
         if self.has_gradient:
             self.backprop(self.d_outputs)
         self.d_outputs = []
-        if self.deferred_sgd is not None and self.model is not None:
-            sgd, self.deferred_sgd = self.deferred_sgd, None
-            self.model.finish_update(sgd)
+        if self.deferred_sgd is None:
+            return False
+        sgd, self.deferred_sgd = self.deferred_sgd, None
+        self.model.finish_update(sgd)
+        return True
 
     def __reduce__(self):
         # A batch in flight holds torch graphs and closures: it pickles as "nothing
@@ -218,39 +223,31 @@ class HMTLEncoder(TrainablePipe):
         set_dropout_rate(self.model, drop)
         outputs, backprop = self.model.begin_update(docs)
         listeners = self.listeners
-        pending = _PendingBackprop(backprop, outputs, len(listeners), self.model.ops, losses, self.name)
-        pending.model = self.model
+        pending = _PendingBackprop(self.model, backprop, outputs, len(listeners), losses, self.name)
         self._pending = pending
         batch_id = HMTLListener.get_batch_id(docs)
         for listener in listeners:
             listener.receive(batch_id, outputs, pending.callback)
         return losses
 
-    def _flush(self) -> None:
-        """Backpropagate a batch whose listeners did not all call back (e.g. a head
-        excluded from ``nlp.update``), and apply a step that was waiting for it."""
+    def _flush(self) -> bool:
+        """Finish the pending batch, even if some listeners never called back (e.g. a head
+        excluded from ``nlp.update``), applying a step that waited for it.
+        RETURNS (bool): whether a step was applied."""
         pending, self._pending = self._pending, None
-        if pending is None or pending.done:
-            return
-        if pending.received:
-            pending.flush()
-        elif pending.deferred_sgd is not None:
-            self.model.finish_update(pending.deferred_sgd)
+        return pending is not None and pending.flush()
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the weights from the gradients of the batch. While some listeners have
         not called back yet (``nlp.update`` calls this right after ``update``), the step
         waits for them; the next ``update`` or ``finish_update`` applies it otherwise."""
         pending = self._pending
-        if pending is not None and not pending.done:
-            if pending.deferred_sgd is None and pending.received < pending.expected:
-                pending.deferred_sgd = sgd
-                return
-            if pending.deferred_sgd is not None:
-                self._flush()  # applies the waiting step
-                return
-        self._flush()
-        self.model.finish_update(sgd)
+        waiting = pending is not None and not pending.done and pending.received < pending.expected
+        if waiting and pending.deferred_sgd is None:
+            pending.deferred_sgd = sgd
+            return
+        if not self._flush():
+            self.model.finish_update(sgd)
 
     def get_loss(self, examples, scores) -> None:
         raise NotImplementedError("hmtl_encoder has no loss of its own: its heads provide the gradients")

@@ -271,15 +271,20 @@ class RelationExtractor(TorchHeadPipe):
         pairs = candidate_pairs(starts, sents, self.cfg["max_pairs"], self.cfg["allow_cross_sentence"])
         return Candidates(starts, ends, types, pairs)
 
+    def _add_source_spans(
+        self, doc: Doc, sents: np.ndarray, spans: Dict[Tuple[int, int], Tuple[int, int]]
+    ) -> None:
+        """Add the spans of the doc's own entity source to ``spans`` (``{(start, end):
+        (type index, sentence id)}``; a span already there keeps its entry)."""
+        type_index = self._type_index()
+        for span in entity_spans(doc, self.cfg["entity_source"]):
+            entry = (type_index.get(span.label_, UNKNOWN_TYPE), int(sents[span.start]))
+            spans.setdefault((span.start, span.end), entry)
+
     def inference_candidates(self, doc: Doc) -> Candidates:
         """Candidates from the doc's own entity source (predictions, never gold)."""
-        type_index = self._type_index()
-        sents = sentence_ids_or_zeros(doc)
         spans: Dict[Tuple[int, int], Tuple[int, int]] = {}
-        for span in entity_spans(doc, self.cfg["entity_source"]):
-            key = (span.start, span.end)
-            if key not in spans:
-                spans[key] = (type_index.get(span.label_, UNKNOWN_TYPE), int(sents[span.start]))
+        self._add_source_spans(doc, sentence_ids_or_zeros(doc), spans)
         return self._make_candidates(spans)
 
     def training_candidates(self, eg: Example) -> Tuple[Candidates, np.ndarray]:
@@ -344,11 +349,7 @@ class RelationExtractor(TorchHeadPipe):
         reject the wrong arguments it meets at inference."""
         if sents is None:
             sents = sentence_ids_or_zeros(pred)
-        type_index = self._type_index()
-        for span in entity_spans(pred, self.cfg["entity_source"]):
-            key = (span.start, span.end)
-            if key not in spans:
-                spans[key] = (type_index.get(span.label_, UNKNOWN_TYPE), int(sents[span.start]))
+        self._add_source_spans(pred, sents, spans)
         n_gold = len(spans)
         if not n_gold:
             return
