@@ -36,6 +36,9 @@ ENTRY_POINTS = {
     "spacy_readers": [
         "spacy_hmtl.MultiTaskCorpus.v1 = spacy_hmtl.training.multitask_corpus:create_multitask_corpus",
     ],
+    "spacy_callbacks": [
+        "spacy_hmtl.cache_frozen_features.v1 = spacy_hmtl.training.feature_cache:make_frozen_feature_cache",
+    ],
     "spacy_batchers": [
         "spacy_hmtl.task_batcher.v1 = spacy_hmtl.training.task_batcher:configure_task_batcher",
     ],

@@ -25,7 +25,9 @@ writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
   HMTL / stock of the medians. Then one more pass per pipeline timing the tokenizer and each
   pipe separately over the same docs (each one's share of the time), and one fresh process per
   pipeline that loads it and runs the texts once, for its peak RSS.
-* **Training**: wall time and peak RSS from ``metrics/train_*.json`` (``scripts/timed.py``).
+* **Training**: wall time and peak RSS from ``metrics/train_*.json`` (``scripts/timed.py``),
+  and training words/s from ``--training-speed`` (``scripts/training_speed.py``: each config
+  beside stock spaCy ``ner`` and a baseline commit, measured in one run).
 
 Progress goes to stderr. ``--max-docs N`` (evaluation and speed on the first N docs of each
 test set) is for smoke runs only.
@@ -554,6 +556,20 @@ def read_gradient_shares(metrics: Path) -> Dict[str, Any]:
     return out
 
 
+def read_training_speed(path: Path) -> Optional[Dict[str, Any]]:
+    """``benchmarks/training_speed.json`` written by ``scripts/training_speed.py``."""
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text(encoding="utf8"))
+    for item in report.get("configs", []):
+        item.pop("runs", None)
+        item.pop("baseline_runs", None)
+        item.pop("profile", None)
+    report.pop("inference_profile", None)
+    report["path"] = str(path)
+    return report
+
+
 def read_dev_curves(metrics: Path) -> Dict[str, List[Dict[str, Any]]]:
     """Dev scores per evaluation from ``metrics/train_*_log.jsonl`` (spaCy's
     ``ConsoleLogger.v3`` output file, set by the project's train commands)."""
@@ -684,6 +700,21 @@ def render_markdown(report: Dict[str, Any]) -> str:
             out += [f"### {name}", "", md_table(["step", "score"] + keys,
                     [[r["step"], pct(r["score"])] + [pct(r.get(k)) for k in keys] for r in rows]), ""]
 
+    throughput = report.get("training_speed")
+    if throughput:
+        out += ["", "## Training throughput", "",
+                f"From `{throughput['path']}`, written by `{throughput['command']}` on {throughput['date']} "
+                "(one thread; the full profile is in that file's markdown).", ""]
+        rows = []
+        for item in throughput["configs"]:
+            if item.get("skipped"):
+                rows.append([item["config"], "skipped: " + item["skipped"], None, None, None])
+                continue
+            rows.append([item["config"], "this commit", item.get("words_per_second"), item.get("ratio_to_baseline"), item.get("ratio_to_stock_ner")])
+            if item.get("baseline"):
+                rows.append([item["config"], "baseline " + str(throughput["settings"].get("baseline_commit")), item["baseline"]["words_per_second"], 1.0, item["baseline"].get("ratio_to_stock_ner")])
+        out.append(md_table(["config", "code", "training words/s", "x baseline", "x stock ner"], rows, digits=2))
+
     training = report.get("training")
     out += ["", "## Training wall time", ""]
     if training:
@@ -726,6 +757,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch (and BLAS) threads; 0: leave the default")
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--max-docs", type=int, default=0, help="smoke runs: first N docs of each test set")
+    parser.add_argument("--training-speed", default="benchmarks/training_speed.json", help="scripts/training_speed.py's output, reported if present")
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--rss-probe", help=argparse.SUPPRESS)
@@ -757,6 +789,7 @@ def main(argv=None) -> int:
     models, corpus = Path(args.models), Path(args.corpus)
     report["training"] = read_training_metrics(Path(args.metrics))
     report["gradient_shares"] = read_gradient_shares(Path(args.metrics))
+    report["training_speed"] = read_training_speed(Path(args.training_speed))
     report["dev_curves"] = read_dev_curves(Path(args.metrics))
     if not args.no_eval:
         report["evaluation"] = evaluate_pipelines(models, corpus, args.max_docs, args.eval_batch_size)

@@ -162,3 +162,66 @@ def test_docs_without_entity_annotation_add_no_loss(trained):
     assert not unannotated[0].reference.has_annotation("ENT_IOB")
     losses = nlp.update(unannotated, sgd=False)
     assert losses["hmtl_ner"] == 0.0
+
+
+def _autograd_log_partition(emissions, lengths, start, trans, end):
+    """The forward recursion through autograd (what ForwardAlgorithm's backward replaces)."""
+    alpha = start + emissions[:, 0]
+    for t in range(1, emissions.shape[1]):
+        step = torch.logsumexp(alpha.unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, t]
+        alpha = torch.where((t < lengths).unsqueeze(1), step, alpha)
+    log_z = torch.logsumexp(alpha + end, dim=1)
+    return torch.where(lengths > 0, log_z, torch.zeros_like(log_z))
+
+
+@pytest.mark.parametrize("gap", [1.0, 5000.0])
+@pytest.mark.parametrize("lengths", [[6, 3, 0, 1, 6], [1], [4, 4]])
+def test_forward_algorithm_gradient_equals_autograd(lengths, gap):
+    from spacy_hmtl.ner.crf import ForwardAlgorithm
+
+    torch.manual_seed(len(lengths))
+    lengths = torch.tensor(lengths)
+    crf = CRFTagger(n_in=4, n_labels=2, dropout=0.0)
+    with torch.no_grad():
+        crf.transitions.normal_()
+        crf.start_transitions.normal_()
+        crf.end_transitions.normal_()
+    start, trans, end = crf._scores()
+    emissions = torch.randn(len(lengths), int(lengths.max()), crf.n_tags, dtype=torch.float64)
+    # some positions restricted, as for partial gold tags
+    emissions = emissions.masked_fill(torch.rand(emissions.shape) < 0.2, FORBIDDEN)
+    # gap 5000: score gaps that underflow even float64 scaling take the log-space fallback
+    emissions[:, :, 0] += gap
+    emissions[:, :, 1] -= gap
+    inputs = [emissions, start.double(), trans.double(), end.double()]
+    ours_in = [x.detach().clone().requires_grad_(True) for x in inputs]
+    ref_in = [x.detach().clone().requires_grad_(True) for x in inputs]
+    ours = ForwardAlgorithm.apply(ours_in[0], lengths, *ours_in[1:])
+    ref = _autograd_log_partition(ref_in[0], lengths, *ref_in[1:])
+    assert torch.allclose(ours, ref, atol=1e-9)
+    weights = torch.randn(len(lengths), dtype=torch.float64)
+    d_ours = torch.autograd.grad((ours * weights).sum(), ours_in)
+    d_ref = torch.autograd.grad((ref * weights).sum(), ref_in, allow_unused=True)  # one token: no transition
+    d_ref = [torch.zeros_like(x) if d is None else d for x, d in zip(ref_in, d_ref)]
+    for name, a, b in zip(["emissions", "start", "trans", "end"], d_ours, d_ref):
+        assert torch.allclose(a, b, atol=1e-8), (name, (a - b).abs().max())
+
+
+def test_forward_algorithm_falls_back_to_log_space_when_scaling_underflows():
+    from spacy_hmtl.ner.crf import ForwardAlgorithm, _scaled_forward, _to_numpy
+
+    crf = CRFTagger(n_in=4, n_labels=1, dropout=0.0)
+    names = bioul_tag_names(["A"])
+    start, trans, end = crf._scores()
+    emissions = torch.zeros(1, 2, crf.n_tags, dtype=torch.float64)
+    emissions[0, 0] = FORBIDDEN
+    emissions[0, 0, names.index("B-A")] = 0.0  # only B-A at t=0
+    emissions[0, 1, names.index("L-A")] = -2000.0  # its only continuation, 2000 nats below O
+    lengths = torch.tensor([2])
+    args = [emissions, lengths, start.double(), trans.double(), end.double()]
+    assert _scaled_forward(*(_to_numpy(x) for x in args)) is None
+    ours_in = emissions.clone().requires_grad_(True)
+    log_z = ForwardAlgorithm.apply(ours_in, *args[1:])
+    assert log_z.item() == pytest.approx(-2000.0, abs=1e-6)
+    (d_emissions,) = torch.autograd.grad(log_z.sum(), [ours_in])
+    assert d_emissions[0, 1, names.index("L-A")].item() == pytest.approx(1.0)

@@ -30,7 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..layers.bilstm import PackedBiLSTM
+from ..layers.bilstm import BiLSTM
 from ..layers.torch_bridge import register_torch_module
 
 N_DISTANCE_BUCKETS = 10
@@ -166,7 +166,7 @@ class CorefRanker(nn.Module):
         self.chunk_tokens = int(chunk_tokens)
         self.chunk_pairs = int(chunk_pairs)
         self.mention_loss_weight = float(mention_loss_weight)
-        self.lstm = PackedBiLSTM(n_in, lstm_width)
+        self.lstm = BiLSTM(n_in, lstm_width)
         self.h_dim = 2 * lstm_width
         self.g_dim = 2 * self.h_dim + n_in + width_embedding
         self.input_dropout = nn.Dropout(dropout)
@@ -311,12 +311,18 @@ class CorefRanker(nn.Module):
         for a in range(0, K, step):
             rows = slice(a, min(K, a + step))
             ant_rows = ant_c[rows]  # (n, A)
-            prod = g_prod[:, rows, None, :] * g_prod[:, ant_rows]  # (B, n, A, P)
-            pre = proj_i[:, rows, None, :] + proj_j[:, ant_rows] + prod @ wc.t() + dist_term[None, None]
-            scores = self.antecedent_ffnn.from_first(pre)
-            scores = scores + mention_scores[:, rows, None] + mention_scores[:, ant_rows]
             ok = (ant[rows] >= 0)[None] & valid[:, rows, None] & valid[:, ant_rows]
-            yield rows, scores.masked_fill(~ok, _NEG), ant[rows], ok
+            # Score only the real pairs: padding spans and the missing antecedents of the
+            # first spans are about half of the (B, n, A) grid on SciERC batches.
+            b_idx, r_idx, a_idx = ok.nonzero(as_tuple=True)
+            i_idx = r_idx + a
+            j_idx = ant_rows[r_idx, a_idx]
+            prod = g_prod[b_idx, i_idx] * g_prod[b_idx, j_idx]  # (P, product_width)
+            pre = proj_i[b_idx, i_idx] + proj_j[b_idx, j_idx] + prod @ wc.t() + dist_term[a_idx]
+            pair_scores = self.antecedent_ffnn.from_first(pre)
+            pair_scores = pair_scores + mention_scores[b_idx, i_idx] + mention_scores[b_idx, j_idx]
+            scores = pair_scores.new_full(ok.shape, _NEG).index_put((b_idx, r_idx, a_idx), pair_scores)
+            yield rows, scores, ant[rows], ok
 
     # --- public API -----------------------------------------------------------------
 

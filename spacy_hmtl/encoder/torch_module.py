@@ -4,7 +4,7 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from ..layers.bilstm import PackedBiLSTM
+from ..layers.bilstm import BiLSTM
 
 
 class HierarchicalBiLSTM(nn.Module):
@@ -30,10 +30,10 @@ class HierarchicalBiLSTM(nn.Module):
             )
         self.n_in = n_in
         self.dropout = nn.Dropout(dropout)
-        levels: List[PackedBiLSTM] = []
+        levels: List[BiLSTM] = []
         below = 0
         for width, depth in zip(widths, depths):
-            levels.append(PackedBiLSTM(n_in + below, width, depth=depth, dropout=dropout))
+            levels.append(BiLSTM(n_in + below, width, depth=depth, dropout=dropout))
             below = 2 * width
         self.levels = nn.ModuleList(levels)
         self.n_out = n_in + sum(level.n_out for level in self.levels)

@@ -21,7 +21,7 @@ needed.
 import torch
 from torch import nn
 
-from ..layers.bilstm import PackedBiLSTM
+from ..layers.bilstm import BiLSTM
 from ..layers.torch_bridge import register_torch_module
 
 
@@ -60,7 +60,7 @@ class MultiHeadSelection(nn.Module):
         self.n_labels = n_labels
         self.drop = nn.Dropout(dropout)
         if lstm_depth > 0:
-            self.lstm = PackedBiLSTM(n_in, lstm_width, depth=lstm_depth, dropout=dropout)
+            self.lstm = BiLSTM(n_in, lstm_width, depth=lstm_depth, dropout=dropout)
             n_token = self.lstm.n_out
         else:
             self.lstm = None

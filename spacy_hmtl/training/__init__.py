@@ -15,16 +15,19 @@ from .multitask_corpus import (  # noqa: F401
     strip_annotation,
     strip_docbin,
 )
+from .feature_cache import FrozenFeatureCache, make_frozen_feature_cache  # noqa: F401
 from .task_batcher import TaskBatcher, configure_task_batcher  # noqa: F401
 
 __all__ = [
     "CORPUS_TAG",
+    "FrozenFeatureCache",
     "TASKS",
     "TASKS_TAG",
     "MultiTaskCorpus",
     "TaskBatcher",
     "configure_task_batcher",
     "create_multitask_corpus",
+    "make_frozen_feature_cache",
     "get_corpus_name",
     "get_corpus_tasks",
     "strip_annotation",
