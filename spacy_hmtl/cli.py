@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Callable, List, Optional
 
-from .annotate import add_annotate
+from .annotate_command import add_annotate
 from .graph.command import add_graph
 from .render import add_render
 from .safe_io import sigterm_exits
