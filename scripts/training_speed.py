@@ -213,7 +213,7 @@ def main(argv=None) -> int:
         "command": "python " + shlex.join([os.path.relpath(__file__, ROOT)] + list(sys.argv[1:] if argv is None else argv)),
         "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "config"},
+        "settings": {k: v for k, v in vars(args).items() if k != "config"},
         "configs": [],
     }
     items = []
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
         report["inference_profile"] = profile_inference(args.inference_model, args.inference_corpus, args.inference_docs, args.threads)
     out = ROOT / args.output
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(out.name + ".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+    out.with_name(out.name + ".json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf8")
     out.with_name(out.name + ".md").write_text(render(report), encoding="utf8")
     log(f"wrote {out}.md and {out}.json")
     return 0
