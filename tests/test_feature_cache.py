@@ -1,6 +1,5 @@
 """spacy_hmtl.cache_frozen_features.v1: a frozen, annotating upstream runs once per document,
 and training with the cache gives the same weights as without it."""
-import copy
 
 import numpy
 import pytest

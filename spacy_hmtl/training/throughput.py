@@ -17,7 +17,7 @@ frozen and annotating components. After ``warmup`` steps it times ``steps`` more
 """
 import re
 import time
-from contextlib import contextmanager, ExitStack
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
