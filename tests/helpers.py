@@ -283,6 +283,20 @@ def write_docbin(path: Path, docs: Sequence[Doc]) -> Path:
     return path
 
 
+def write_scierc_subset(split: str, n_docs: int, path: Path) -> Path:
+    """The first ``n_docs`` documents of the shipped SciERC ``split`` (assets/scierc), every
+    annotation layer kept, as a DocBin at ``path``: the real-data corpus of the tests."""
+    from spacy_hmtl.converters.scierc import read_scierc
+
+    root = Path(__file__).resolve().parent.parent
+    docs = []
+    for doc in read_scierc(root / "assets" / "scierc" / f"{split}.json", vocab=spacy.blank("en").vocab):
+        docs.append(doc)
+        if len(docs) == n_docs:
+            break
+    return write_docbin(path, docs)
+
+
 def snapshot(doc: Doc, digits: Optional[int] = None) -> Dict:
     """Every layer the pipes write, as plain comparable data (scores exact, or rounded to
     ``digits`` decimals)."""

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.cli.train import train
-from spacy.tokens import DocBin
 
-from spacy_hmtl.converters.scierc import read_scierc
+from helpers import write_scierc_subset
 
 ROOT = Path(__file__).resolve().parent.parent
 N_TRAIN = 50
@@ -37,21 +36,10 @@ FLOORS = {
 }
 
 
-def _subset(path: Path, n: int, out: Path) -> Path:
-    vocab = spacy.blank("en").vocab
-    docs = []
-    for doc in read_scierc(path, vocab=vocab):
-        docs.append(doc)
-        if len(docs) == n:
-            break
-    DocBin(docs=docs, store_user_data=True).to_disk(out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def guard_scores(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("guard")
-    train_path = _subset(ROOT / "assets" / "scierc" / "train.json", N_TRAIN, root / "train.spacy")
+    train_path = write_scierc_subset("train", N_TRAIN, root / "train.spacy")
     overrides = {"paths.train": str(train_path), "paths.dev": str(train_path), **OVERRIDES}
     train(ROOT / "configs" / "scierc.cfg", root / "model", overrides=overrides)
     nlp = spacy.load(root / "model" / "model-last")

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.tokens import DocBin
 from spacy.training import Corpus
 from spacy.util import fix_random_seed, load_config
 
-from spacy_hmtl.converters.scierc import read_scierc
 from spacy_hmtl.training.gradient_shares import annotate_predicted, encoder_gradient_shares
+
+from helpers import write_scierc_subset
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_SHARE = 0.05
@@ -18,15 +18,7 @@ MIN_SHARE = 0.05
 
 @pytest.fixture(scope="module")
 def scierc_subset(tmp_path_factory) -> Path:
-    vocab = spacy.blank("en").vocab
-    docs = []
-    for doc in read_scierc(ROOT / "assets" / "scierc" / "train.json", vocab=vocab):
-        docs.append(doc)
-        if len(docs) == 16:
-            break
-    path = tmp_path_factory.mktemp("shares") / "train.spacy"
-    DocBin(docs=docs, store_user_data=True).to_disk(path)
-    return path
+    return write_scierc_subset("train", 16, tmp_path_factory.mktemp("shares") / "train.spacy")
 
 
 def _shares(corpus: Path, **overrides) -> dict:

@@ -3,11 +3,11 @@ import time
 from pathlib import Path
 
 import pytest
-import spacy
 from spacy.tokens import DocBin
 
-from spacy_hmtl.converters.scierc import read_scierc
 from spacy_hmtl.training.throughput import _Regions, build_training, measure_training, op_family, run_steps, training_batches
+
+from helpers import write_scierc_subset
 
 ROOT = Path(__file__).resolve().parent.parent
 N_DOCS = 6
@@ -21,15 +21,7 @@ OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    vocab = spacy.blank("en").vocab
-    docs = []
-    for doc in read_scierc(ROOT / "assets" / "scierc" / "dev.json", vocab=vocab):
-        docs.append(doc)
-        if len(docs) == N_DOCS:
-            break
-    path = tmp_path_factory.mktemp("speed") / "train.spacy"
-    DocBin(docs=docs, store_user_data=True).to_disk(path)
-    return path
+    return write_scierc_subset("dev", N_DOCS, tmp_path_factory.mktemp("speed") / "train.spacy")
 
 
 def test_op_families():
