@@ -28,9 +28,10 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import md_table  # noqa: E402
 from timed import machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,12 +120,6 @@ def profile_inference(model: Path, corpus: Path, max_docs: int, threads: int) ->
     return result
 
 
-def md_table(headers: List[str], rows: List[List[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join("–" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def profile_tables(profile: Dict[str, Any], limit: int = 12) -> str:
     parts = []
     for key, title in [("by_pipe", "by pipe"), ("by_module", "by torch module (forward)"), ("by_family", "by operator family (self time)")]:
@@ -166,7 +161,7 @@ def render(report: Dict[str, Any]) -> str:
         if item.get("baseline"):
             base = item["baseline"]
             rows.append([f"`{item['config']}`", f"baseline {report['settings']['baseline_commit']}", base["words_per_second"], base["seconds_per_step"], 1.0, base.get("ratio_to_stock_ner")])
-    lines.append(md_table(["config", "code", "training words/s", "s per step", "x baseline", "x stock ner"], rows))
+    lines.append(md_table(["config", "code", "training words/s", "s per step", "x baseline", "x stock ner"], rows, digits=(1, 1, 1, 4, 2, 3)))
     firsts = [(i["config"], i.get("first_epoch_seconds")) for i in report["configs"] if i.get("first_epoch_seconds")]
     if firsts:
         lines += ["", "Configs run one whole epoch before timing (their frozen features are then cached), and that first epoch's time: "

@@ -94,6 +94,21 @@ def torch_modules(pipe: Any) -> Dict[str, torch.nn.Module]:
 def _module_regions(nlp: Any, regions: _Regions) -> List[Any]:
     """Forward hooks timing every direct child (and the root) of each pipe's torch modules."""
     handles = []
+    open_regions: Dict[int, List[Any]] = {}  # id(module) -> entered regions, innermost last
+
+    def enter(label: str):
+        def hook(module, inputs):
+            region = regions.region(label)
+            region.__enter__()
+            open_regions.setdefault(id(module), []).append(region)
+
+        return hook
+
+    def leave(module, inputs, output):
+        stack = open_regions.get(id(module))
+        if stack:
+            stack.pop().__exit__(None, None, None)
+
     for pipe_name, pipe in nlp.pipeline:
         for node_name, root in torch_modules(pipe).items():
             targets = [(f"{pipe_name}: {type(root).__name__}", root)]
@@ -102,27 +117,9 @@ def _module_regions(nlp: Any, regions: _Regions) -> List[Any]:
                 for child_name, child in root.named_children()
             ]
             for label, module in targets:
-                handles.append(module.register_forward_pre_hook(_enter(regions, label)))
-                handles.append(module.register_forward_hook(_leave(regions)))
+                handles.append(module.register_forward_pre_hook(enter(label)))
+                handles.append(module.register_forward_hook(leave))
     return handles
-
-
-def _enter(regions: _Regions, label: str):
-    def hook(module, inputs):
-        cm = regions.region(label)
-        cm.__enter__()
-        module.__dict__.setdefault("_hmtl_profile_regions", []).append(cm)
-
-    return hook
-
-
-def _leave(regions: _Regions):
-    def hook(module, inputs, output):
-        stack = module.__dict__.get("_hmtl_profile_regions")
-        if stack:
-            stack.pop().__exit__(None, None, None)
-
-    return hook
 
 
 def build_training(config_path: Path, overrides: Optional[Dict[str, Any]] = None, threads: int = 1):
