@@ -39,6 +39,9 @@ ENTRY_POINTS = {
     "spacy_callbacks": [
         "spacy_hmtl.cache_frozen_features.v1 = spacy_hmtl.training.feature_cache:make_frozen_feature_cache",
     ],
+    "spacy_loggers": [
+        "spacy_hmtl.TimedConsoleLogger.v1 = spacy_hmtl.training.timed_logger:make_timed_console_logger",
+    ],
     "spacy_batchers": [
         "spacy_hmtl.task_batcher.v1 = spacy_hmtl.training.task_batcher:configure_task_batcher",
     ],
@@ -72,7 +75,9 @@ setup(
         "distributed": ["dask[distributed]>=2023.9"],
         # GraphML export of entity graphs (python -m spacy_hmtl graph --graphml)
         "graph": ["networkx>=3"],
-        "dev": ["pytest>=7", "hypothesis>=6", "dask[distributed]>=2023.9", "networkx>=3"],
+        # learning-curve PNGs of the benchmark and the ablation
+    "plots": ["matplotlib>=3.7"],
+    "dev": ["pytest>=7", "hypothesis>=6", "dask[distributed]>=2023.9", "networkx>=3", "matplotlib>=3.7"],
     },
     entry_points=ENTRY_POINTS,
     classifiers=[

@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import statistics
 import subprocess
@@ -45,10 +44,9 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timed import machine_info  # noqa: E402
+from spacy_hmtl.benchmarking import format_cell, machine_info, md_table, peak_rss_mb, time_pipes
 
 # pipeline directory name -> test corpora it is evaluated on
 PIPELINES: Dict[str, List[str]] = {
@@ -205,25 +203,6 @@ def shares(times: Dict[str, float]) -> Dict[str, float]:
     return {k: (round(100.0 * v / total, 1) if total > 0 else 0.0) for k, v in times.items()}
 
 
-def fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: Any = 1) -> str:
-    """A markdown table; ``digits``: decimals of the floats, one int or one per column."""
-    per_column = list(digits) if isinstance(digits, (list, tuple)) else [digits] * len(headers)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in rows:
-        lines.append("| " + " | ".join(fmt(c, d) for c, d in zip(row, per_column)) + " |")
-    return "\n".join(lines)
-
-
 def score_rows(evaluation: Dict[str, Any]) -> List[List[Any]]:
     """Rows of the measured-scores table: one per (pipeline, test corpus), or 'not trained'."""
     rows = []
@@ -302,7 +281,7 @@ def speed_rows(speed: Dict[str, Any]) -> List[List[Any]]:
                     result["n_words"],
                     result["median_s"],
                     result["median_wps"],
-                    " / ".join(fmt(w, 0) for w in result["rounds_wps"]),
+                    " / ".join(format_cell(w, 0) for w in result["rounds_wps"]),
                     "1 (reference)" if pipe == STOCK else speed_ratio(result["median_wps"], stock.get("median_wps")),
                 ]
             )
@@ -404,31 +383,11 @@ def time_pipe(nlp, texts: List[str], batch_size: int) -> Tuple[float, int]:
 
 def time_components(nlp, texts: List[str], batch_size: int) -> Dict[str, float]:
     """Seconds of the tokenizer and of each pipe, run one after the other over all docs."""
-    times = {}
     start = time.perf_counter()
     docs = [nlp.make_doc(t) for t in texts]
-    times["tokenizer"] = time.perf_counter() - start
-    for name, proc in nlp.pipeline:
-        start = time.perf_counter()
-        if hasattr(proc, "pipe"):
-            docs = list(proc.pipe(docs, batch_size=batch_size))
-        else:
-            docs = [proc(doc) for doc in docs]
-        times[name] = time.perf_counter() - start
+    times = {"tokenizer": time.perf_counter() - start}
+    times.update(time_pipes(nlp, docs, batch_size=batch_size)[1])
     return times
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process image, MB: ``VmHWM`` from /proc/self/status (reset at exec,
-    unlike ``ru_maxrss``, which on Linux keeps the parent's peak across fork + exec)."""
-    try:
-        with open("/proc/self/status", encoding="utf8") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def rss_probe(model: str, texts_file: str, batch_size: int, threads: int, gpu_id: int) -> Dict[str, Any]:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from spacy_hmtl.annotate import doc_to_json, round_scores
+from spacy_hmtl.batch_annotator import doc_to_json, round_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = [
@@ -35,7 +35,7 @@ SAMPLES = [
 CHILD = """
 import json, sys
 import spacy, spacy_hmtl
-from spacy_hmtl.annotate import doc_to_json
+from spacy_hmtl.batch_annotator import doc_to_json
 name, samples = sys.argv[1], json.loads(sys.argv[2])
 nlp = spacy.load(name)
 print(json.dumps({

@@ -7,8 +7,9 @@ of predicted entities, and so of relation candidates, does; relation pairs are c
 size, once with the sentence boundaries set and once without (one long "sentence": the
 worst case for the span-based heads, whose candidates never cross a sentence).
 
-Each (size, mode) runs in a fresh process, so peak RSS (``ru_maxrss``) is per run; within
-it every pipe is timed separately and the RSS is sampled every 2 ms while it runs.
+Each (size, mode) runs in a fresh process, so peak RSS (``VmHWM``, reset at exec: see
+``spacy_hmtl.benchmarking``) is per run; within it every pipe is timed separately and the
+RSS is sampled every 2 ms while it runs.
 
     python scripts/scaling_benchmark.py --sizes 1000 5000 20000 50000 --threads 1
 
@@ -18,14 +19,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
+
+from spacy_hmtl.benchmarking import RSSSampler, cpu_model, current_rss_mb, md_table, peak_rss_mb, time_pipes
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPES = ["hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
@@ -36,47 +37,13 @@ FALLBACK_SENTENCES = [
 ]
 
 
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class RSSSampler:
-    """Peak of the current RSS while the block runs (sampled every 2 ms)."""
-
-    def __enter__(self):
-        self.peak = self.start = current_rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, current_rss_mb())
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, current_rss_mb())
-
-
-def machine_info(threads: int) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+def machine_record(threads: int) -> dict:
+    """The machine and versions of the run, as ``scaling.json`` records them."""
     import spacy
     import torch
 
     return {
-        "cpu": cpu,
+        "cpu": cpu_model() or "unknown",
         "cores": os.cpu_count(),
         "torch_threads": threads,
         "torch": torch.__version__,
@@ -145,15 +112,19 @@ def run_single(n_tokens: int, sentences: bool, threads: int, config_path: Path, 
     doc = make_doc(nlp.vocab, n_tokens, sentences)
     nlp(make_doc(nlp.vocab, 50, sentences))  # warm-up (lazy allocations, first torch calls)
     rss_before = current_rss_mb()
-    per_pipe = {}
+    samplers: Dict[str, RSSSampler] = {}
+
+    def sample(name: str) -> RSSSampler:
+        samplers[name] = RSSSampler()
+        return samplers[name]
+
     total_start = time.perf_counter()
-    for name, proc in nlp.pipeline:
-        with RSSSampler() as sampler:
-            start = time.perf_counter()
-            doc = proc(doc)
-            seconds = time.perf_counter() - start
-        per_pipe[name] = {"seconds": round(seconds, 3), "peak_rss_mb": round(sampler.peak), "extra_rss_mb": round(sampler.peak - sampler.start)}
+    (doc,), seconds = time_pipes(nlp, [doc], around=sample)  # one doc, one call per pipe
     total = time.perf_counter() - total_start
+    per_pipe = {
+        name: {"seconds": round(t, 3), "peak_rss_mb": round(samplers[name].peak), "extra_rss_mb": round(samplers[name].peak - samplers[name].start)}
+        for name, t in seconds.items()
+    }
     return {
         "tokens": len(doc),
         "sentences": sentences,
@@ -161,7 +132,7 @@ def run_single(n_tokens: int, sentences: bool, threads: int, config_path: Path, 
         "total_seconds": round(total, 3),
         "tokens_per_second": round(len(doc) / total),
         "rss_before_mb": round(rss_before),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(peak_rss_mb()),
         "per_pipe": per_pipe,
         "outputs": {
             "ents": len(doc.ents),
@@ -190,24 +161,28 @@ def write_report(results: list, info: dict, command: str, out_dir: Path, model: 
          "Pipeline: `configs/scierc.cfg` (default sizes), untrained weights (initialized on one doc). ")
         +
         "Text: SciERC dev sentences repeated. Each row is a fresh process; peak RSS is the process "
-        "maximum (`ru_maxrss`), per-pipe extra RSS is sampled every 2 ms above the RSS at the pipe's start.",
+        "maximum (`VmHWM`), per-pipe extra RSS is sampled every 2 ms above the RSS at the pipe's start.",
         "",
-        "| tokens | sentences | total s | tok/s | peak RSS MB | "
-        + " | ".join(f"{p.replace('hmtl_', '')} s (+MB)" for p in PIPES)
-        + " | ents / mentions / rels / clusters |",
-        "|" + "---|" * (6 + len(PIPES)),
     ]
+    headers = (
+        ["tokens", "sentences", "total s", "tok/s", "peak RSS MB"]
+        + [f"{p.replace('hmtl_', '')} s (+MB)" for p in PIPES]
+        + ["ents / mentions / rels / clusters"]
+    )
+    rows = []
     for r in results:
+        # cells as strings: md_table would put thousands separators into ints
+        sentences = "yes" if r["sentences"] else "no"
         if "error" in r:
-            lines.append(f"| {r['tokens']} | {'yes' if r['sentences'] else 'no'} | {r['error']} |" + " |" * (3 + len(PIPES)))
+            rows.append([str(r["tokens"]), sentences, r["error"]] + [""] * (len(headers) - 3))
             continue
-        cells = [f"{r['per_pipe'][p]['seconds']:.2f} (+{r['per_pipe'][p]['extra_rss_mb']})" for p in PIPES]
         o = r["outputs"]
-        lines.append(
-            f"| {r['tokens']} | {'yes' if r['sentences'] else 'no'} | {r['total_seconds']:.2f} | {r['tokens_per_second']} | "
-            f"{r['peak_rss_mb']} | " + " | ".join(cells)
-            + f" | {o['ents']} / {o['mentions']} / {o['relations']} / {o['coref_clusters']} |"
+        rows.append(
+            [str(r["tokens"]), sentences, f"{r['total_seconds']:.2f}", str(r["tokens_per_second"]), str(r["peak_rss_mb"])]
+            + [f"{r['per_pipe'][p]['seconds']:.2f} (+{r['per_pipe'][p]['extra_rss_mb']})" for p in PIPES]
+            + [f"{o['ents']} / {o['mentions']} / {o['relations']} / {o['coref_clusters']}"]
         )
+    lines.append(md_table(headers, rows))
     (out_dir / "scaling.md").write_text("\n".join(lines) + "\n", encoding="utf8")
 
 
@@ -227,7 +202,7 @@ def main() -> None:
         print(json.dumps(run_single(args.single, args.sentences, args.threads, args.config, args.model)))
         return
     command = "python scripts/scaling_benchmark.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    info = machine_info(args.threads)
+    info = machine_record(args.threads)
     results = []
     for n in args.sizes:
         for mode in args.modes:

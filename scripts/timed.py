@@ -10,11 +10,11 @@ writes ``metrics/train_scierc.json``::
 * ``wall_s``: wall-clock seconds from starting the child to its exit.
 * ``peak_rss_mb``: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``: the largest peak
   resident set of the child or of any of its descendants that were waited for (not the
-  sum over processes).
+  sum over processes; ``spacy_hmtl.benchmarking`` says what it measures).
 * ``command``: as run; a leading ``python``/``python3`` is replaced by this interpreter,
   as ``spacy project run`` does for the script line itself.
-* ``machine``: CPU model (``/proc/cpuinfo``), logical cores, cores this process may use,
-  GPU (when torch sees CUDA), Python and platform.
+* ``machine``: ``spacy_hmtl.benchmarking.machine_info()``: CPU model (``/proc/cpuinfo``),
+  logical cores, cores this process may use, GPU (when torch sees CUDA), Python and platform.
 
 The JSON is written whatever the outcome (also when the command fails or cannot be
 started), and the script exits with the child's exit status (128 + N when the child was
@@ -24,7 +24,6 @@ the terminal's process group; the wrapper waits for it and still writes the reco
 """
 import json
 import os
-import platform
 import resource
 import shlex
 import signal
@@ -35,61 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+# spacy_hmtl.benchmarking is imported in run_timed once the child has exited: it imports spaCy
+# (and so torch), and a child started from a big process inherits that size into its ru_maxrss
+
 USAGE = "usage: python scripts/timed.py OUT.json -- CMD [ARG ...]"
-
-
-def cpu_model() -> Optional[str]:
-    """The CPU model name from /proc/cpuinfo (None where there is none, e.g. macOS)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def gpu_info(import_torch: bool = True) -> Optional[List[str]]:
-    """Names of the CUDA devices torch sees; None without torch or without CUDA.
-
-    import_torch=False only reports when torch is already imported (cheap)."""
-    if not import_torch and "torch" not in sys.modules:
-        return None
-    if "torch" not in sys.modules and not any(
-        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
-    ):
-        return None  # no NVIDIA / ROCm driver: torch could not see a GPU; skip its slow import
-    try:
-        import torch
-    except Exception:
-        return None
-    try:
-        if not torch.cuda.is_available():
-            return None
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:
-        return None
-
-
-def machine_info(import_torch: bool = True) -> Dict[str, Any]:
-    return {
-        "cpu_model": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable_cores(),
-        "gpu": gpu_info(import_torch),
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def now_iso() -> str:
@@ -147,13 +95,15 @@ def run_timed(out_path: str, cmd: List[str]) -> int:
         returncode = exit_status(returncode)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finished = now_iso()  # before the import below, which takes seconds
+    from spacy_hmtl.benchmarking import machine_info, ru_maxrss_mb  # after the child: see the imports
+
     record.update(
         {
-            "finished": now_iso(),
+            "finished": finished,
             "returncode": returncode,
             "wall_s": round(wall, 3),
-            # ru_maxrss is in KiB on Linux (bytes on macOS)
-            "peak_rss_mb": round(after.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10), 1),
+            "peak_rss_mb": round(ru_maxrss_mb(after), 1),
             "user_cpu_s": round(after.ru_utime - before.ru_utime, 3),
             "system_cpu_s": round(after.ru_stime - before.ru_stime, 3),
             "machine": machine_info(),

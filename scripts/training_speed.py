@@ -30,9 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import md_table  # noqa: E402
-from timed import machine_info  # noqa: E402
+from spacy_hmtl.benchmarking import machine_info, md_table
 
 ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT = ROOT / "spacy_hmtl" / "training" / "throughput.py"

@@ -1,16 +1,20 @@
 """``python -m spacy_hmtl annotate``: the command line of the batch annotator.
 
-The work is done by ``spacy_hmtl.annotate.annotate_file`` (one machine) and
+The work is done by ``spacy_hmtl.batch_annotator.annotate_file`` (one machine) and
 ``spacy_hmtl.distributed.annotate_file_dask`` (a dask cluster); this module only parses the
 arguments and picks one, so neither library module imports the other's command line.
 """
 import sys
-from typing import Any
+from typing import Any, Dict
 
-from .annotate import INPUT_FORMATS, MENTIONS_KEY, ON_ERROR, OUTPUT_FORMATS, AnnotateError, annotate_file
+from .batch_annotator import INPUT_FORMATS, MENTIONS_KEY, ON_ERROR, OUTPUT_FORMATS, AnnotateError, annotate_file
 
 
 def add_annotate(subparsers: Any) -> None:
+    """Add the ``annotate`` command's parser to ``subparsers``.
+
+    subparsers: what ``argparse.ArgumentParser.add_subparsers`` returned.
+    """
     parser = subparsers.add_parser(
         "annotate",
         help="annotate a JSONL or text file with a pipeline, writing JSONL (resumable)",
@@ -61,30 +65,14 @@ def add_annotate(subparsers: Any) -> None:
 
 
 def run_annotate(args: Any) -> int:
-    use_dask = args.dask_scheduler is not None or args.dask_local_workers is not None
-    if use_dask and args.n_process != 1:
-        args.parser.error("--n-process does not combine with --dask-*: dask runs the processes")
-    if args.dask_partition_size is not None and not use_dask:
-        args.parser.error("--dask-partition-size needs --dask-scheduler or --dask-local-workers")
-    if args.threads is not None and args.threads < 1:
-        args.parser.error("--threads must be at least 1")
-    if args.dask_local_workers is not None and args.dask_local_workers < 1:
-        args.parser.error("--dask-local-workers must be at least 1")
-    options = dict(
-        batch_size=args.batch_size,
-        text_key=args.text_key,
-        id_key=args.id_key,
-        input_format=args.input_format,
-        gpu_id=args.gpu_id,
-        overwrite=args.overwrite,
-        on_error=args.on_error,
-        errors_path=args.errors,
-        show_progress=not args.no_progress,
-        fsync=args.fsync,
-        mentions_key=args.mentions_key,
-        torch_threads=args.threads,
-        output_format=args.output_format,
-    )
+    """Run the ``annotate`` command.
+
+    args: the parsed arguments (``add_annotate``'s parser).
+    RETURNS (int): the exit status: 0, 1 (an error, reported on stderr) or
+        ``EXIT_SKIPPED`` (some records could not be annotated).
+    """
+    use_dask = _check_args(args)
+    options = _annotate_options(args)
     try:
         if use_dask:
             from .distributed import annotate_file_dask
@@ -105,3 +93,36 @@ def run_annotate(args: Any) -> int:
         return 1
     print(summary.format())
     return summary.exit_code
+
+
+def _check_args(args: Any) -> bool:
+    """Whether to run on dask; options that do not combine are a usage error (exit status 2)."""
+    use_dask = args.dask_scheduler is not None or args.dask_local_workers is not None
+    if use_dask and args.n_process != 1:
+        args.parser.error("--n-process does not combine with --dask-*: dask runs the processes")
+    if args.dask_partition_size is not None and not use_dask:
+        args.parser.error("--dask-partition-size needs --dask-scheduler or --dask-local-workers")
+    if args.threads is not None and args.threads < 1:
+        args.parser.error("--threads must be at least 1")
+    if args.dask_local_workers is not None and args.dask_local_workers < 1:
+        args.parser.error("--dask-local-workers must be at least 1")
+    return use_dask
+
+
+def _annotate_options(args: Any) -> Dict[str, Any]:
+    """The keyword arguments that ``annotate_file`` and ``annotate_file_dask`` share."""
+    return dict(
+        batch_size=args.batch_size,
+        text_key=args.text_key,
+        id_key=args.id_key,
+        input_format=args.input_format,
+        gpu_id=args.gpu_id,
+        overwrite=args.overwrite,
+        on_error=args.on_error,
+        errors_path=args.errors,
+        show_progress=not args.no_progress,
+        fsync=args.fsync,
+        mentions_key=args.mentions_key,
+        torch_threads=args.threads,
+        output_format=args.output_format,
+    )

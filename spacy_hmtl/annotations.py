@@ -30,7 +30,6 @@ E046 ("unregistered extension attribute"). ``import spacy_hmtl`` first.
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-import numpy
 from spacy.tokens import Doc, Span
 
 RELATIONS_ATTR = "hmtl_relations_data"
@@ -65,20 +64,6 @@ class Relation:
 
     def to_record(self) -> RelationRecord:
         return [self.head.start, self.head.end, self.tail.start, self.tail.end, self.label, float(self.score)]
-
-
-def sentence_ids(doc: Doc) -> Optional[numpy.ndarray]:
-    """The sentence index (from 0) of every token, or None when the doc has no sentence
-    boundaries (an empty doc has none). The heads keep their candidates inside sentences.
-
-    doc (Doc): the doc.
-    RETURNS (Optional[numpy.ndarray]): int64 array of length ``len(doc)``, or None.
-    """
-    if len(doc) == 0 or not doc.has_annotation("SENT_START"):
-        return None
-    starts = doc.to_array("SENT_START") == 1
-    starts[0] = True
-    return numpy.cumsum(starts).astype(numpy.int64) - 1
 
 
 def register_extensions() -> None:

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 
 from .annotate_command import add_annotate
 from .graph.command import add_graph
-from .render import add_render
+from .render_command import add_render
 from .safe_io import sigterm_exits
 
 FORMATS = ("scierc", "conll04", "litbank", "conll", "conll2012")

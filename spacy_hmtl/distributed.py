@@ -4,7 +4,7 @@
 existing cluster) or ``--dask-local-workers 4`` (a local cluster of worker processes)
 writes the same JSONL as the single-process path, in the same order, with the same
 resume rules: this module only replaces ``nlp.pipe`` by tasks; reading, validating,
-resuming and writing are ``spacy_hmtl.annotate``'s.
+resuming and writing are ``spacy_hmtl.batch_annotator``'s.
 
 Why Dask rather than Ray: ``dask[distributed]`` is a small pure-Python install that runs
 on any scheduler people already have (a laptop, SSH hosts, Slurm/PBS through
@@ -32,22 +32,24 @@ import math
 import os
 import threading
 from collections import deque
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 
-from .annotate import (
+from .annotations import MENTIONS_KEY
+from .batch_annotator import (
     AnnotateError,
     AnnotateSummary,
     DocId,
     Result,
+    Runner,
     annotate_file,
     batched,
     load_pipeline,
     pipe_to_lines,
 )
-from .annotations import MENTIONS_KEY
 
 try:  # the plugin must subclass dask's WorkerPlugin; this module imports without dask
     from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
@@ -96,6 +98,7 @@ class PipelinePlugin(_WorkerPlugin):
         self.torch_threads = torch_threads
 
     def setup(self, worker: Any = None) -> None:
+        """Set torch's threads and load the pipeline (dask calls it when a worker joins)."""
         if self.torch_threads:
             import torch
 
@@ -117,6 +120,7 @@ def annotate_partition(
 
 
 def _model_ref(model: Union[str, Path]) -> str:
+    """MODEL as the workers load it: a local path made absolute, a name as it is."""
     if isinstance(model, Language):
         raise AnnotateError("distributed annotation loads the pipeline on the workers: pass a name or a path")
     path = Path(model)
@@ -133,9 +137,16 @@ def dask_runner(
     gpu_id: int = -1,
     mentions_key: str = MENTIONS_KEY,
     max_in_flight: Optional[int] = None,
-):
+) -> Runner:
     """A runner for ``annotate_file``: pending ``(id, text)`` pairs -> lists of results
-    (one list per partition, in order), computed by ``client``'s workers."""
+    (one list per partition, in order), computed by ``client``'s workers.
+
+    client: a ``distributed.Client`` whose workers have the ``PipelinePlugin``.
+    model: the pipeline name or path, as the workers load it.
+    batch_size: documents per ``nlp.pipe`` batch on a worker.
+    partition_size: documents per task.
+    max_in_flight: tasks submitted at once (default: twice the number of workers).
+    """
     if max_in_flight is None:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         max_in_flight = 2 * n_workers
@@ -189,37 +200,14 @@ def annotate_file_dask(
     kwargs: the other options of ``annotate_file`` (not ``n_process``).
     """
     distributed = _import_distributed()
-    if batch_size < 1:
-        raise AnnotateError("--batch-size must be at least 1")
-    if partition_size is not None and partition_size < 1:
-        raise AnnotateError("--dask-partition-size must be at least 1")
-    partition_size = batch_size * (4 if partition_size is None else math.ceil(partition_size / batch_size))
+    partition_size = _partition_size(batch_size, partition_size)
     model_ref = _model_ref(model)
-    owned: List[Any] = []
-    try:
+    with ExitStack() as owned:  # what this call starts, closed at the end
         if client is None:
-            if scheduler is not None:
-                client = distributed.Client(scheduler)
-            else:
-                n_workers = local_workers or 1
-                if torch_threads is None:
-                    torch_threads = max(1, (os.cpu_count() or 1) // n_workers)
-                cluster = distributed.LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=":0",  # random port: never collides with a running dashboard
-                    scheduler_kwargs={"dashboard": False},
-                    silence_logs=logging.ERROR,
-                )
-                owned.append(cluster)
-                client = distributed.Client(cluster)
-            owned.insert(0, client)
-        plugin = PipelinePlugin(model_ref, gpu_id, torch_threads)
-        if hasattr(client, "register_plugin"):
-            client.register_plugin(plugin, name=PLUGIN_NAME)
-        else:  # distributed < 2023.9
-            client.register_worker_plugin(plugin, name=PLUGIN_NAME)
+            if scheduler is None and torch_threads is None:
+                torch_threads = max(1, (os.cpu_count() or 1) // (local_workers or 1))
+            client = _open_client(distributed, scheduler, local_workers, owned)
+        _register_plugin(client, PipelinePlugin(model_ref, gpu_id, torch_threads))
         runner = dask_runner(
             client,
             model_ref,
@@ -239,6 +227,41 @@ def annotate_file_dask(
             runner=runner,
             **kwargs,
         )
-    finally:
-        for obj in owned:
-            obj.close()
+
+
+def _partition_size(batch_size: int, partition_size: Optional[int]) -> int:
+    """Documents per task: ``partition_size`` rounded up to a multiple of ``batch_size``
+    (default ``4 * batch_size``), so each task's ``nlp.pipe`` batches are whole."""
+    if batch_size < 1:
+        raise AnnotateError("--batch-size must be at least 1")
+    if partition_size is not None and partition_size < 1:
+        raise AnnotateError("--dask-partition-size must be at least 1")
+    return batch_size * (4 if partition_size is None else math.ceil(partition_size / batch_size))
+
+
+def _open_client(distributed: Any, scheduler: Optional[str], local_workers: Optional[int], owned: ExitStack) -> Any:
+    """A client of ``scheduler``, or of a new ``LocalCluster`` of ``local_workers`` processes
+    (1 thread each; default 1). The client, and the cluster, are closed with ``owned``."""
+    if scheduler is not None:
+        client = distributed.Client(scheduler)
+    else:
+        cluster = distributed.LocalCluster(
+            n_workers=local_workers or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # random port: never collides with a running dashboard
+            scheduler_kwargs={"dashboard": False},
+            silence_logs=logging.ERROR,
+        )
+        owned.callback(cluster.close)
+        client = distributed.Client(cluster)
+    owned.callback(client.close)
+    return client
+
+
+def _register_plugin(client: Any, plugin: PipelinePlugin) -> None:
+    """Register the pipeline plugin on every worker of ``client``, present and future."""
+    if hasattr(client, "register_plugin"):
+        client.register_plugin(plugin, name=PLUGIN_NAME)
+    else:  # distributed < 2023.9
+        client.register_worker_plugin(plugin, name=PLUGIN_NAME)

@@ -1,14 +1,9 @@
-"""The shared machinery of the task heads (``hmtl_ner``, ``hmtl_mentions``, ...).
+"""The shared pipe machinery of the task heads (``hmtl_ner``, ``hmtl_mentions``, ...).
 
-A head's thinc model (see ``build_head_model``) holds two refs:
-
-* ``tok2vec``: the listener that hands it a level of the shared encoder;
-* ``torch_head``: a ``lazy_torch_layer`` holding the head's torch module.
-
-The component pads the listener's output into a torch tensor, lets its torch module
-compute the loss (CRF likelihood, antecedent marginal likelihood, ...) with autograd, and
-passes the gradient of the tensor back to the listener. thinc still owns the torch
-parameters: ``finish_update`` reads their ``.grad`` and serialization goes through the shim.
+A head's model is built by ``layers.torch_head.build_torch_head`` (the head contract: the
+model owns its torch module, built from typed settings). The pipe gives the model its
+sizes at initialize (listener width, labels), calls it on a batch, computes the task's loss
+in torch with the gold annotation, and calls the model's backprop callback.
 """
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -22,46 +17,28 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import ensure_path
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
-from thinc.types import Floats2d
 
-from .layers.torch_bridge import ensure_torch_module, pad_to_torch, torch_device, unpad_from_torch
-
-
-def build_head_model(name: str, tok2vec: Model[List[Doc], List[Floats2d]], torch_head: Model) -> Model:
-    """Combine a listener and a head's torch layer into one model.
-
-    Calling the model returns the listener's output; the torch module is run by the
-    component, which needs the gold annotation to compute a loss.
-    """
-    return Model(
-        name,
-        _head_forward,
-        init=_head_init,
-        layers=[tok2vec, torch_head],
-        refs={"tok2vec": tok2vec, "torch_head": torch_head},
-    )
-
-
-# Module-level (not closures) so that pipelines can be pickled.
-def _head_forward(model: Model, docs: List[Doc], is_train: bool):
-    return model.get_ref("tok2vec")(docs, is_train)
-
-
-def _head_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
-    model.get_ref("tok2vec").initialize(X=X)
-    model.get_ref("torch_head").initialize()
+from .layers.torch_head import (
+    HeadBatch,
+    LabelSets,
+    build_head_module,
+    has_head_module,
+    label_sets,
+    set_head_sizes,
+)
 
 
 class TorchHeadPipe(TrainablePipe):
     """Base class of the HMTL heads. Subclasses implement:
 
-    * ``module_kwargs()``: the keyword arguments of the torch module (sizes, labels);
     * ``is_annotated(doc)``: whether a reference doc carries gold for this task;
     * ``initialize_labels(examples)``: collect labels from the training data;
-    * ``compute_loss(examples, X, lengths, module)``: a scalar torch loss; docs that are
-      not annotated must not contribute;
-    * ``decode(docs, X, lengths, module)``: predictions, one per doc;
-    * ``set_annotations(docs, predictions)``.
+    * ``compute_loss(examples, batch)``: a scalar torch loss from the model's
+      ``HeadBatch``; docs that are not annotated must not contribute;
+    * ``decode(docs, batch)``: predictions, one per doc;
+    * ``set_annotations(docs, predictions)``;
+
+    and may override ``label_sets()`` (the label sets the torch module is built for).
     """
 
     def __init__(
@@ -101,7 +78,7 @@ class TorchHeadPipe(TrainablePipe):
             raise ValueError(f"[{self.name}] labels must be strings, got {label!r}")
         if label in self.cfg["labels"]:
             return 0
-        if self.model.get_ref("torch_head").shims:
+        if has_head_module(self.model):
             raise ValueError(
                 f"[{self.name}] cannot add label {label!r} after the model was initialized; "
                 "add all labels before nlp.initialize()"
@@ -111,8 +88,9 @@ class TorchHeadPipe(TrainablePipe):
 
     # --- hooks for subclasses --------------------------------------------------------
 
-    def module_kwargs(self) -> Dict[str, Any]:
-        raise NotImplementedError
+    def label_sets(self) -> LabelSets:
+        """The label sets the torch module is built for (saved in ``cfg``)."""
+        return label_sets(self.labels)
 
     def is_annotated(self, doc: Doc) -> bool:
         raise NotImplementedError
@@ -120,22 +98,23 @@ class TorchHeadPipe(TrainablePipe):
     def initialize_labels(self, examples: Iterable[Example]) -> None:
         raise NotImplementedError
 
-    def compute_loss(
-        self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
-    ) -> torch.Tensor:
+    def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
         raise NotImplementedError
 
-    def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module) -> List[Any]:
+    def decode(self, docs: List[Doc], batch: HeadBatch) -> List[Any]:
         raise NotImplementedError
 
     # --- torch module ---------------------------------------------------------------
 
     @property
     def torch_module(self) -> torch.nn.Module:
-        layer = self.model.get_ref("torch_head")
-        if not layer.shims:
-            layer.attrs["module_kwargs"] = self.module_kwargs()
-        return ensure_torch_module(layer)
+        """The head's torch module (built from the saved or initialized sizes if needed)."""
+        if not has_head_module(self.model):
+            self._set_model_sizes()
+        return build_head_module(self.model)
+
+    def _set_model_sizes(self) -> None:
+        set_head_sizes(self.model, input_width=self.input_width(), labels=self.label_sets())
 
     # --- TrainablePipe API ----------------------------------------------------------
 
@@ -166,9 +145,8 @@ class TorchHeadPipe(TrainablePipe):
             )
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.cfg["input_width"] = self._find_input_width([doc for doc in sample if len(doc)][:1])
-        layer = self.model.get_ref("torch_head")
-        layer.shims.clear()  # re-initializing rebuilds the module with the current labels
-        layer.attrs["module_kwargs"] = self.module_kwargs()
+        self.model.get_ref("torch_head").shims.clear()  # re-initializing rebuilds the module
+        self._set_model_sizes()
         self.model.initialize(X=sample)
 
     _needs_labels = True
@@ -205,10 +183,9 @@ class TorchHeadPipe(TrainablePipe):
         return int(outputs[0].shape[1])
 
     def _check_listeners_linked(self, nlp: Optional[Language]) -> None:
-        from .encoder.listener import HMTLListener
-
         for node in self.model.walk():
-            if isinstance(node, HMTLListener) and not node.is_linked:
+            # an encoder listener (HMTLListener) that no encoder in the pipeline linked
+            if getattr(node, "is_linked", True) is False:
                 pipeline = nlp.pipe_names if nlp is not None else "?"
                 raise ValueError(
                     f"[{self.name}] listens to '{node.upstream_name}', which is not in the pipeline "
@@ -220,12 +197,10 @@ class TorchHeadPipe(TrainablePipe):
         docs = list(docs)
         if not docs:
             return []
-        module = self.torch_module
-        tokvecs = self.model.get_ref("tok2vec").predict(docs)
-        module.eval()
-        X, lengths = pad_to_torch(tokvecs, torch_device(self.model.get_ref("torch_head")))
+        self.torch_module  # noqa: B018  (builds it from the saved sizes if needed)
+        batch = self.model.predict(docs)
         with torch.no_grad():
-            return self.decode(docs, X, lengths, module)
+            return self.decode(docs, batch)
 
     def update(
         self,
@@ -249,18 +224,12 @@ class TorchHeadPipe(TrainablePipe):
             return losses
         docs = [eg.predicted for eg in examples]
         set_dropout_rate(self.model, drop)
-        tokvecs, bp_tokvecs = self.model.get_ref("tok2vec").begin_update(docs)
-        module = self.torch_module
-        module.train()
-        X, lengths = pad_to_torch(tokvecs, torch_device(self.model.get_ref("torch_head")), requires_grad=True)
-        loss = self.compute_loss(examples, X, lengths, module) * self.loss_weight
+        self.torch_module  # noqa: B018  (builds it from the saved sizes if needed)
+        batch, backprop = self.model.begin_update(docs)
+        loss = self.compute_loss(examples, batch) * self.loss_weight
         if loss.requires_grad:
             loss.backward()
-        if X.grad is None:
-            d_tokvecs = [self.model.ops.alloc2f(*t.shape) for t in tokvecs]
-        else:
-            d_tokvecs = unpad_from_torch(X.grad, lengths)
-        bp_tokvecs(d_tokvecs)
+        backprop(None)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += float(loss.detach())
@@ -281,18 +250,16 @@ class TorchHeadPipe(TrainablePipe):
     def _build_module_if_possible(self) -> None:
         """Build the torch module before saving, so the bytes hold its weights. A pipe that
         was never initialized (sizes unknown) is saved without one."""
-        layer = self.model.get_ref("torch_head")
-        if not layer.shims:
+        if not has_head_module(self.model):
             try:
-                kwargs = self.module_kwargs()
+                self.input_width()
             except ValueError:
                 self.cfg["has_module"] = False
                 return
             if self._needs_labels and not self.labels:
                 self.cfg["has_module"] = False
                 return
-            layer.attrs["module_kwargs"] = kwargs
-            ensure_torch_module(layer)
+            self.torch_module  # noqa: B018  (builds it)
         self.cfg["has_module"] = True
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
@@ -325,14 +292,12 @@ class TorchHeadPipe(TrainablePipe):
         self._load_model((path / "model").read_bytes(), source=str(path / "model"))
         return self
 
-    #: cfg keys that are run-time settings from the config (threshold, ...): a loaded
-    #: pipeline keeps the value its config gives, not the one saved with the weights
-    runtime_settings: Tuple[str, ...] = ()
+    #: keys of a saved ``cfg`` to ignore: run-time settings that older releases saved
+    #: with the weights and that are now attributes from the config
+    legacy_cfg_keys: Tuple[str, ...] = ()
 
     def _update_saved_cfg(self, saved: Dict[str, Any]) -> None:
-        current = {key: self.cfg[key] for key in self.runtime_settings if key in self.cfg}
-        self.cfg.update(saved)
-        self.cfg.update(current)
+        self.cfg.update({key: value for key, value in saved.items() if key not in self.legacy_cfg_keys})
 
     def _read_cfg(self, path) -> Dict[str, Any]:
         """The saved settings; an unreadable file raises an error that names it."""
@@ -358,15 +323,15 @@ class TorchHeadPipe(TrainablePipe):
             )
         return ValueError(
             f"[{self.name}] cannot load the saved model into this component ({source}): {err}. "
-            "Was it saved with another configuration or label set?"
+            "Was it saved with another configuration or label set? Load it with the config "
+            "it was saved with (its config.cfg), or retrain the pipeline with this one."
         )
 
     def _load_model(self, data: bytes, source: str = "the saved model") -> None:
-        layer = self.model.get_ref("torch_head")
-        layer.shims.clear()
+        self.model.get_ref("torch_head").shims.clear()
         if self.cfg.get("has_module", True):
-            layer.attrs["module_kwargs"] = self.module_kwargs()
-            ensure_torch_module(layer)
+            self._set_model_sizes()
+            build_head_module(self.model)
         try:
             self.model.from_bytes(data)
         except (ValueError, RuntimeError, KeyError) as err:

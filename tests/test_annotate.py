@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import spacy
 
-from spacy_hmtl.annotate import (
+from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
+from spacy_hmtl.batch_annotator import (
     AnnotateError,
     annotate_file,
     batched,
@@ -16,7 +17,6 @@ from spacy_hmtl.annotate import (
     iter_input,
     pipe_to_lines,
 )
-from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
 from spacy_hmtl.cli import main
 
 
@@ -132,12 +132,13 @@ def test_jsonl_run_keeps_ids_order_and_texts(full_output, texts):
 
 def test_plain_text_input(tmp_path, tiny_nlp, tiny_texts, full_output):
     inp = tmp_path / "docs.txt"
-    inp.write_text(tiny_texts[0] + "\n\n" + tiny_texts[1] + "\r\n" + tiny_texts[2], encoding="utf8")
+    first_three = tiny_texts[:3]  # the first documents of full_output, one per line
+    inp.write_text(first_three[0] + "\n\n" + first_three[1] + "\r\n" + first_three[2], encoding="utf8")
     out = tmp_path / "out.jsonl"
     annotate_file(tiny_nlp, inp, out, batch_size=2, show_progress=False)
     data = [json.loads(line) for line in lines_of(out)]
     assert [d["id"] for d in data] == [1, 3, 4]  # line numbers; the blank line is skipped
-    assert [d["text"] for d in data] == list(tiny_texts)
+    assert [d["text"] for d in data] == list(first_three)
     reference = [json.loads(line) for line in lines_of(full_output)][:3]
     for got, ref in zip(data, reference):
         got.pop("id"), ref.pop("id")

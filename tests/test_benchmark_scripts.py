@@ -14,13 +14,11 @@ FULL_CONFIG = ROOT / "configs" / "scierc.cfg"
 
 
 def load_script(name):
+    """A script as a module (scripts/ is no package; the scripts share code through
+    spacy_hmtl.benchmarking, not through each other)."""
     spec = importlib.util.spec_from_file_location(f"_script_{name}", SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    spec.loader.exec_module(module)
     return module
 
 
@@ -82,7 +80,9 @@ def test_timed_records_wall_time_and_exit_code(tmp_path):
     record = json.loads(out.read_text())
     assert record["returncode"] == 0
     assert 0 < record["wall_s"] < 60
-    assert record["peak_rss_mb"] > 0
+    # the child's own peak: the wrapper imports spaCy (via spacy_hmtl.benchmarking) only after the
+    # child exits, as a child inherits its parent's size into ru_maxrss
+    assert 0 < record["peak_rss_mb"] < 150
     assert record["command"] == [sys.executable, "-c", "pass"]
     assert record["machine"]["logical_cores"] >= 1
     assert "cpu_model" in record["machine"] and "gpu" in record["machine"]
@@ -181,54 +181,121 @@ def test_speed_rows(bench):
 # --- abl.py config derivation ---------------------------------------------------
 
 
-def test_ablation_single_head_configs(abl):
+def test_ablation_variant_configs(abl):
     full = load_config(FULL_CONFIG, interpolate=False)
-    configs = abl.variant_configs(full, abl.VARIANTS, "separate-provider")
-    assert set(configs) == {"ner", "mentions", "relations", "coref", "full"}
+    configs = {v: abl.derive_variant_config(full, v) for v in abl.VARIANTS}
+    heads = ["hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
     prefixes = {"hmtl_ner": "ents_", "hmtl_mentions": "mentions_", "hmtl_relations": "rel_", "hmtl_coref": "coref_"}
+
+    def levels(cfg):
+        return {factory: level for factory, (_, level) in abl.heads_and_levels(cfg).items()}
+
+    # full: unchanged (the hierarchy: NER at level 1, the others at level 2), input not modified
+    assert configs["full"] == full
+    assert levels(full) == {"hmtl_ner": 1, "hmtl_mentions": 2, "hmtl_relations": 2, "hmtl_coref": 2}
+    # flat: same pipeline and encoder, every head on the top level with the shortcut
+    flat = configs["flat"]
+    assert flat["nlp"]["pipeline"] == full["nlp"]["pipeline"]
+    assert levels(flat) == dict.fromkeys(heads, 2)
+    assert flat["components"]["hmtl_ner"]["model"]["tok2vec"]["shortcut"] is True
+    assert flat["components"]["hmtl_encoder"] == full["components"]["hmtl_encoder"]
+    # each head alone: its own encoder, the other heads' score weights gone
     for variant, head in (("ner", "hmtl_ner"), ("mentions", "hmtl_mentions"), ("coref", "hmtl_coref")):
         cfg = configs[variant]
         assert cfg["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", head]
         assert set(cfg["components"]) == {"sentencizer", "hmtl_encoder", head}
         weights = cfg["training"]["score_weights"]
         for other, prefix in prefixes.items():
-            has = any(k.startswith(prefix) for k in weights)
-            assert has == (other == head), (variant, prefix)
-        assert cfg["components"][head]["model"]["tok2vec"]["upstream"] == "hmtl_encoder"
-    # relations alone: NER kept as the entity source on the original encoder, relations on its own copy
+            assert any(k.startswith(prefix) for k in weights) == (other == head), (variant, prefix)
+    # relations alone: NER kept as the entity source on the original encoder, relations on a copy
     rel = configs["relations"]
     assert rel["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", "hmtl_ner", "hmtl_encoder_relations", "hmtl_relations"]
-    assert set(rel["components"]) == set(rel["nlp"]["pipeline"])
     assert rel["components"]["hmtl_encoder_relations"] == full["components"]["hmtl_encoder"]
-    assert rel["components"]["hmtl_relations"]["model"]["tok2vec"]["upstream"] == "hmtl_encoder_relations"
-    assert rel["components"]["hmtl_ner"]["model"]["tok2vec"]["upstream"] == "hmtl_encoder"
+    assert abl.heads_and_levels(rel)["hmtl_relations"][0] == "hmtl_encoder_relations"
+    assert abl.heads_and_levels(rel)["hmtl_ner"][0] == "hmtl_encoder"
     weights = rel["training"]["score_weights"]
-    assert weights["rel_micro_f"] == full["training"]["score_weights"]["rel_micro_f"]
-    assert weights["ents_f"] == 0.0 and not any(k.startswith(("mentions_", "coref_")) for k in weights)
-    # full: unchanged, and the input config was not modified
-    assert configs["full"] == full
-    assert full["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
-    # the derived configs are valid spaCy configs
-    for cfg in configs.values():
+    assert weights["rel_micro_f"] == full["training"]["score_weights"]["rel_micro_f"] and weights["ents_f"] == 0.0
+    # the hierarchy without one task: the other heads at their levels
+    for head in heads:
+        cfg = configs[f"no-{abl.HEAD_INFO[head][0]}"]
+        assert cfg["nlp"]["pipeline"] == [n for n in full["nlp"]["pipeline"] if n != head]
+        assert levels(cfg) == {f: lvl for f, lvl in levels(full).items() if f != head}
+        assert not any(k.startswith(prefixes[head]) for k in cfg["training"]["score_weights"])
+    # without NER, relations read the mentions head's spans
+    assert configs["no-ner"]["components"]["hmtl_relations"]["entity_source"] == "mentions"
+    assert configs["no-mentions"]["components"]["hmtl_relations"]["entity_source"] == "ents"
+    for cfg in configs.values():  # valid spaCy configs
+        assert cfg.interpolate()["nlp"]["pipeline"] == cfg["nlp"]["pipeline"]
+    # one run: seed, steps and the timed logger
+    run = abl.run_config(configs["flat"], 2, 77, Path("x/train_log.jsonl"))
+    assert run["system"]["seed"] == 2 and run["training"]["max_steps"] == 77
+    assert run["training"]["logger"]["@loggers"] == "spacy_hmtl.TimedConsoleLogger.v1"
+    assert run.interpolate()["training"]["seed"] == 2
+    with pytest.raises(ValueError):
+        abl.derive_variant_config(full, "no-such")
+
+
+def test_ablation_mixed_config_variants(abl):
+    mixed = load_config(ROOT / "configs" / "mixed.cfg", interpolate=False)
+    assert abl.default_test_paths(mixed) == ["corpus/conll04/test.spacy", "corpus/litbank/test.spacy"]
+    for variant in abl.VARIANTS:
+        cfg = abl.derive_variant_config(mixed, variant)
         assert cfg.interpolate()["nlp"]["pipeline"] == cfg["nlp"]["pipeline"]
 
 
-def test_ablation_bare_relations_and_table(abl):
-    full = load_config(FULL_CONFIG, interpolate=False)
-    bare = abl.derive_single_head_config(full, "hmtl_relations", "bare")
-    assert bare["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", "hmtl_relations"]
-    assert not any(k.startswith("ents_") for k in bare["training"]["score_weights"])
-    with pytest.raises(ValueError):
-        abl.derive_single_head_config(full, "hmtl_encoder")
-    results = {
-        "ner": {"scores": {"ents_p": 0.5, "ents_r": 0.5, "ents_f": 0.5}},
-        "coref": {"scores": {"coref_f": 0.4, "coref_muc_f": None}},
-        "full": {"scores": {"ents_p": 0.6, "ents_r": 0.4, "ents_f": 0.55, "coref_f": 0.35}},
-    }
-    rows = {(r["task"], r["metric"]): r for r in abl.table_rows(results)}
-    assert rows[("ner", "ents_f")]["single"] == 50.0 and rows[("ner", "ents_f")]["full"] == 55.0
-    assert rows[("ner", "ents_f")]["delta"] == 5.0
-    assert rows[("ner", "ents_r")]["delta"] == -10.0
-    assert rows[("coref", "coref_f")]["delta"] == -5.0
-    assert rows[("coref", "coref_muc_f")]["delta"] is None
-    assert not any(task == "mentions" for task, _ in rows)  # variant not run
+def test_ablation_summary_and_verdicts(abl):
+    assert abl.summarize([50.0, 52.0, 54.0]) == {"mean": 52.0, "sd": 2.0, "n": 3, "values": [50.0, 52.0, 54.0]}
+    assert abl.summarize([None]) == {"mean": None, "sd": None, "n": 0, "values": []}
+    a = abl.summarize([50.0, 52.0, 54.0])  # sd 2
+    b = abl.summarize([55.0, 56.0, 57.0])  # sd 1
+    assert abl.compare(b, a) == {"delta": 4.0, "verdict": "better"}  # 4 > 2 + 1
+    c = abl.summarize([53.0, 54.0, 55.0])
+    assert abl.compare(c, a) == {"delta": 2.0, "verdict": "no difference"}  # 2 <= 3
+    assert abl.compare(abl.summarize([40.0]), a)["verdict"] == "one seed: no verdict"
+    runs = {
+        "full": {0: {"scores": {"ents_f": 0.5, "mentions_f": 0.6, "rel_micro_f": 0.2, "coref_f": 0.4}},
+                 1: {"scores": {"ents_f": 0.52, "mentions_f": 0.6, "rel_micro_f": 0.22, "coref_f": 0.42}}},
+        "ner": {0: {"scores": {"ents_f": 0.4, "mentions_f": 0.9}}, 1: {"scores": {"ents_f": 0.42}}},
+        "relations": {0: {"scores": {"ents_f": 0.9, "rel_micro_f": 0.1}}},
+        "no-coref": {0: {"scores": {"ents_f": 0.5, "coref_f": 0.9}}},
+    }  # fmt: skip
+    summary = abl.aggregate(runs)
+    assert summary["full"]["ents_f"]["mean"] == 51.0 and summary["full"]["ents_f"]["sd"] == pytest.approx(1.41, abs=0.01)
+    assert [k for k in summary["ner"] if summary["ner"][k]["n"]] == ["ents_f"]  # only its own task
+    assert "ents_f" not in summary["relations"]  # the provider's scores are not relations-alone's
+    assert "coref_f" not in summary["no-coref"]
+    rows = {(r["metric"], r["variant"]): r for r in abl.comparisons(summary)}
+    assert rows[("ents_f", "ner")]["delta"] == -10.0 and rows[("ents_f", "ner")]["verdict"] == "worse"
+    assert rows[("rel_micro_f", "relations")]["verdict"] == "one seed: no verdict"
+    assert abl.run_order(["full", "no-ner", "ner"], [0, 1]) == [
+        ("full", 0), ("ner", 0), ("full", 1), ("ner", 1), ("no-ner", 0), ("no-ner", 1),
+    ]  # fmt: skip
+
+
+def test_ablation_report_and_plots_from_finished_runs(abl, tmp_path):
+    pytest.importorskip("matplotlib")
+    workdir = tmp_path / "runs"
+    for variant, seed, ents in (("full", 0, 0.5), ("full", 1, 0.54), ("ner", 0, 0.45)):
+        run = workdir / variant / f"seed{seed}"
+        run.mkdir(parents=True)
+        scores = {"ents_f": ents, "ents_p": ents, "ents_r": ents}
+        if variant == "full":
+            scores.update(mentions_f=0.6, rel_micro_f=0.2, coref_f=0.4)
+        record = {"status": "trained and evaluated", "train_wall_s": 10.0, "scores": scores}
+        (run / "test_scores.json").write_text(json.dumps(record))
+        log = [{"step": s, "seconds": s / 10, "score": 0.1, "scores": {"ents_f": 100 * ents * s / 200}} for s in (0, 100, 200)]
+        (run / "train_log.jsonl").write_text("\n".join(json.dumps(e) for e in log) + "\n")
+    out = tmp_path / "abl"
+    args = [
+        "--config", str(FULL_CONFIG), "--seeds", "0", "1", "--variants", "full", "ner",
+        "--workdir", str(workdir), "--output", str(out), "--test", str(FULL_CONFIG), "--report-only",
+    ]  # fmt: skip
+    assert abl.main(args) == 1  # ner seed 1 is missing
+    report = json.loads((tmp_path / "abl.json").read_text())
+    assert report["summary"]["full"]["ents_f"]["mean"] == 52.0 and report["pending"] == ["ner/seed1"]
+    md = (tmp_path / "abl.md").read_text()
+    assert "| full | 52.0 ± 2.8 (2) |" in md and "ner/seed1" in md
+    for axis in ("steps", "time"):
+        assert (tmp_path / f"abl_dev_{axis}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = abl.dev_curves(abl.collect(workdir, ["full"], [0, 1]))
+    assert curves["full"]["ner"][-1] == (200, 20.0, pytest.approx(52.0))

@@ -1,7 +1,7 @@
 """Tests of the ``hmtl_coref`` head (spacy_hmtl.coref): torch module, component, scorer.
 
-A plain spaCy ``tok2vec`` pipe + ``spacy.Tok2VecListener.v1`` stands in for the HMTL
-encoder and its listener (same ``List[Doc] -> List[Floats2d]`` interface).
+The stand-in encoder of ``helpers`` (a plain spaCy ``tok2vec`` pipe +
+``spacy.Tok2VecListener.v1``) takes the place of the HMTL encoder and its listener.
 """
 import numpy
 import pytest
@@ -13,13 +13,15 @@ from thinc.api import Adam, fix_random_seed
 
 import spacy_hmtl.coref.component  # noqa: F401  (registers factory, architecture, scorer)
 from spacy_hmtl.annotations import COREF_MARKER, get_coref_clusters, has_coref_annotation, set_coref_clusters
-from spacy_hmtl.annotations import sentence_ids
+from spacy_hmtl.candidates import sentence_ids
 from spacy_hmtl.coref.component import HMTLCoref
 from spacy_hmtl.coref.scorer import SCORE_KEYS, make_coref_scorer, score_coref
 from spacy_hmtl.coref.torch_module import CorefRanker, distance_buckets
 from spacy_hmtl.layers.torch_bridge import pad_to_torch
+from spacy_hmtl.layers.torch_head import HeadBatch
 
-WIDTH = 64
+from helpers import STANDIN_WIDTH, add_standin_tok2vec, standin_listener
+
 TRAIN = [
     ("The parser uses a grammar . It is fast and it is robust .", [[(0, 2), (6, 7), (10, 11)]]),
     ("We propose a new method for tagging . This method outperforms the baseline .", [[(2, 5), (8, 10)]]),
@@ -32,24 +34,10 @@ TRAIN = [
 
 def make_nlp(**head_cfg) -> spacy.Language:
     nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "tok2vec",
-        config={
-            "model": {
-                "@architectures": "spacy.HashEmbedCNN.v2",
-                "width": WIDTH,
-                "depth": 2,
-                "embed_size": 2000,
-                "window_size": 1,
-                "maxout_pieces": 3,
-                "subword_features": True,
-                "pretrained_vectors": None,
-            }
-        },
-    )
+    add_standin_tok2vec(nlp)
     model = {
         "@architectures": "spacy_hmtl.CorefRanker.v1",
-        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": WIDTH, "upstream": "tok2vec"},
+        "tok2vec": standin_listener(),
         "lstm_width": 32,
         "hidden_width": 64,
         "dropout": 0.0,
@@ -112,7 +100,11 @@ def _random_batch(lengths, n_in=12, seed=0):
 
 def _module(**kw):
     torch.manual_seed(1)
-    cfg = dict(n_in=12, lstm_width=8, hidden_width=16, width_embedding=5, dropout=0.0, max_width=4)
+    cfg = dict(
+        n_in=12, lstm_width=8, hidden_width=16, width_embedding=5, dropout=0.0, max_width=4,
+        spans_per_word=0.4, max_antecedents=50, mention_loss_weight=1.0, product_width=0,
+        antecedent_depth=2, non_crossing=True,
+    )  # fmt: skip
     cfg.update(kw)
     return CorefRanker(**cfg).eval()
 
@@ -180,14 +172,20 @@ def test_loss_gradient_reaches_input_and_masks_padding():
     assert X.grad[1, 5:].abs().sum() == 0
 
 
-def test_module_kwargs_are_json():
-    import json
+def test_settings_reach_the_torch_module():
+    # the config's values travel as typed settings to the module the model builds
+    from spacy_hmtl.coref.model import CorefRankerSettings
+    from spacy_hmtl.layers.torch_head import head_settings
 
     nlp = make_nlp()
     nlp.initialize(lambda: make_examples(nlp))
-    kwargs = nlp.get_pipe("hmtl_coref").module_kwargs()
-    assert json.loads(json.dumps(kwargs)) == kwargs
-    assert kwargs["n_in"] == WIDTH and kwargs["max_width"] == 8 and kwargs["max_antecedents"] == 50
+    coref = nlp.get_pipe("hmtl_coref")
+    settings = head_settings(coref.model)
+    assert isinstance(settings, CorefRankerSettings)
+    assert settings.max_width == 8 and settings.max_antecedents == 50
+    module = coref.torch_module
+    assert module.n_in == STANDIN_WIDTH == coref.model.get_dim("nI")
+    assert module.max_width == settings.max_width and module.max_antecedents == settings.max_antecedents
 
 
 # --- the component ------------------------------------------------------------------
@@ -291,7 +289,7 @@ def test_unannotated_docs_do_not_change_the_loss():
         docs = [eg.predicted for eg in batch]
         tokvecs = coref.model.get_ref("tok2vec").predict(docs)
         X, lengths = pad_to_torch(tokvecs, torch.device("cpu"), requires_grad=True)
-        loss = coref.compute_loss(batch, X, lengths, module)
+        loss = coref.compute_loss(batch, HeadBatch(X, lengths, module))
         loss.backward()
         return float(loss.detach()), X.grad
 

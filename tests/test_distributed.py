@@ -10,7 +10,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
-from spacy_hmtl.annotate import annotate_file  # noqa: E402
+from spacy_hmtl.batch_annotator import annotate_file  # noqa: E402
 from spacy_hmtl.cli import main  # noqa: E402
 from spacy_hmtl.distributed import annotate_file_dask  # noqa: E402
 

@@ -14,8 +14,8 @@ import spacy
 from spacy.tokens import Doc, DocBin, Span
 
 import spacy_hmtl  # noqa: F401  (registers the doc._ layers)
-from spacy_hmtl.annotate import AnnotateError, annotate_file, doc_to_json, dumps_line
 from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
+from spacy_hmtl.batch_annotator import AnnotateError, annotate_file, doc_to_json, dumps_line
 from spacy_hmtl.cli import main
 from spacy_hmtl.graph import EntityGraph, entity_graph, noisy_or, resolve_text
 from spacy_hmtl.graph.export import graphml_text, to_networkx, triples_to_csv, write_graph_jsonl

@@ -35,7 +35,7 @@ def _is_valid(path, n_labels: int) -> bool:
 @pytest.fixture
 def crf():
     torch.manual_seed(0)
-    module = CRFTagger(n_in=4, n_labels=2, dropout=0.0)
+    module = CRFTagger(n_in=4, n_labels=2, hidden_width=0, dropout=0.0)
     with torch.no_grad():
         module.transitions.normal_()
         module.start_transitions.normal_()
@@ -96,7 +96,7 @@ def test_viterbi_is_the_best_valid_path(crf):
 
 def test_viterbi_never_returns_an_invalid_sequence():
     torch.manual_seed(1)
-    crf = CRFTagger(n_in=4, n_labels=3, dropout=0.0)
+    crf = CRFTagger(n_in=4, n_labels=3, hidden_width=0, dropout=0.0)
     with torch.no_grad():  # learned scores that favour forbidden moves must not matter
         crf.transitions.normal_(std=50.0)
     lengths = torch.randint(0, 30, (64,))
@@ -181,7 +181,7 @@ def test_forward_algorithm_gradient_equals_autograd(lengths, gap):
 
     torch.manual_seed(len(lengths))
     lengths = torch.tensor(lengths)
-    crf = CRFTagger(n_in=4, n_labels=2, dropout=0.0)
+    crf = CRFTagger(n_in=4, n_labels=2, hidden_width=0, dropout=0.0)
     with torch.no_grad():
         crf.transitions.normal_()
         crf.start_transitions.normal_()
@@ -210,7 +210,7 @@ def test_forward_algorithm_gradient_equals_autograd(lengths, gap):
 def test_forward_algorithm_falls_back_to_log_space_when_scaling_underflows():
     from spacy_hmtl.ner.crf import ForwardAlgorithm, _scaled_forward, _to_numpy
 
-    crf = CRFTagger(n_in=4, n_labels=1, dropout=0.0)
+    crf = CRFTagger(n_in=4, n_labels=1, hidden_width=0, dropout=0.0)
     names = bioul_tag_names(["A"])
     start, trans, end = crf._scores()
     emissions = torch.zeros(1, 2, crf.n_tags, dtype=torch.float64)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spacy_hmtl.annotate import doc_to_json, round_scores
+from spacy_hmtl.batch_annotator import doc_to_json, round_scores
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "check_package.py"
 

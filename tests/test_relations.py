@@ -1,4 +1,8 @@
-"""Tests of the ``hmtl_relations`` head (multi-head selection) and its scorer."""
+"""Tests of the ``hmtl_relations`` head (multi-head selection) and its scorer.
+
+The stand-in encoder of ``helpers`` (a plain spaCy ``tok2vec`` pipe +
+``spacy.Tok2VecListener.v1``) takes the place of the HMTL encoder and its listener.
+"""
 import itertools
 
 import numpy as np
@@ -13,23 +17,15 @@ from thinc.api import Adam
 
 import spacy_hmtl.relations.component  # noqa: F401  (registers the factory until entry points exist)
 from spacy_hmtl.annotations import Relation, get_relation_records, set_relation_records
-from spacy_hmtl.relations.component import candidate_pairs, sentence_ids_or_zeros
+from spacy_hmtl.candidates import sentence_ids_or_zeros
+from spacy_hmtl.relations.pairs import candidate_pairs
 from spacy_hmtl.relations.scorer import score_relations
 
-WIDTH = 64
-TOK2VEC = {
-    "@architectures": "spacy.HashEmbedCNN.v2",
-    "width": WIDTH,
-    "depth": 2,
-    "embed_size": 2000,
-    "window_size": 1,
-    "maxout_pieces": 3,
-    "subword_features": True,
-    "pretrained_vectors": None,
-}
+from helpers import STANDIN_WIDTH, add_standin_tok2vec, standin_listener
+
 REL_MODEL = {
     "@architectures": "spacy_hmtl.RelationExtractor.v1",
-    "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": WIDTH, "upstream": "tok2vec"},
+    "tok2vec": standin_listener(),
     "lstm_width": 32,
     "hidden_width": 64,
     "type_embedding": 8,
@@ -83,7 +79,7 @@ def as_lists(records):
 
 def make_nlp(**rel_config):
     nlp = spacy.blank("en")
-    nlp.add_pipe("tok2vec", config={"model": TOK2VEC})
+    add_standin_tok2vec(nlp)
     nlp.add_pipe("hmtl_relations", config={"model": REL_MODEL, **rel_config})
     return nlp
 
@@ -181,7 +177,7 @@ def test_overfit_reaches_perfect_scores(trained):
     rel = nlp.get_pipe("hmtl_relations")
     assert rel.labels == ("EVALUATE-FOR", "Live_In", "OrgBased_In", "USED-FOR", "Work_For")
     assert rel.entity_labels == ("LOC", "Material", "Method", "Metric", "ORG", "PER")
-    assert rel.module_kwargs()["n_in"] == WIDTH
+    assert rel.model.get_dim("nI") == STANDIN_WIDTH == rel.torch_module.n_in
     # summed over the docs; sampled non-entity arguments are redrawn every step
     assert losses["hmtl_relations"] < 0.5 * len(examples)
     eval_examples = [Example(copy_with_gold_ents(eg.reference), eg.reference) for eg in examples]
@@ -215,11 +211,11 @@ def test_arguments_come_from_the_entity_source(trained):
     doc = copy_with_gold_ents(ref)
     doc.spans["mentions"] = list(doc.ents)
     doc.ents = []
-    rel.cfg["entity_source"] = "mentions"
+    rel.entity_source = "mentions"
     try:
         doc = nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))
     finally:
-        rel.cfg["entity_source"] = "ents"
+        rel.entity_source = "ents"
     got = {(r[0], r[1], r[2], r[3], r[4]) for r in doc._.hmtl_relations_data}
     assert got == {tuple(r[:5]) for r in get_relation_records(ref)}
 
@@ -273,17 +269,17 @@ def test_cross_sentence_pairs_excluded_unless_enabled(trained):
         doc = make_doc(nlp.vocab, "Alice sleeps . Paris is big .".split(), sent_starts, [(0, 1, "PER"), (3, 4, "LOC")])
         return nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))._.hmtl_relations_data
 
-    rel.cfg["threshold"] = 0.0  # decode every candidate (pair, label)
+    rel.threshold = 0.0  # decode every candidate (pair, label)
     rel.decoding = "multi_label"
     try:
         assert run([1, 0, 0, 1, 0, 0, 0]) == []
         # without sentence boundaries the doc is one sentence
         assert len(run(None)) == 2 * len(rel.labels)
-        rel.cfg["allow_cross_sentence"] = True
+        rel.allow_cross_sentence = True
         assert len(run([1, 0, 0, 1, 0, 0, 0])) == 2 * len(rel.labels)
     finally:
-        rel.cfg["threshold"] = 0.5
-        rel.cfg["allow_cross_sentence"] = False
+        rel.threshold = 0.5
+        rel.allow_cross_sentence = False
         rel.decoding = "one_per_pair"
 
 
@@ -296,16 +292,16 @@ def test_long_doc_stays_within_max_pairs(trained):
     doc = Doc(nlp.vocab, words=words, sent_starts=sent_starts)
     doc.ents = [Span(doc, i, i + 1, label="LOC" if i % 10 else "UNSEEN_TYPE") for i in range(0, n_tokens, 5)]
     assert len(doc.ents) == 1000  # 10 per sentence: 9,000 same-sentence ordered pairs
-    rel.cfg["threshold"] = 0.0
+    rel.threshold = 0.0
     rel.decoding = "multi_label"
     try:
         doc = nlp.get_pipe("hmtl_relations")(nlp.get_pipe("tok2vec")(doc))
     finally:
-        rel.cfg["threshold"] = 0.5
+        rel.threshold = 0.5
         rel.decoding = "one_per_pair"
     records = doc._.hmtl_relations_data
     pairs = {(r[0], r[2]) for r in records}
-    assert len(pairs) == rel.cfg["max_pairs"] == 2500
+    assert len(pairs) == rel.max_pairs == 2500
     assert len(records) == 2500 * len(rel.labels)
     assert all(h // 50 == t // 50 for h, t in pairs)  # same sentence
     assert max(abs(h - t) for h, t in pairs) <= 15  # the closest pairs were kept
@@ -432,7 +428,7 @@ def test_scorer_nothing_scored():
 
 
 def test_select_one_per_pair_hand_computed():
-    from spacy_hmtl.relations.candidates import select_one_per_pair
+    from spacy_hmtl.relations.pairs import select_one_per_pair
 
     # spans 0, 1, 2; both directions of (0, 1) and (1, 2), one direction of (0, 2)
     pairs = np.array([[0, 1], [1, 0], [1, 2], [2, 1], [0, 2]])
@@ -453,7 +449,7 @@ def test_select_one_per_pair_hand_computed():
 
 
 def test_decoding_modes_and_symmetric_labels(trained):
-    from spacy_hmtl.relations.candidates import Candidates
+    from spacy_hmtl.relations.pairs import Candidates
 
     nlp, _, _ = trained
     rel = nlp.get_pipe("hmtl_relations")
@@ -491,7 +487,7 @@ def test_scorer_counts_a_reversed_relation_wrong(trained):
 
 
 def test_sample_negative_spans_respects_sentences_width_and_gold():
-    from spacy_hmtl.relations.candidates import sample_negative_spans
+    from spacy_hmtl.relations.pairs import sample_negative_spans
 
     sents = np.array([0] * 6 + [1] * 6)
     gold = {(0, 2), (7, 9)}
@@ -535,10 +531,10 @@ def test_a_load_time_config_override_wins_over_the_saved_settings(trained, tmp_p
     nlp, _, _ = trained
     nlp.to_disk(tmp_path / "pipeline")
     saved = spacy.load(tmp_path / "pipeline")
-    assert saved.get_pipe("hmtl_relations").cfg["threshold"] == 0.5
+    assert saved.get_pipe("hmtl_relations").threshold == 0.5
     overrides = {"components": {"hmtl_relations": {"threshold": 0.9, "entity_source": "mentions", "decoding": "multi_label"}}}
     loaded = spacy.load(tmp_path / "pipeline", config=overrides)
     rel = loaded.get_pipe("hmtl_relations")
-    assert rel.cfg["threshold"] == 0.9 and rel.cfg["entity_source"] == "mentions"
+    assert rel.threshold == 0.9 and rel.entity_source == "mentions"
     assert rel.decoding == "multi_label"
     assert rel.entity_labels == nlp.get_pipe("hmtl_relations").entity_labels  # learned, kept

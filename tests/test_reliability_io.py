@@ -26,10 +26,12 @@ from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.vocab import Vocab
 
-from spacy_hmtl import annotate as annotate_module
-from spacy_hmtl.annotate import AnnotateError, annotate_file
+from spacy_hmtl import batch_annotator
+from spacy_hmtl.batch_annotator import AnnotateError, annotate_file
 from spacy_hmtl.cli import main
 from spacy_hmtl.converters import ConversionError, convert_litbank, convert_scierc
+
+from helpers import read_jsonl
 
 DATA = Path(__file__).parent / "data" / "converters"
 GOOD_TEXTS = ["John Smith works for Acme Corp in Boston .", "Mary Jones lives in Paris .", "Acme Corp hired Mary ."]
@@ -55,7 +57,7 @@ def small_max_length(tiny_nlp, monkeypatch):
 @pytest.fixture
 def tiny_nlp_loaded_by_cli(tiny_nlp, monkeypatch):
     """The CLI's MODEL argument loads ``tiny_nlp`` (no disk read per run)."""
-    monkeypatch.setattr(annotate_module, "load_pipeline", lambda model, gpu_id=-1: tiny_nlp)
+    monkeypatch.setattr(batch_annotator, "load_pipeline", lambda model, gpu_id=-1: tiny_nlp)
     return tiny_nlp
 
 
@@ -64,10 +66,6 @@ def write_jsonl(path: Path, lines) -> Path:
     raw = [json.dumps(x, ensure_ascii=False) if isinstance(x, dict) else x for x in lines]
     path.write_bytes("".join(line + "\n" for line in raw).encode("utf8", "surrogatepass"))
     return path
-
-
-def read_jsonl(path: Path) -> list:
-    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
 
 
 def bad_records_input(tmp_path: Path) -> Path:
@@ -319,7 +317,7 @@ def test_truncated_model_file_is_named(tmp_path, tiny_pipeline_path, name, probl
 
 
 def test_render_jsonl_skips_malformed_records(tmp_path, tiny_nlp, capsys):
-    good = annotate_module.doc_to_json(tiny_nlp(GOOD_TEXTS[0]), "good")
+    good = batch_annotator.doc_to_json(tiny_nlp(GOOD_TEXTS[0]), "good")
     broken_entity = dict(good, id="broken", entities=[{"label": "X"}])
     inp = write_jsonl(tmp_path / "a.jsonl", [good, {"id": 5, "text": "no tokens"}, "[1, 2]", broken_entity])
     page = tmp_path / "page.html"
@@ -334,7 +332,7 @@ def test_render_jsonl_skips_malformed_records(tmp_path, tiny_nlp, capsys):
 
 
 def test_render_needs_overwrite_to_replace_its_output(tmp_path, tiny_nlp, capsys):
-    inp = write_jsonl(tmp_path / "a.jsonl", [annotate_module.doc_to_json(tiny_nlp(GOOD_TEXTS[0]), 1)])
+    inp = write_jsonl(tmp_path / "a.jsonl", [batch_annotator.doc_to_json(tiny_nlp(GOOD_TEXTS[0]), 1)])
     page = tmp_path / "page.html"
     page.write_text("previous")
     assert main(["render", "--jsonl", str(inp), "-o", str(page)]) == 1

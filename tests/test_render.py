@@ -19,8 +19,8 @@ import numpy
 import pytest
 import spacy
 
-from spacy_hmtl.annotate import doc_to_json
 from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
+from spacy_hmtl.batch_annotator import doc_to_json
 from spacy_hmtl.cli import main
 from spacy_hmtl.render import _row_breaks, render, render_relations_svg
 

@@ -14,7 +14,7 @@ from thinc.api import Adam, Model, fix_random_seed
 from spacy_hmtl.encoder.model import build_concat_embed, build_hmtl_embed
 from spacy_hmtl.encoder.transformer_features import installed_model_dir
 
-from conftest import TINY_TRAIN, tiny_examples
+from helpers import make_examples, reference_texts
 
 MINILM_WIDTH = 384
 LEXICAL_WIDTH = 16 + 4 * 4
@@ -87,6 +87,9 @@ def test_installed_model_dir_falls_back_or_names_the_missing_package():
 
 
 def build_trf_pipeline(minilm_pipeline_path: Path, width: int = MINILM_WIDTH):
+    """Not the tiny pipeline of helpers (TINY_CONFIG): these tests need the sourced MiniLM
+    ``transformer`` pipe, an encoder that concatenates its features to a 16-wide lexical
+    embedding (LEXICAL_WIDTH), and the NER head only."""
     nlp = spacy.blank("en")
     nlp.add_pipe("transformer", source=spacy.load(minilm_pipeline_path))
     nlp.add_pipe(
@@ -124,7 +127,7 @@ def build_trf_pipeline(minilm_pipeline_path: Path, width: int = MINILM_WIDTH):
 
 
 def ner_examples(nlp):
-    examples = tiny_examples(nlp)
+    examples = make_examples(nlp)
     for eg in examples:  # NER only: the other layers have no pipe here
         eg.reference.spans.clear()
     return examples
@@ -154,7 +157,7 @@ def test_frozen_transformer_features_overfit_ner_and_leave_minilm_untouched(mini
 
     # the transformer block of doc.tensor holds MiniLM's states, not the zeros of a
     # listener that found no doc._.trf_data
-    doc = nlp(TINY_TRAIN[0][0])
+    doc = nlp(reference_texts()[0])
     trf_block = doc.tensor[:, LEXICAL_WIDTH : LEXICAL_WIDTH + MINILM_WIDTH]
     assert doc.tensor.shape[1] == LEXICAL_WIDTH + MINILM_WIDTH + 2 * 16 + 2 * 16
     assert numpy.abs(trf_block).sum(axis=1).min() > 1.0
@@ -162,7 +165,7 @@ def test_frozen_transformer_features_overfit_ner_and_leave_minilm_untouched(mini
     # round trip: the reloaded pipeline (weights saved with it) predicts the same
     nlp.to_disk(tmp_path / "trf")
     loaded = spacy.load(tmp_path / "trf")
-    texts = [text for text, *_ in TINY_TRAIN]
+    texts = reference_texts()
     for a, b in zip(nlp.pipe(texts), loaded.pipe(texts)):
         assert [(e.start, e.end, e.label_) for e in a.ents] == [(e.start, e.end, e.label_) for e in b.ents]
         numpy.testing.assert_allclose(a.tensor, b.tensor, atol=1e-5)

@@ -13,9 +13,11 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
-from ..annotations import get_coref_clusters, has_coref_annotation, sentence_ids, set_coref_clusters
+from ..annotations import get_coref_clusters, has_coref_annotation, set_coref_clusters
+from ..candidates import align_span_offsets, sentence_ids
 from ..head_pipe import TorchHeadPipe
-from . import model as _model  # noqa: F401  (registers the architecture and torch module)
+from ..layers.torch_head import HeadBatch, LabelSets
+from . import model as _model  # noqa: F401  (registers the architecture)
 from . import scorer as _scorer  # noqa: F401  (registers the scorer)
 
 DEFAULT_COREF_MODEL = """
@@ -31,6 +33,7 @@ dropout = 0.3
 mention_loss_weight = 1.0
 product_width = 0
 antecedent_depth = 2
+non_crossing = true
 
 [model.tok2vec]
 @architectures = "spacy_hmtl.HMTLListener.v1"
@@ -105,11 +108,8 @@ class HMTLCoref(TorchHeadPipe):
     def initialize_labels(self, examples: Iterable[Example]) -> None:
         return None
 
-    # --- module ---------------------------------------------------------------------
-
-    def module_kwargs(self) -> Dict[str, Any]:
-        hparams = dict(self.model.get_ref("torch_head").attrs.get("hparams", {}))
-        return {"n_in": self.input_width(), **hparams}
+    def label_sets(self) -> LabelSets:
+        return {}
 
     # --- training -------------------------------------------------------------------
 
@@ -119,20 +119,12 @@ class HMTLCoref(TorchHeadPipe):
     def gold_clusters(self, eg: Example) -> List[List[Tuple[int, int]]]:
         """Gold clusters of ``eg.reference`` in the token offsets of ``eg.predicted``."""
         clusters = get_coref_clusters(eg.reference) or []
-        x, y = eg.predicted, eg.reference
-        same = len(x) == len(y) and all(a.idx == b.idx and len(a) == len(b) for a, b in zip(x, y))
-        if same:
-            return [list(c) for c in clusters]
-        mapped = []
-        for cluster in clusters:
-            spans = eg.get_aligned_spans_y2x([y[s:e] for s, e in cluster], allow_overlap=True)
-            mapped.append([(span.start, span.end) for span in spans])
-        return mapped
+        aligned = [align_span_offsets(eg, cluster) for cluster in clusters]
+        return [[offsets for offsets in cluster if offsets is not None] for cluster in aligned]
 
-    def compute_loss(
-        self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
-    ) -> torch.Tensor:
+    def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
         """Marginal log-likelihood loss over the docs annotated for coreference only."""
+        X, lengths, module = batch.X, batch.lengths, batch.module
         keep = [i for i, eg in enumerate(examples) if self.is_annotated(eg.reference)]
         if not keep:
             return X.new_zeros(())
@@ -146,9 +138,9 @@ class HMTLCoref(TorchHeadPipe):
 
     # --- inference ------------------------------------------------------------------
 
-    def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module) -> List[Any]:
-        return module.predict(
-            X, lengths, [sentence_ids(doc) for doc in docs], singletons=self.predict_singletons
+    def decode(self, docs: List[Doc], batch: HeadBatch) -> List[Any]:
+        return batch.module.predict(
+            batch.X, batch.lengths, [sentence_ids(doc) for doc in docs], singletons=self.predict_singletons
         )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Any]) -> None:

@@ -1,4 +1,6 @@
-"""The architecture of ``hmtl_coref``: a listener + the span-ranking torch module."""
+"""The ``spacy_hmtl.CorefRanker.v1`` architecture of ``hmtl_coref``: a listener + the
+span-ranking torch module."""
+from dataclasses import asdict, dataclass
 from typing import List
 
 from spacy.tokens import Doc
@@ -6,27 +8,48 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..head_pipe import build_head_model
-from ..layers.torch_bridge import lazy_torch_layer
-from . import torch_module  # noqa: F401  (registers "hmtl_coref_ranker")
+from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
+from .torch_module import CorefRanker
+
+
+@dataclass(frozen=True)
+class CorefRankerSettings(HeadSettings):
+    """Hyper-parameters of the coreference head (see ``build_coref_ranker``); it has no
+    labels."""
+
+    lstm_width: int
+    max_width: int
+    spans_per_word: float
+    max_antecedents: int
+    hidden_width: int
+    width_embedding: int
+    dropout: float
+    mention_loss_weight: float
+    product_width: int
+    antecedent_depth: int
+    non_crossing: bool
+
+    def build_module(self, input_width: int, labels: LabelSets) -> CorefRanker:
+        return CorefRanker(input_width, **asdict(self))
 
 
 @registry.architectures("spacy_hmtl.CorefRanker.v1")
 def build_coref_ranker(
     tok2vec: Model[List[Doc], List[Floats2d]],
-    lstm_width: int = 100,
-    max_width: int = 8,
-    spans_per_word: float = 0.4,
-    max_antecedents: int = 50,
-    hidden_width: int = 150,
-    width_embedding: int = 20,
-    dropout: float = 0.3,
-    mention_loss_weight: float = 1.0,
-    product_width: int = 0,
-    antecedent_depth: int = 2,
+    lstm_width: int,
+    max_width: int,
+    spans_per_word: float,
+    max_antecedents: int,
+    hidden_width: int,
+    width_embedding: int,
+    dropout: float,
+    mention_loss_weight: float,
+    product_width: int,
+    antecedent_depth: int,
     non_crossing: bool = True,
-) -> Model:
+) -> Model[List[Doc], HeadBatch]:
     """Lee et al. (2017) span ranking over the listener's output (HMTL's coref head).
+    Defaults: the ``hmtl_coref`` factory's config.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the listener (HMTL: level 2 + shortcut).
     lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 200).
@@ -43,20 +66,20 @@ def build_coref_ranker(
         learned projections that wide (several times cheaper; the CPU configs use 64).
     antecedent_depth (int): hidden layers of the antecedent FFNN (paper: 2; 1 is cheaper).
     non_crossing (bool): Lee et al.'s pruning: never keep a span that crosses a kept span
-        with a higher mention score.
+        with a higher mention score. Its default (True) stays in the signature so that
+        configs written before the setting existed keep loading.
     """
-    torch_head = lazy_torch_layer("hmtl_coref_ranker", "hmtl_coref_scorer")
-    torch_head.attrs["hparams"] = {
-        "lstm_width": int(lstm_width),
-        "max_width": int(max_width),
-        "spans_per_word": float(spans_per_word),
-        "max_antecedents": int(max_antecedents),
-        "hidden_width": int(hidden_width),
-        "width_embedding": int(width_embedding),
-        "dropout": float(dropout),
-        "mention_loss_weight": float(mention_loss_weight),
-        "product_width": int(product_width),
-        "antecedent_depth": int(antecedent_depth),
-        "non_crossing": bool(non_crossing),
-    }
-    return build_head_model("hmtl_coref", tok2vec, torch_head)
+    settings = CorefRankerSettings(
+        lstm_width=int(lstm_width),
+        max_width=int(max_width),
+        spans_per_word=float(spans_per_word),
+        max_antecedents=int(max_antecedents),
+        hidden_width=int(hidden_width),
+        width_embedding=int(width_embedding),
+        dropout=float(dropout),
+        mention_loss_weight=float(mention_loss_weight),
+        product_width=int(product_width),
+        antecedent_depth=int(antecedent_depth),
+        non_crossing=bool(non_crossing),
+    )
+    return build_torch_head("hmtl_coref", tok2vec, settings)

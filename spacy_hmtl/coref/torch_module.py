@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
-from ..layers.torch_bridge import register_torch_module
+from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
 
 N_DISTANCE_BUCKETS = 10
 _NEG = -1e30
@@ -107,7 +107,6 @@ class FFNN(nn.Module):
         return self.from_first(self.first(X))
 
 
-@register_torch_module("hmtl_coref_ranker")
 class CorefRanker(nn.Module):
     """Span-ranking coreference resolver (Lee et al. 2017) over a padded batch.
 
@@ -140,20 +139,21 @@ class CorefRanker(nn.Module):
     def __init__(
         self,
         n_in: int,
-        lstm_width: int = 100,
-        max_width: int = 8,
-        spans_per_word: float = 0.4,
-        max_antecedents: int = 50,
-        hidden_width: int = 150,
-        width_embedding: int = 20,
+        *,
+        lstm_width: int,
+        max_width: int,
+        spans_per_word: float,
+        max_antecedents: int,
+        hidden_width: int,
+        width_embedding: int,
+        dropout: float,
+        mention_loss_weight: float,
+        product_width: int,
+        antecedent_depth: int,
+        non_crossing: bool,
         distance_embedding: int = 20,
-        dropout: float = 0.3,
         chunk_tokens: int = 4096,
         chunk_pairs: int = 8192,
-        mention_loss_weight: float = 1.0,
-        product_width: int = 0,
-        antecedent_depth: int = 2,
-        non_crossing: bool = True,
     ):
         super().__init__()
         self.non_crossing = bool(non_crossing)
@@ -226,18 +226,14 @@ class CorefRanker(nn.Module):
         width_term = self.width_embedding.weight @ w_width.t() + first.bias  # (W, hidden)
         attn = self.attention(h_flat).squeeze(-1)
         offsets = torch.arange(W, device=h_flat.device)
-        # tri[w, o]: token o of the span is inside a span of width index w
-        tri = offsets[None, :] <= offsets[:, None]
         chunks = []
         for a in range(0, N, max(1, self.chunk_tokens)):
             starts = torch.arange(a, min(N, a + self.chunk_tokens), device=h_flat.device)
-            idx = starts[:, None] + offsets[None, :]  # (n, W): token at offset o / end of width w
+            idx = starts[:, None] + offsets[None, :]  # (n, W): the end token of width index w
             idx_c = idx.clamp(max=N - 1)
             valid = (idx < N) & (sent[idx_c] == sent[starts][:, None])
-            logits = attn[idx_c][:, None, :].expand(-1, W, -1).masked_fill(~tri, float("-inf"))
-            weights = torch.softmax(logits, dim=-1)  # (n, W, W)
-            head = torch.bmm(weights, proj_head[idx_c])  # (n, W, hidden)
-            pre = proj_start[starts][:, None, :] + proj_end[idx_c] + head + width_term[None]
+            head = pool_all_widths(attn, proj_head, starts, W)  # (n, W, hidden)
+            pre = first_layer_of_spans(proj_start[starts][:, None, :], proj_end[idx_c], head, width_term[None])
             scores = self.mention_ffnn.from_first(pre)
             chunks.append(scores.masked_fill(~valid, _NEG))
         if not chunks:
@@ -278,16 +274,9 @@ class CorefRanker(nn.Module):
 
     def _span_embeddings(self, x_flat, h_flat, start, width) -> torch.Tensor:
         """``g`` of the kept spans ``(B, K, g_dim)``."""
-        N, W = h_flat.shape[0], self.max_width
         end = start + width
         attn = self.attention(h_flat).squeeze(-1)
-        toks = [(start + o).clamp(max=N - 1) for o in range(W)]
-        logits = torch.stack([attn[t] for t in toks], -1)  # (B, K, W)
-        inside = torch.arange(W, device=start.device)[None, None, :] <= width[..., None]
-        weights = torch.softmax(logits.masked_fill(~inside, float("-inf")), dim=-1)
-        head = 0
-        for o in range(W):
-            head = head + weights[..., o, None] * x_flat[toks[o]]
+        head = pool_spans_by_offset(attn, x_flat, start, width, self.max_width)
         return torch.cat([h_flat[start], h_flat[end], head, self.width_embedding(width)], -1)
 
     def _antecedent_scores(self, g, mention_scores, valid):

@@ -1,15 +1,11 @@
-"""Glue between thinc's arrays and PyTorch modules used by every head.
-
-Heads compute their losses inside torch (CRF likelihood, marginal antecedent likelihood,
-...), so a head's thinc model holds its torch module in a ``PyTorchWrapper_v2`` layer:
-thinc then owns device placement, serialization and the optimizer step
-(``finish_update`` reads the torch ``.grad`` s), while the component calls the module
-directly with padded tensors and runs ``loss.backward()`` itself.
-"""
-from typing import Callable, Dict, List, Sequence, Tuple
+"""Glue between thinc's arrays and the torch modules held by thinc layers: padding
+per-doc arrays into one tensor and back, and the module and device of a layer whose
+``PyTorchShim`` holds one (the encoder's hierarchy, each head's module; see
+``torch_head``)."""
+from typing import List, Sequence, Tuple
 
 import torch
-from thinc.api import Model, PyTorchShim, get_torch_default_device, torch2xp, xp2torch
+from thinc.api import Model, get_torch_default_device, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 
@@ -45,49 +41,3 @@ def unpad_from_torch(batch: torch.Tensor, lengths: torch.Tensor) -> List[Floats2
     """Inverse of ``pad_to_torch``: one ``(n_tokens, width)`` float32 array per doc."""
     full = torch2xp(batch.detach().float())
     return [full[i, : int(n)] for i, n in enumerate(lengths.tolist())]
-
-
-# Torch module classes by name: the name (a string) is what a layer's attrs hold, so the
-# layer stays serializable and picklable.
-TORCH_MODULES: Dict[str, Callable[..., torch.nn.Module]] = {}
-
-
-def register_torch_module(name: str) -> Callable:
-    """Class decorator: make a torch module buildable by ``lazy_torch_layer``."""
-
-    def register(cls):
-        TORCH_MODULES[name] = cls
-        return cls
-
-    return register
-
-
-def lazy_torch_layer(module_name: str, name: str) -> Model:
-    """A thinc layer whose torch module is built once its sizes are known.
-
-    Heads know their label set only at ``initialize`` (or when loading), so the component
-    puts the module's keyword arguments in ``layer.attrs["module_kwargs"]`` and calls
-    ``ensure_torch_module`` before training or deserializing. The layer is never called as
-    a thinc layer: the component calls the torch module itself, with padded tensors.
-    """
-
-    return Model(
-        name, _lazy_forward, init=_lazy_init, attrs={"module_name": module_name, "module_kwargs": {}}
-    )
-
-
-# Module-level (not closures) so that pipelines can be pickled.
-def _lazy_forward(model: Model, X, is_train: bool):
-    raise NotImplementedError(f"{model.name}: call the torch module through its component")
-
-
-def _lazy_init(model: Model, X=None, Y=None) -> None:
-    ensure_torch_module(model)
-
-
-def ensure_torch_module(layer: Model) -> torch.nn.Module:
-    """Build the layer's torch module from its attrs if it has none yet; return it."""
-    if not layer.shims:
-        cls = TORCH_MODULES[layer.attrs["module_name"]]
-        layer.shims.append(PyTorchShim(cls(**layer.attrs["module_kwargs"])))
-    return layer.shims[0]._model

@@ -19,11 +19,12 @@ from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from ..annotations import MENTIONS_KEY, has_mention_annotation, sentence_ids
+from ..annotations import MENTIONS_KEY, has_mention_annotation
+from ..candidates import align_spans, enumerate_spans, padded_sentence_ids
 from ..head_pipe import TorchHeadPipe
-from .model import HEAD_CONFIG_ATTR
+from ..layers.torch_head import HeadBatch, head_settings
+from .model import SpanClassifierSettings
 from .scorer import make_mentions_scorer  # noqa: F401  (registers the scorer)
-from .torch_module import enumerate_spans
 
 # (start, end exclusive, label, score)
 MentionPrediction = Tuple[int, int, str, float]
@@ -109,15 +110,13 @@ class MentionDetector(TorchHeadPipe):
     # --- sizes -----------------------------------------------------------------------
 
     @property
-    def head_config(self) -> Dict[str, Any]:
-        return dict(self.model.attrs[HEAD_CONFIG_ATTR])
+    def settings(self) -> SpanClassifierSettings:
+        return head_settings(self.model)  # type: ignore[return-value]
 
     @property
     def max_width(self) -> int:
-        return int(self.head_config["max_width"])
-
-    def module_kwargs(self) -> Dict[str, Any]:
-        return {"n_in": self.input_width(), "n_labels": len(self.labels), **self.head_config}
+        """The widest candidate span (the architecture's ``max_width``)."""
+        return self.settings.max_width
 
     # --- labels and initialization ---------------------------------------------------
 
@@ -170,14 +169,7 @@ class MentionDetector(TorchHeadPipe):
 
     def _candidates(self, docs: Sequence[Doc], lengths: torch.Tensor):
         """Candidate spans of a batch: doc index, start, end (inclusive)."""
-        sent_ids = None
-        per_doc = [sentence_ids(doc) if len(doc) > 1 else None for doc in docs]
-        if any(ids is not None for ids in per_doc):
-            sent_ids = torch.zeros((len(docs), int(lengths.max())), dtype=torch.int64)
-            for i, ids in enumerate(per_doc):
-                if ids is not None:
-                    # from 1: padding (0) is never in a doc's sentence
-                    sent_ids[i, : len(ids)] = torch.from_numpy(ids + 1)
+        sent_ids = padded_sentence_ids(docs, int(lengths.max())) if len(docs) else None
         return enumerate_spans(lengths, self.max_width, sent_ids)
 
     def _gold_grid(self, eg: Example) -> numpy.ndarray:
@@ -186,18 +178,18 @@ class MentionDetector(TorchHeadPipe):
         doc = eg.predicted
         grid = numpy.zeros((len(doc), self.max_width), dtype="int64")
         label_ids = {label: i + 1 for i, label in enumerate(self.labels)}
-        gold = eg.get_aligned_spans_y2x(eg.reference.spans[self.spans_key], allow_overlap=True)
-        for span in sorted(gold, key=lambda s: (s.start, s.end, s.label_)):
-            width = span.end - span.start
-            if 0 < width <= self.max_width and span.label_ in label_ids:
-                grid[span.start, width - 1] = label_ids[span.label_]
+        gold = align_spans(eg, eg.reference.spans[self.spans_key])
+        # sorted as (start, end, label): of two labels for one span, the last one wins
+        for (start, end), label in sorted((offsets, span.label_) for span, offsets in gold):
+            width = end - start
+            if 0 < width <= self.max_width and label in label_ids:
+                grid[start, width - 1] = label_ids[label]
         return grid
 
     # --- training and prediction -----------------------------------------------------------
 
-    def compute_loss(
-        self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
-    ) -> torch.Tensor:
+    def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
+        X, lengths, module = batch.X, batch.lengths, batch.module
         annotated = [i for i, eg in enumerate(examples) if self.is_annotated(eg.reference)]
         if not annotated:
             return X.new_zeros(())
@@ -219,9 +211,8 @@ class MentionDetector(TorchHeadPipe):
             torch.from_numpy(targets).to(device),
         )
 
-    def decode(
-        self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
-    ) -> List[List[MentionPrediction]]:
+    def decode(self, docs: List[Doc], batch: HeadBatch) -> List[List[MentionPrediction]]:
+        X, lengths, module = batch.X, batch.lengths, batch.module
         predictions: List[List[MentionPrediction]] = [[] for _ in docs]
         doc_idx, starts, ends = self._candidates(docs, lengths)
         if doc_idx.numel() == 0:

@@ -1,4 +1,5 @@
 """The ``spacy_hmtl.SpanMentionDetector.v1`` architecture: a listener + a span classifier."""
+from dataclasses import dataclass
 from typing import List
 
 from spacy.tokens import Doc
@@ -6,22 +7,41 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..head_pipe import build_head_model
-from ..layers.torch_bridge import lazy_torch_layer
-from . import torch_module  # noqa: F401  (registers "hmtl_span_classifier")
+from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
+from .torch_module import SpanClassifier
 
-HEAD_CONFIG_ATTR = "span_classifier"
+
+@dataclass(frozen=True)
+class SpanClassifierSettings(HeadSettings):
+    """Hyper-parameters of the mentions head (see ``build_span_mention_detector``);
+    the pipe enumerates candidates up to ``max_width`` too."""
+
+    max_width: int
+    hidden_width: int
+    width_embedding: int
+    dropout: float
+
+    def build_module(self, input_width: int, labels: LabelSets) -> SpanClassifier:
+        return SpanClassifier(
+            input_width,
+            len(labels["labels"]),
+            max_width=self.max_width,
+            hidden_width=self.hidden_width,
+            width_embedding=self.width_embedding,
+            dropout=self.dropout,
+        )
 
 
 @registry.architectures("spacy_hmtl.SpanMentionDetector.v1")
 def build_span_mention_detector(
     tok2vec: Model[List[Doc], List[Floats2d]],
-    max_width: int = 8,
-    hidden_width: int = 150,
-    width_embedding: int = 20,
-    dropout: float = 0.2,
-) -> Model:
-    """Span-based entity mention detector (HMTL level 2).
+    max_width: int,
+    hidden_width: int,
+    width_embedding: int,
+    dropout: float,
+) -> Model[List[Doc], HeadBatch]:
+    """Span-based entity mention detector (HMTL level 2). Defaults: the
+    ``hmtl_mentions`` factory's config.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the listener giving the token vectors
         (HMTL: level 2 of ``hmtl_encoder`` with the embedding shortcut).
@@ -29,17 +49,13 @@ def build_span_mention_detector(
     hidden_width (int): width of the FFNN's two hidden layers.
     width_embedding (int): size of the span-width embedding.
     dropout (float): dropout inside the span classifier.
-    RETURNS (Model): the head model; the component builds the torch module
-        (``hmtl_span_classifier``) once the labels and the input width are known.
     """
     if max_width < 1:
         raise ValueError(f"max_width must be >= 1, got {max_width}")
-    torch_head = lazy_torch_layer("hmtl_span_classifier", "hmtl_mentions_scorer")
-    model = build_head_model("hmtl_mentions", tok2vec, torch_head)
-    model.attrs[HEAD_CONFIG_ATTR] = {
-        "max_width": int(max_width),
-        "hidden_width": int(hidden_width),
-        "width_embedding": int(width_embedding),
-        "dropout": float(dropout),
-    }
-    return model
+    settings = SpanClassifierSettings(
+        max_width=int(max_width),
+        hidden_width=int(hidden_width),
+        width_embedding=int(width_embedding),
+        dropout=float(dropout),
+    )
+    return build_torch_head("hmtl_mentions", tok2vec, settings)

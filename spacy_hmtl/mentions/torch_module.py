@@ -17,46 +17,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..layers.torch_bridge import register_torch_module
+from ..layers.span_representation import first_layer_of_spans, pool_spans_by_width
 
 NO_MENTION = 0
 # attention logits, start / end / pooled projections of the tokens
 TokenFeatures = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def enumerate_spans(
-    lengths: torch.Tensor, max_width: int, sent_ids: Optional[torch.Tensor] = None
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All candidate spans of a padded batch, vectorized.
-
-    lengths (torch.Tensor): ``(batch,)`` number of tokens per doc.
-    max_width (int): the widest candidate span, in tokens.
-    sent_ids (Optional[torch.Tensor]): ``(batch, >= max_len)`` sentence index of each token;
-        spans crossing a sentence boundary are left out. None: no sentence constraint.
-    RETURNS (Tuple[torch.Tensor, torch.Tensor, torch.Tensor]): ``doc_idx``, ``starts`` and
-        ``ends`` (inclusive), int64, ordered by doc, start, then width.
-    """
-    lengths = lengths.to("cpu", torch.int64)
-    batch = int(lengths.shape[0])
-    time = int(lengths.max()) if batch else 0
-    if batch == 0 or time == 0 or max_width < 1:
-        empty = torch.zeros((0,), dtype=torch.int64)
-        return empty, empty.clone(), empty.clone()
-    starts = torch.arange(time).view(1, time, 1)
-    ends = starts + torch.arange(max_width).view(1, 1, max_width)
-    valid = ends < lengths.view(batch, 1, 1)  # (batch, time, max_width)
-    if sent_ids is not None:
-        sent_ids = sent_ids.to("cpu", torch.int64)[:, :time]
-        if sent_ids.shape != (batch, time):
-            raise ValueError(f"sent_ids must be (batch, >= max length), got {tuple(sent_ids.shape)}")
-        clamped = ends.clamp(max=time - 1).expand(batch, time, max_width)
-        sent_end = torch.gather(sent_ids, 1, clamped.reshape(batch, -1)).view(batch, time, max_width)
-        valid &= sent_ids.view(batch, time, 1) == sent_end
-    doc_idx, start, width = valid.nonzero(as_tuple=True)
-    return doc_idx, start, start + width
-
-
-@register_torch_module("hmtl_span_classifier")
 class SpanClassifier(nn.Module):
     """Classify candidate spans into ``n_labels`` mention types or "no mention" (0).
 
@@ -82,10 +49,11 @@ class SpanClassifier(nn.Module):
         self,
         n_in: int,
         n_labels: int,
-        max_width: int = 8,
-        hidden_width: int = 150,
-        width_embedding: int = 20,
-        dropout: float = 0.2,
+        *,
+        max_width: int,
+        hidden_width: int,
+        width_embedding: int,
+        dropout: float,
     ):
         super().__init__()
         if n_in < 1 or n_labels < 0 or max_width < 1 or hidden_width < 1:
@@ -140,28 +108,11 @@ class SpanClassifier(nn.Module):
         doc_idx, starts, ends (torch.Tensor): ``(n_spans,)`` int64, ``ends`` inclusive.
         """
         token_scores, p_start, p_end, pool_part = features
-        widths = ends - starts + 1
-        hidden = p_start[doc_idx, starts] + p_end[doc_idx, ends]
-        # Attention pooling, one group per width: a span of width k gathers k vectors.
-        order = torch.argsort(widths, stable=True)
-        unique_widths, counts = torch.unique_consecutive(widths[order], return_counts=True)
-        pooled_groups = []
-        offset = 0
-        for k, count in zip(unique_widths.tolist(), counts.tolist()):
-            sel = order[offset : offset + count]
-            offset += count
-            positions = starts[sel].unsqueeze(1) + torch.arange(k, device=starts.device).unsqueeze(0)
-            docs = doc_idx[sel].unsqueeze(1).expand(-1, k)
-            weights = torch.softmax(token_scores[docs, positions], dim=1)  # (count, k)
-            vectors = pool_part[docs, positions]  # (count, k, h)
-            pooled_groups.append(torch.bmm(weights.unsqueeze(1), vectors).squeeze(1))
-        if pooled_groups:
-            inverse = torch.empty_like(order)
-            inverse[order] = torch.arange(order.shape[0], device=order.device)
-            hidden = hidden + torch.cat(pooled_groups, dim=0)[inverse]
+        pooled = pool_spans_by_width(token_scores, pool_part, doc_idx, starts, ends)
+        width_part = None
         if self.width_embed is not None:
-            hidden = hidden + self.width_project(self.width_embed((widths - 1).clamp(0, self.max_width - 1)))
-        return hidden
+            width_part = self.width_project(self.width_embed((ends - starts).clamp(0, self.max_width - 1)))
+        return first_layer_of_spans(p_start[doc_idx, starts], p_end[doc_idx, ends], pooled, width_part)
 
     def forward(
         self,

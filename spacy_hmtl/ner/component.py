@@ -1,5 +1,5 @@
 """The ``hmtl_ner`` pipe: named entities from level 1 of the shared encoder."""
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import torch
 from spacy.language import Language
@@ -10,6 +10,7 @@ from thinc.api import Model
 
 from ..annotations import has_ner_annotation
 from ..head_pipe import TorchHeadPipe
+from ..layers.torch_head import HeadBatch
 from .crf import bioul_tag_names
 from .model import build_crf_tagger  # noqa: F401  (registers the architecture)
 
@@ -54,18 +55,6 @@ def make_hmtl_ner(
 class HMTLNer(TorchHeadPipe):
     """Named entities with a BIOUL-constrained CRF (Viterbi decoding)."""
 
-    def module_kwargs(self) -> Dict[str, Any]:
-        return {
-            "n_in": self.input_width(),
-            "n_labels": len(self.labels),
-            "hidden_width": self.model.attrs["hidden_width"],
-            "dropout": self.model.attrs["dropout"],
-        }
-
-    @property
-    def tag_names(self) -> List[str]:
-        return bioul_tag_names(self.labels)
-
     def is_annotated(self, doc: Doc) -> bool:
         return has_ner_annotation(doc)
 
@@ -78,7 +67,7 @@ class HMTLNer(TorchHeadPipe):
 
     def _gold_tags(self, examples: List[Example], max_len: int) -> torch.Tensor:
         """Gold tag indices (batch x time), -1 where unknown (missing or unseen label)."""
-        index = {name: i for i, name in enumerate(self.tag_names)}
+        index = {name: i for i, name in enumerate(bioul_tag_names(self.labels))}
         tags = torch.full((len(examples), max_len), -1, dtype=torch.int64)
         for i, eg in enumerate(examples):
             if not has_ner_annotation(eg.reference):
@@ -88,14 +77,14 @@ class HMTLNer(TorchHeadPipe):
                     tags[i, j] = index[tag]
         return tags
 
-    def compute_loss(self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module) -> torch.Tensor:
-        emissions = module.emissions(X)
-        tags = self._gold_tags(examples, X.shape[1]).to(X.device)
-        return module.neg_log_likelihood(emissions, lengths, tags)
+    def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
+        emissions = batch.module.emissions(batch.X)
+        tags = self._gold_tags(examples, batch.X.shape[1]).to(batch.X.device)
+        return batch.module.neg_log_likelihood(emissions, batch.lengths, tags)
 
-    def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module) -> List[List[Tuple[int, int, str]]]:
-        paths = module.viterbi(module.emissions(X), lengths)
-        names = self.tag_names
+    def decode(self, docs: List[Doc], batch: HeadBatch) -> List[List[Tuple[int, int, str]]]:
+        paths = batch.module.viterbi(batch.module.emissions(batch.X), batch.lengths)
+        names = bioul_tag_names(self.labels)
         return [tags_to_spans([names[t] for t in path]) for path in paths]
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[List[Tuple[int, int, str]]]) -> None:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..layers.torch_bridge import register_torch_module
 
 FORBIDDEN = -10000.0
 PREFIXES = ("B", "I", "L", "U")
@@ -43,7 +42,6 @@ def bioul_constraints(n_labels: int) -> Tuple[torch.Tensor, torch.Tensor, torch.
     return start, trans, end
 
 
-@register_torch_module("hmtl_crf_tagger")
 class CRFTagger(nn.Module):
     """Emission scorer + CRF over BIOUL tags.
 
@@ -53,7 +51,7 @@ class CRFTagger(nn.Module):
     dropout (float): dropout on the token vectors.
     """
 
-    def __init__(self, n_in: int, n_labels: int, hidden_width: int = 0, dropout: float = 0.2):
+    def __init__(self, n_in: int, n_labels: int, *, hidden_width: int, dropout: float):
         super().__init__()
         self.n_tags = 1 + 4 * n_labels
         self.dropout = nn.Dropout(dropout)

@@ -1,4 +1,5 @@
 """The ``spacy_hmtl.CRFTagger.v1`` architecture of ``hmtl_ner``."""
+from dataclasses import dataclass
 from typing import List
 
 from spacy.tokens import Doc
@@ -6,26 +7,31 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..head_pipe import build_head_model
-from ..layers.torch_bridge import lazy_torch_layer
-from . import crf  # noqa: F401  (registers the torch module)
+from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
+from .crf import CRFTagger
+
+
+@dataclass(frozen=True)
+class CRFTaggerSettings(HeadSettings):
+    """Hyper-parameters of the NER head (see ``build_crf_tagger``)."""
+
+    hidden_width: int
+    dropout: float
+
+    def build_module(self, input_width: int, labels: LabelSets) -> CRFTagger:
+        return CRFTagger(input_width, len(labels["labels"]), hidden_width=self.hidden_width, dropout=self.dropout)
 
 
 @registry.architectures("spacy_hmtl.CRFTagger.v1")
 def build_crf_tagger(
-    tok2vec: Model[List[Doc], List[Floats2d]],
-    hidden_width: int = 0,
-    dropout: float = 0.2,
-) -> Model:
+    tok2vec: Model[List[Doc], List[Floats2d]], hidden_width: int, dropout: float
+) -> Model[List[Doc], HeadBatch]:
     """HMTL's NER head: per-token emission scores from ``tok2vec`` (level 1 of the
-    encoder) and a BIOUL-constrained CRF, decoded with Viterbi.
+    encoder) and a BIOUL-constrained CRF, decoded with Viterbi. Defaults: the
+    ``hmtl_ner`` factory's config.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the token vectors (a listener).
     hidden_width (int): hidden layer before the emission scores (0 = linear, as in HMTL).
     dropout (float): dropout on the token vectors.
     """
-    torch_head = lazy_torch_layer("hmtl_crf_tagger", "hmtl_ner_crf")
-    model = build_head_model("hmtl_ner", tok2vec, torch_head)
-    model.attrs["hidden_width"] = hidden_width
-    model.attrs["dropout"] = dropout
-    return model
+    return build_torch_head("hmtl_ner", tok2vec, CRFTaggerSettings(hidden_width=int(hidden_width), dropout=float(dropout)))

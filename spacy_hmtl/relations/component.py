@@ -19,7 +19,7 @@
   loss scale shared by all heads); docs with records ``None`` are skipped.
 """
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -27,32 +27,26 @@ import torch.nn.functional as F
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
-from thinc.api import Config, Model
 from spacy.vocab import Vocab
+from thinc.api import Config, Model
 
 from ..annotations import (
     RELATIONS_ATTR,
     get_relation_records,
     has_relation_annotation,
-    sentence_ids,
     set_relation_records,
 )
+from ..candidates import entity_spans, has_entity_source
 from ..head_pipe import TorchHeadPipe
-from . import torch_module  # noqa: F401  (registers "hmtl_multihead_selection")
-from .candidates import (
+from ..layers.torch_head import HeadBatch, LabelSets, label_sets
+from .pairs import (
     Candidates,
-    candidate_pairs,
+    PairCandidateBuilder,
     canonical_direction,
-    sample_negative_spans,
     select_one_per_pair,
-    sentence_ids_or_zeros,
 )
-from .model import SIZES_ATTR
-from .scorer import entity_spans, has_entity_source
 
-__all__ = ["RelationExtractor", "candidate_pairs", "sentence_ids_or_zeros"]
-
-UNKNOWN_TYPE = 0  # type index of entity types not seen at initialize
+__all__ = ["RelationExtractor"]
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -73,17 +67,14 @@ width = 0
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 
-def _same_tokens(a: Doc, b: Doc) -> bool:
-    return len(a) == len(b) and bool(np.array_equal(a.to_array("ORTH"), b.to_array("ORTH")))
-
-
 # --- the pipe -----------------------------------------------------------------------
 
 
 @Language.factory(
     "hmtl_relations",
     assigns=[f"doc._.{RELATIONS_ATTR}"],
-    requires=["doc.ents"],
+    # no ``requires``: the argument spans come from ``entity_source`` (doc.ents or a
+    # doc.spans key), which the factory's metadata cannot name per instance
     default_config={
         "model": DEFAULT_MODEL,
         "entity_source": "ents",
@@ -164,8 +155,7 @@ DECODING_MODES = ("one_per_pair", "multi_label")
 class RelationExtractor(TorchHeadPipe):
     """Multi-head selection over the spans of an entity source; see the module docstring."""
 
-    # a loaded pipeline follows its config for these (e.g. spacy.load(path, config=...))
-    runtime_settings = ("entity_source", "threshold", "allow_cross_sentence", "max_pairs")
+    legacy_cfg_keys = ("entity_source", "threshold", "allow_cross_sentence", "max_pairs")
 
     def __init__(
         self,
@@ -189,23 +179,16 @@ class RelationExtractor(TorchHeadPipe):
             raise ValueError(f"[{name}] decoding must be one of {DECODING_MODES}, got {decoding!r}")
         if negative_spans < 0:
             raise ValueError(f"[{name}] negative_spans must be >= 0, got {negative_spans}")
-        # run-time settings: attributes from the config, not saved in cfg
+        super().__init__(vocab, model, name, scorer=scorer, loss_weight=loss_weight, entity_labels=[], input_width=0)
+        # run-time settings: attributes from the config (a loaded pipeline follows its
+        # config), not saved with the weights; ``cfg`` holds the label sets and sizes
+        self.entity_source = entity_source
+        self.threshold = float(threshold)
+        self.allow_cross_sentence = bool(allow_cross_sentence)
+        self.max_pairs = int(max_pairs)
         self.decoding = decoding
         self.symmetric_labels = frozenset(symmetric_labels)
         self.negative_spans = float(negative_spans)
-        super().__init__(
-            vocab,
-            model,
-            name,
-            scorer=scorer,
-            loss_weight=loss_weight,
-            entity_source=entity_source,
-            threshold=float(threshold),
-            allow_cross_sentence=bool(allow_cross_sentence),
-            max_pairs=int(max_pairs),
-            entity_labels=[],
-            input_width=0,
-        )
 
     # --- configuration --------------------------------------------------------------
 
@@ -213,13 +196,8 @@ class RelationExtractor(TorchHeadPipe):
     def entity_labels(self) -> Tuple[str, ...]:
         return tuple(self.cfg["entity_labels"])
 
-    def module_kwargs(self) -> Dict[str, Any]:
-        return {
-            "n_in": self.input_width(),
-            "n_labels": len(self.labels),
-            "n_entity_types": len(self.entity_labels),
-            **self.model.attrs.get(SIZES_ATTR, {}),
-        }
+    def label_sets(self) -> LabelSets:
+        return label_sets(self.labels, entity_labels=self.entity_labels)
 
     def is_annotated(self, doc: Doc) -> bool:
         return has_relation_annotation(doc)
@@ -252,114 +230,27 @@ class RelationExtractor(TorchHeadPipe):
         elif not self.cfg["entity_labels"]:
             types = set()
             for eg in get_examples():
-                types.update(span.label_ for span in entity_spans(eg.reference, self.cfg["entity_source"]))
+                types.update(span.label_ for span in entity_spans(eg.reference, self.entity_source))
             self.cfg["entity_labels"] = sorted(types)
         super().initialize(get_examples, nlp=nlp, labels=labels)
 
-    # --- candidates -------------------------------------------------------------------
+    # --- candidates (the pair algorithm: relations/pairs.py) ------------------------
 
-    def _type_index(self) -> Dict[str, int]:
-        return {label: i + 1 for i, label in enumerate(self.cfg["entity_labels"])}
-
-    def _make_candidates(self, spans: Dict[Tuple[int, int], Tuple[int, int]]) -> Candidates:
-        """spans: ``{(start, end): (type index, sentence id)}`` in predicted-doc tokens."""
-        keys = sorted(spans)
-        starts = np.array([k[0] for k in keys], dtype=np.int64)
-        ends = np.array([k[1] for k in keys], dtype=np.int64)
-        types = np.array([spans[k][0] for k in keys], dtype=np.int64)
-        sents = np.array([spans[k][1] for k in keys], dtype=np.int64)
-        pairs = candidate_pairs(starts, sents, self.cfg["max_pairs"], self.cfg["allow_cross_sentence"])
-        return Candidates(starts, ends, types, pairs)
-
-    def _add_source_spans(
-        self, doc: Doc, sents: np.ndarray, spans: Dict[Tuple[int, int], Tuple[int, int]]
-    ) -> None:
-        """Add the spans of the doc's own entity source to ``spans`` (``{(start, end):
-        (type index, sentence id)}``; a span already there keeps its entry)."""
-        type_index = self._type_index()
-        for span in entity_spans(doc, self.cfg["entity_source"]):
-            entry = (type_index.get(span.label_, UNKNOWN_TYPE), int(sents[span.start]))
-            spans.setdefault((span.start, span.end), entry)
-
-    def inference_candidates(self, doc: Doc) -> Candidates:
-        """Candidates from the doc's own entity source (predictions, never gold)."""
-        spans: Dict[Tuple[int, int], Tuple[int, int]] = {}
-        self._add_source_spans(doc, sentence_ids_or_zeros(doc), spans)
-        return self._make_candidates(spans)
+    def pair_builder(self) -> PairCandidateBuilder:
+        """The builder of argument spans, pairs and targets, with this pipe's settings."""
+        return PairCandidateBuilder(
+            entity_source=self.entity_source,
+            labels=self.labels,
+            entity_labels=self.entity_labels,
+            max_pairs=self.max_pairs,
+            allow_cross_sentence=self.allow_cross_sentence,
+            symmetric_labels=self.symmetric_labels,
+            negative_spans=self.negative_spans,
+        )
 
     def training_candidates(self, eg: Example) -> Tuple[Candidates, np.ndarray]:
-        """Teacher forcing: gold entity spans (+ gold relation arguments) of the reference,
-        aligned to the predicted doc, and the multi-hot targets ``(n_pairs, n_labels)``."""
-        ref, pred = eg.reference, eg.predicted
-        records = get_relation_records(ref) or []
-        type_index = self._type_index()
-        gold: Dict[Tuple[int, int], Optional[str]] = {}
-        for span in entity_spans(ref, self.cfg["entity_source"]):
-            gold.setdefault((span.start, span.end), span.label_)
-        for record in records:
-            gold.setdefault((int(record[0]), int(record[1])), None)
-            gold.setdefault((int(record[2]), int(record[3])), None)
-        identity = _same_tokens(pred, ref)
-        ref_sents = sentence_ids(ref)
-        if ref_sents is not None:
-            sent_doc, sents = ref, ref_sents
-        else:
-            sent_doc, sents = pred, sentence_ids_or_zeros(pred)
-        ref2pred: Dict[Tuple[int, int], Tuple[int, int]] = {}
-        spans: Dict[Tuple[int, int], Tuple[int, int]] = {}
-        for (start, end), label in sorted(gold.items()):
-            if identity:
-                key = (start, end)
-            else:
-                aligned = eg.get_aligned_spans_y2x([ref[start:end]], allow_overlap=True)
-                if not aligned:
-                    continue
-                key = (aligned[0].start, aligned[0].end)
-            ref2pred[(start, end)] = key
-            if key not in spans:
-                sent = sents[start] if sent_doc is ref else sents[key[0]]
-                spans[key] = (type_index.get(label, UNKNOWN_TYPE), int(sent))
-        if self.negative_spans > 0:
-            self._add_negative_arguments(pred, spans, sents if sent_doc is pred or identity else None)
-        cands = self._make_candidates(spans)
-        targets = np.zeros((cands.n_pairs, len(self.labels)), dtype=np.float32)
-        if cands.n_pairs and records:
-            span_index = {(int(s), int(e)): i for i, (s, e) in enumerate(zip(cands.starts, cands.ends))}
-            pair_index = {(int(h), int(t)): i for i, (h, t) in enumerate(cands.pairs)}
-            label_index = {label: i for i, label in enumerate(self.labels)}
-            for hs, he, ts, te, label, *_ in records:
-                head = ref2pred.get((int(hs), int(he)))
-                tail = ref2pred.get((int(ts), int(te)))
-                if head is None or tail is None or label not in label_index:
-                    continue
-                if label in self.symmetric_labels:
-                    head, tail = canonical_direction(head, tail)
-                row = pair_index.get((span_index[head], span_index[tail]))
-                if row is not None:  # else: cross-sentence, beyond max_pairs or self-pair
-                    targets[row, label_index[label]] = 1.0
-        return cands, targets
-
-    def _add_negative_arguments(
-        self, pred: Doc, spans: Dict[Tuple[int, int], Tuple[int, int]], sents: Optional[np.ndarray]
-    ) -> None:
-        """Add arguments that are not gold entities to a training doc's ``spans``: the
-        predicted doc's own entity spans (when an annotating entity pipe set them) and
-        ``negative_spans`` sampled spans per gold span, with a random entity type (as a
-        tagger would assign one). Pairs with them have no relation, so the head learns to
-        reject the wrong arguments it meets at inference."""
-        if sents is None:
-            sents = sentence_ids_or_zeros(pred)
-        self._add_source_spans(pred, sents, spans)
-        n_gold = len(spans)
-        if not n_gold:
-            return
-        max_width = min(10, max(end - start for start, end in spans))
-        n_samples = int(round(self.negative_spans * n_gold))
-        n_types = len(self.cfg["entity_labels"])
-        # numpy's global generator: spaCy's fixed seed makes the sample reproducible
-        for start, end in sample_negative_spans(sents, set(spans), n_samples, max_width, np.random):
-            type_id = int(np.random.randint(n_types)) + 1 if n_types else UNKNOWN_TYPE
-            spans[(start, end)] = (type_id, int(sents[start]))
+        """Teacher forcing (see ``PairCandidateBuilder.training_candidates``)."""
+        return self.pair_builder().training_candidates(eg)
 
     # --- torch ------------------------------------------------------------------------
 
@@ -388,16 +279,16 @@ class RelationExtractor(TorchHeadPipe):
         sub_X = X.index_select(0, row_index.to(device))[:, : int(sub_lengths.max())]
         return rows, offsets, module(sub_X, sub_lengths, spans, pairs)
 
-    def compute_loss(
-        self, examples: List[Example], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module
-    ) -> torch.Tensor:
+    def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
+        X, lengths, module = batch.X, batch.lengths, batch.module
         cands: List[Optional[Candidates]] = []
         targets: List[np.ndarray] = []
+        builder = self.pair_builder()
         for eg in examples:
             if not self.is_annotated(eg.reference):
                 cands.append(None)
                 continue
-            c, t = self.training_candidates(eg)
+            c, t = builder.training_candidates(eg)
             cands.append(c)
             if c.n_pairs:
                 targets.append(t)
@@ -407,15 +298,16 @@ class RelationExtractor(TorchHeadPipe):
         gold = torch.from_numpy(np.concatenate(targets)).to(logits.device)
         return F.binary_cross_entropy_with_logits(logits, gold, reduction="sum")
 
-    def decode(self, docs: List[Doc], X: torch.Tensor, lengths: torch.Tensor, module: torch.nn.Module) -> List[Any]:
+    def decode(self, docs: List[Doc], batch: HeadBatch) -> List[Any]:
         """Records per doc; ``None`` (not annotated) for a doc whose entity source no pipe
         annotated: "no arguments were given" is not "no relation was found"."""
-        annotated = [has_entity_source(doc, self.cfg["entity_source"]) for doc in docs]
+        annotated = [has_entity_source(doc, self.entity_source) for doc in docs]
         if not all(annotated):
             self._warn_missing_entity_source()
-        cands = [self.inference_candidates(doc) if ok else None for doc, ok in zip(docs, annotated)]
+        builder = self.pair_builder()
+        cands = [builder.inference_candidates(doc) if ok else None for doc, ok in zip(docs, annotated)]
         predictions: List[Optional[List[list]]] = [[] if ok else None for ok in annotated]
-        rows, offsets, logits = self._run_module(module, X, lengths, cands)
+        rows, offsets, logits = self._run_module(batch.module, batch.X, batch.lengths, cands)
         if not rows:
             return predictions
         probs = torch.sigmoid(logits.float()).cpu().numpy()
@@ -427,7 +319,7 @@ class RelationExtractor(TorchHeadPipe):
         if getattr(self, "_warned_missing_source", False):
             return
         self._warned_missing_source = True
-        source = self.cfg["entity_source"]
+        source = self.entity_source
         where = "doc.ents" if source == "ents" else f'doc.spans["{source}"]'
         warnings.warn(
             f"[{self.name}] {where} is not set on some documents (is the entity pipe, e.g. "
@@ -438,7 +330,7 @@ class RelationExtractor(TorchHeadPipe):
 
     def _decode_doc(self, cands: Candidates, probs: np.ndarray) -> List[list]:
         """Relation records of one doc from the probabilities of its candidate pairs."""
-        threshold = self.cfg["threshold"]
+        threshold = self.threshold
         if self.decoding == "one_per_pair":
             hit_pairs, hit_labels = select_one_per_pair(cands.pairs, probs, threshold)
         else:

@@ -1,4 +1,5 @@
 """The ``spacy_hmtl.RelationExtractor.v1`` architecture (thinc glue of ``hmtl_relations``)."""
+from dataclasses import dataclass
 from typing import List
 
 from spacy.tokens import Doc
@@ -6,24 +7,45 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..head_pipe import build_head_model
-from ..layers.torch_bridge import lazy_torch_layer
+from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
+from .torch_module import MultiHeadSelection
 
-# Key of the head model's attrs holding the torch module's size hyper-parameters; the
-# component adds the sizes only known at initialize (input width, label counts).
-SIZES_ATTR = "hmtl_relation_sizes"
+
+@dataclass(frozen=True)
+class RelationScorerSettings(HeadSettings):
+    """Hyper-parameters of the relation head (see ``build_relation_extractor``). Its
+    label sets: ``labels`` (relation labels) and ``entity_labels`` (argument types)."""
+
+    lstm_width: int
+    lstm_depth: int
+    hidden_width: int
+    type_embedding: int
+    dropout: float
+
+    def build_module(self, input_width: int, labels: LabelSets) -> MultiHeadSelection:
+        return MultiHeadSelection(
+            input_width,
+            len(labels["labels"]),
+            len(labels.get("entity_labels", ())),
+            lstm_width=self.lstm_width,
+            lstm_depth=self.lstm_depth,
+            hidden_width=self.hidden_width,
+            type_embedding=self.type_embedding,
+            dropout=self.dropout,
+        )
 
 
 @registry.architectures("spacy_hmtl.RelationExtractor.v1")
 def build_relation_extractor(
     tok2vec: Model[List[Doc], List[Floats2d]],
-    lstm_width: int = 64,
-    lstm_depth: int = 1,
-    hidden_width: int = 150,
-    type_embedding: int = 20,
-    dropout: float = 0.2,
-) -> Model:
-    """Multi-head selection relation extractor on top of a listener.
+    lstm_width: int,
+    lstm_depth: int,
+    hidden_width: int,
+    type_embedding: int,
+    dropout: float,
+) -> Model[List[Doc], HeadBatch]:
+    """Multi-head selection relation extractor on top of a listener. Defaults: the
+    ``hmtl_relations`` factory's config.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the listener, normally
         ``spacy_hmtl.HMTLListener.v1`` giving ``[embeddings ; level 2]``.
@@ -34,16 +56,11 @@ def build_relation_extractor(
         argument representation (0 disables it).
     dropout (float): dropout inside the torch module.
     """
-    # Importing registers the torch module class under "hmtl_multihead_selection".
-    from . import torch_module  # noqa: F401
-
-    torch_head = lazy_torch_layer("hmtl_multihead_selection", "hmtl_relations_scorer")
-    model = build_head_model("hmtl_relations", tok2vec, torch_head)
-    model.attrs[SIZES_ATTR] = {
-        "lstm_width": int(lstm_width),
-        "lstm_depth": int(lstm_depth),
-        "hidden_width": int(hidden_width),
-        "type_embedding": int(type_embedding),
-        "dropout": float(dropout),
-    }
-    return model
+    settings = RelationScorerSettings(
+        lstm_width=int(lstm_width),
+        lstm_depth=int(lstm_depth),
+        hidden_width=int(hidden_width),
+        type_embedding=int(type_embedding),
+        dropout=float(dropout),
+    )
+    return build_torch_head("hmtl_relations", tok2vec, settings)

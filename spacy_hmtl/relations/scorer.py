@@ -14,48 +14,18 @@ kept: their predictions count as false positives. A gold relation whose argument
 never predicted is a miss. Documents whose reference is not annotated for relations
 (records ``None``) are skipped; when no document was scored, every score is ``None``.
 Otherwise spaCy's convention applies: a ratio with a zero denominator is 0.0.
-
-This module does not import torch: the component imports ``entity_spans`` from here.
 """
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 
-from ..annotations import ENTS_OVERFLOW_KEY, MENTIONS_KEY, get_relation_records
+from ..annotations import MENTIONS_KEY, get_relation_records
+from ..candidates import ENTS_SOURCE, entity_spans
 
-ENTS_SOURCE = "ents"
 # Where the scorer looks for argument types when no entity source is given.
 DEFAULT_TYPE_SOURCES = (ENTS_SOURCE, MENTIONS_KEY)
-
-
-def entity_spans(doc: Doc, source: str) -> List[Span]:
-    """The argument candidates of a doc from an entity source.
-
-    source (str): ``"ents"`` for ``doc.ents`` (plus ``doc.spans["ents_overlapping"]``, the
-        entities that overlap others, when present), or a ``doc.spans`` key. A missing key
-        gives no spans.
-    """
-    if source == ENTS_SOURCE:
-        spans = list(doc.ents)
-        if ENTS_OVERFLOW_KEY in doc.spans:
-            spans.extend(doc.spans[ENTS_OVERFLOW_KEY])
-        return spans
-    if source in doc.spans:
-        return list(doc.spans[source])
-    return []
-
-
-def has_entity_source(doc: Doc, source: str) -> bool:
-    """Whether an entity pipe annotated the doc's entity source (an empty doc always
-    counts as annotated): ``doc.ents`` set (even to nothing) for ``"ents"``, the key
-    present in ``doc.spans`` otherwise."""
-    if not len(doc):
-        return True
-    if source == ENTS_SOURCE:
-        return doc.has_annotation("ENT_IOB")
-    return source in doc.spans
 
 
 def entity_types(doc: Doc, entity_source: Optional[str] = None) -> Dict[Tuple[int, int], str]:

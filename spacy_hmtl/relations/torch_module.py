@@ -22,10 +22,8 @@ import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
-from ..layers.torch_bridge import register_torch_module
 
 
-@register_torch_module("hmtl_multihead_selection")
 class MultiHeadSelection(nn.Module):
     """Score ordered span pairs for each relation label.
 
@@ -44,12 +42,13 @@ class MultiHeadSelection(nn.Module):
         self,
         n_in: int,
         n_labels: int,
-        n_entity_types: int = 0,
-        lstm_width: int = 64,
-        lstm_depth: int = 1,
-        hidden_width: int = 150,
-        type_embedding: int = 20,
-        dropout: float = 0.2,
+        n_entity_types: int,
+        *,
+        lstm_width: int,
+        lstm_depth: int,
+        hidden_width: int,
+        type_embedding: int,
+        dropout: float,
     ):
         super().__init__()
         if n_in <= 0:

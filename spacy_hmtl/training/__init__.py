@@ -17,6 +17,7 @@ from .multitask_corpus import (  # noqa: F401
 )
 from .feature_cache import FrozenFeatureCache, make_frozen_feature_cache  # noqa: F401
 from .task_batcher import TaskBatcher, configure_task_batcher  # noqa: F401
+from .timed_logger import make_timed_console_logger  # noqa: F401
 
 __all__ = [
     "CORPUS_TAG",
@@ -28,6 +29,7 @@ __all__ = [
     "configure_task_batcher",
     "create_multitask_corpus",
     "make_frozen_feature_cache",
+    "make_timed_console_logger",
     "get_corpus_name",
     "get_corpus_tasks",
     "strip_annotation",

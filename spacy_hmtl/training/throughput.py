@@ -285,7 +285,10 @@ def profile_training_steps(
 
 def profile_inference(nlp: Any, texts: Sequence[str], batch_size: int = 64, top_ops: int = 15) -> Dict[str, Any]:
     """Profile one pass of ``nlp.pipe`` over ``texts``: by pipe, module and operator."""
-    regions = _Regions()
+    # imported here, not at the top: this file also runs as a script against a baseline
+    # checkout's package (scripts/training_speed.py), which may predate the module
+    from spacy_hmtl.benchmarking import time_pipes
+
     module_regions = _Regions()
     docs = [nlp.make_doc(text) for text in texts]
     words = sum(len(doc) for doc in docs)
@@ -293,17 +296,12 @@ def profile_inference(nlp: Any, texts: Sequence[str], batch_size: int = 64, top_
     try:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             start = time.perf_counter()
-            for name, proc in nlp.pipeline:
-                with regions.region(name):
-                    if hasattr(proc, "pipe"):
-                        docs = list(proc.pipe(docs, batch_size=batch_size))
-                    else:
-                        docs = [proc(doc) for doc in docs]
+            _, pipes = time_pipes(nlp, docs, batch_size=batch_size)
             wall = time.perf_counter() - start
     finally:
         for handle in handles:
             handle.remove()
-    return summarize_profile(prof, regions.totals, module_regions.totals, wall, words, 1, top_ops)
+    return summarize_profile(prof, pipes, module_regions.totals, wall, words, 1, top_ops)
 
 
 def summarize_profile(

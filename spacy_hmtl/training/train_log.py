@@ -1,5 +1,6 @@
 """Dev scores per evaluation from a ``spacy train`` log: the JSONL file of spaCy's
-``ConsoleLogger.v3`` (``output_file``, which the project's train commands set) or the
+``ConsoleLogger.v3`` or of ``spacy_hmtl.TimedConsoleLogger.v1`` (``output_file``, which the
+project's train commands set) or the
 console table it prints. Used by the benchmark (dev curves) and ``scripts/fix_effects.py``.
 """
 import json
@@ -13,7 +14,8 @@ HEADLINE_SCORES = ("ents_f", "mentions_f", "rel_micro_f", "rel_strict_f", "coref
 
 def read_train_log(path: Union[str, Path]) -> List[Dict[str, Optional[float]]]:
     """One entry per evaluation: ``step``, ``score`` (the weighted score) and every
-    component score, all as fractions (both formats print percentages).
+    component score, all as fractions (both formats print percentages); ``seconds`` (wall
+    time since training started) where the log is ``spacy_hmtl.TimedConsoleLogger.v1``'s.
 
     path: a ``.jsonl`` file written by ``ConsoleLogger.v3``, or a console log.
     RETURNS (List[Dict[str, Optional[float]]]): the evaluations, in order.
@@ -34,7 +36,10 @@ def scores_at(path: Union[str, Path], step: int) -> Dict[str, Optional[float]]:
 
 def _jsonl_entry(entry: dict) -> Dict[str, Optional[float]]:
     scores = {key: None if value is None else value / 100 for key, value in (entry.get("scores") or {}).items()}
-    return {"step": entry.get("step"), "score": entry.get("score"), **scores}
+    out: Dict[str, Optional[float]] = {"step": entry.get("step"), "score": entry.get("score"), **scores}
+    if "seconds" in entry:  # spacy_hmtl.TimedConsoleLogger.v1
+        out["seconds"] = entry["seconds"]
+    return out
 
 
 def _console_entries(text: str) -> List[Dict[str, Optional[float]]]:

@@ -33,14 +33,15 @@
 
 The per-document conversion, ``doc_to_json``, is reusable on its own; ``read_input``,
 ``pipe_to_lines`` and ``annotate_file`` are what the distributed runner
-(``spacy_hmtl.distributed``) shares with this single-process path.
+(``spacy_hmtl.distributed``) shares with this single-process path. This module is the
+library; the command's argument parsing and messages are ``spacy_hmtl.annotate_command``'s.
 """
 import hashlib
 import json
 import os
 import sys
 from collections import deque
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Set, TextIO, Tuple, Union
@@ -97,11 +98,18 @@ class RecordError:
         return f"{path}:{self.line}: {who}{self.reason}"
 
     def to_json(self, path: Union[str, Path]) -> Dict[str, Any]:
+        """The errors file's object: ``file`` (path), ``line``, ``id``, ``error``."""
         return {"file": str(path), "line": self.line, "id": self.doc_id, "error": self.reason}
 
 
 # What a runner yields per record: its JSONL line, or why it has none.
 Result = Union[str, RecordError]
+# Replaces ``nlp.pipe`` in ``annotate_file``: pending (id, text) pairs -> lists of results,
+# one per record, in input order.
+Runner = Callable[[Iterator[Tuple[DocId, str]]], Iterator[List[Result]]]
+# A record taken from the input whose result is not yielded yet: (id, text, why it is not
+# sent to the pipeline, or None).
+InFlight = Tuple[DocId, str, Optional[str]]
 
 
 # --- Doc -> JSON --------------------------------------------------------------------
@@ -157,39 +165,52 @@ def doc_to_json(doc: Doc, doc_id: Optional[DocId] = None, *, mentions_key: str =
     out["text"] = doc.text
     out["tokens"] = [{"text": t.text, "start": t.idx, "end": t.idx + len(t.text)} for t in doc]
     out["entities"] = [span_to_json(ent) for ent in doc.ents] if has_ner_annotation(doc) else None
-    if has_mention_annotation(doc, mentions_key):
-        group = doc.spans[mentions_key]
-        scores = group.attrs.get("scores")
-        if scores is not None and len(scores) != len(group):
-            scores = None
-        mentions = []
-        for i, span in enumerate(group):
-            item = span_to_json(span)
-            if scores is not None:
-                item["score"] = _score(scores[i])
-            mentions.append(item)
-        out["mentions"] = mentions
-    else:
-        out["mentions"] = None
+    out["mentions"] = _mentions_json(doc, mentions_key)
+    out["relations"] = _relations_json(doc)
+    out["coref_clusters"] = _coref_clusters_json(doc)
+    return out
+
+
+def _mentions_json(doc: Doc, mentions_key: str) -> Optional[List[Dict[str, Any]]]:
+    """The mentions of ``doc.spans[mentions_key]``, each with its score when the group's
+    ``attrs["scores"]`` has one per span; None when the doc is not annotated for mentions."""
+    if not has_mention_annotation(doc, mentions_key):
+        return None
+    group = doc.spans[mentions_key]
+    scores = group.attrs.get("scores")
+    if scores is not None and len(scores) != len(group):
+        scores = None
+    mentions = []
+    for i, span in enumerate(group):
+        item = span_to_json(span)
+        if scores is not None:
+            item["score"] = _score(scores[i])
+        mentions.append(item)
+    return mentions
+
+
+def _relations_json(doc: Doc) -> Optional[List[Dict[str, Any]]]:
+    """The relation records as head, tail (labelled with the entity each argument is, if
+    any), label and score; None when the doc is not annotated for relations."""
     records = get_relation_records(doc)
     if records is None:
-        out["relations"] = None
-    else:
-        labels = _entity_labels(doc)
-        out["relations"] = [
-            {
-                "head": span_to_json(doc[hs:he], labels.get((hs, he), "")),
-                "tail": span_to_json(doc[ts:te], labels.get((ts, te), "")),
-                "label": label,
-                "score": _score(score),
-            }
-            for hs, he, ts, te, label, score in records
-        ]
+        return None
+    labels = _entity_labels(doc)
+    return [
+        {
+            "head": span_to_json(doc[hs:he], labels.get((hs, he), "")),
+            "tail": span_to_json(doc[ts:te], labels.get((ts, te), "")),
+            "label": label,
+            "score": _score(score),
+        }
+        for hs, he, ts, te, label, score in records
+    ]
+
+
+def _coref_clusters_json(doc: Doc) -> Optional[List[List[Dict[str, Any]]]]:
+    """The coreference clusters as lists of spans; None when the doc is not annotated for them."""
     clusters = get_coref_clusters(doc)
-    out["coref_clusters"] = (
-        None if clusters is None else [[span_to_json(doc[s:e]) for s, e in cluster] for cluster in clusters]
-    )
-    return out
+    return None if clusters is None else [[span_to_json(doc[s:e]) for s, e in cluster] for cluster in clusters]
 
 
 def _entity_labels(doc: Doc) -> Dict[Tuple[int, int], str]:
@@ -205,6 +226,10 @@ def _entity_labels(doc: Doc) -> Dict[Tuple[int, int], str]:
 
 
 def resolve_format(path: Union[str, Path], fmt: str = "auto") -> str:
+    """The input format of ``path``: "jsonl" or "text".
+
+    fmt: "jsonl", "text", or "auto" (by extension: ``JSONL_SUFFIXES`` are JSONL).
+    """
     if fmt not in INPUT_FORMATS:
         raise AnnotateError(f"unknown input format {fmt!r} (expected one of {', '.join(INPUT_FORMATS)})")
     if fmt != "auto":
@@ -450,6 +475,17 @@ def start_output(
     return JsonlAppender(path, fsync=fsync)
 
 
+@contextmanager
+def _open_output(
+    path: Path, state: OutputState, *, overwrite: bool, fsync: bool, guard_workers: bool
+) -> Iterator["JsonlAppender"]:
+    """OUTPUT ready for appending (``start_output``) for the block; guard_workers: the
+    processes forked within the block die with this one (``children_die_with_parent``)."""
+    workers_guard = children_die_with_parent() if guard_workers else nullcontext()
+    with start_output(path, state, overwrite=overwrite, fsync=fsync) as out, workers_guard:
+        yield out
+
+
 def default_errors_path(output_path: Union[str, Path]) -> Path:
     """Where the bad records of a run are listed: ``out.jsonl`` -> ``out.errors.jsonl``."""
     output_path = Path(output_path)
@@ -464,6 +500,7 @@ class JsonlAppender:
         self.fsync = fsync
 
     def write_batch(self, lines: Sequence[str]) -> None:
+        """Append ``lines`` (each ending in a newline) in one flushed write."""
         if not lines:
             return
         self.fileh.write("".join(lines).encode("utf8"))
@@ -496,6 +533,7 @@ class ErrorReport:
             errors_path.unlink()
 
     def add(self, error: RecordError) -> None:
+        """List ``error`` in the errors file (created at the first one) and print it."""
         if self.fileh is None:
             self.errors_path.parent.mkdir(parents=True, exist_ok=True)
             self.fileh = self.errors_path.open("w", encoding="utf8")
@@ -506,6 +544,7 @@ class ErrorReport:
             print(f"skipped {error.describe(self.input_path)}", file=self.stream)
 
     def close(self) -> None:
+        """Close the errors file; say how many records were skipped when not all were printed."""
         if self.fileh is not None:
             self.fileh.close()
         if self.stream is not None and self.count > MAX_PRINTED_ERRORS:
@@ -517,6 +556,8 @@ class ErrorReport:
 
 @dataclass
 class AnnotateSummary:
+    """What a run did: records read, already there, written, failed; whether OUTPUT was repaired."""
+
     n_input: int
     n_skipped: int
     n_written: int
@@ -526,6 +567,7 @@ class AnnotateSummary:
     errors_path: Optional[str] = None
 
     def format(self) -> str:
+        """The one-line message the command prints at the end."""
         msg = f"{self.n_written} documents annotated -> {self.output}"
         if self.n_skipped:
             msg += f" ({self.n_skipped} already there, skipped)"
@@ -558,7 +600,7 @@ def pipe_to_lines(
     """
     records = iter(records)
     while True:
-        in_flight: Deque[Tuple[DocId, str, Optional[str]]] = deque()
+        in_flight: Deque[InFlight] = deque()
         try:
             yield from _pipe_until_error(nlp, records, in_flight, batch_size, n_process, mentions_key)
             return
@@ -573,7 +615,7 @@ def pipe_to_lines(
 def _pipe_until_error(
     nlp: Language,
     records: Iterator[Tuple[DocId, str]],
-    in_flight: Deque[Tuple[DocId, str, Optional[str]]],
+    in_flight: Deque[InFlight],
     batch_size: int,
     n_process: int,
     mentions_key: str,
@@ -581,33 +623,43 @@ def _pipe_until_error(
     """Run ``nlp.pipe`` over ``records``; ``in_flight`` holds, in order, the records taken
     from ``records`` whose result is not yielded yet (with the problem of those that are
     not sent to the pipeline)."""
-
-    def feed() -> Iterator[Tuple[str, DocId]]:
-        while True:
-            try:
-                doc_id, text = next(records)
-            except StopIteration:
-                return
-            except Exception as err:
-                raise _SourceError() from err
-            problem = _too_long(nlp, text)
-            in_flight.append((doc_id, text, problem))
-            if problem is None:
-                yield text, doc_id
-
-    docs = nlp.pipe(feed(), as_tuples=True, batch_size=batch_size, n_process=n_process)
+    texts = _texts_to_pipe(nlp, records, in_flight)
+    docs = nlp.pipe(texts, as_tuples=True, batch_size=batch_size, n_process=n_process)
     try:
         for doc, doc_id in docs:
-            while in_flight[0][2] is not None:
-                skipped_id, _, problem = in_flight.popleft()
-                yield RecordError(skipped_id, problem)
+            yield from _pop_not_sent(in_flight)
             in_flight.popleft()
             yield dumps_line(doc_to_json(doc, doc_id, mentions_key=mentions_key))
-        while in_flight:
-            skipped_id, _, problem = in_flight.popleft()
-            yield RecordError(skipped_id, problem)
+        yield from _pop_not_sent(in_flight)
     finally:
         docs.close()
+
+
+def _texts_to_pipe(
+    nlp: Language, records: Iterator[Tuple[DocId, str]], in_flight: Deque[InFlight]
+) -> Iterator[Tuple[str, DocId]]:
+    """``(text, id)`` of each record the pipeline can take, each record (sent or not)
+    appended to ``in_flight`` as it is taken. An error reading ``records`` is raised as a
+    ``_SourceError``."""
+    while True:
+        try:
+            doc_id, text = next(records)
+        except StopIteration:
+            return
+        except Exception as err:
+            raise _SourceError() from err
+        problem = _too_long(nlp, text)
+        in_flight.append((doc_id, text, problem))
+        if problem is None:
+            yield text, doc_id
+
+
+def _pop_not_sent(in_flight: Deque[InFlight]) -> Iterator[RecordError]:
+    """Take the records at the front of ``in_flight`` that were not sent to the pipeline,
+    as errors: the records before the next document ``nlp.pipe`` returns."""
+    while in_flight and in_flight[0][2] is not None:
+        doc_id, _, problem = in_flight.popleft()
+        yield RecordError(doc_id, problem)
 
 
 def _too_long(nlp: Language, text: str) -> Optional[str]:
@@ -629,6 +681,7 @@ def _annotate_alone(nlp: Language, doc_id: DocId, text: str, mentions_key: str) 
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[List[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), lazily."""
     batch: List[Any] = []
     for item in items:
         batch.append(item)
@@ -658,7 +711,7 @@ def annotate_file(
     fsync: bool = False,
     mentions_key: str = MENTIONS_KEY,
     torch_threads: Optional[int] = None,
-    runner: Optional[Callable[[Iterator[Tuple[DocId, str]]], Iterator[List[Result]]]] = None,
+    runner: Optional[Runner] = None,
     output_format: str = "doc",
 ) -> AnnotateSummary:
     """Annotate INPUT into OUTPUT (JSONL), resuming an existing OUTPUT.
@@ -687,34 +740,29 @@ def annotate_file(
     state = read_output_state(output_path, index, input_path=input_path, overwrite=overwrite)
     _check_output_format(output_path, state, output_format)
     n_pending = len(index.records) - len(state.done)
-    if runner is None and n_pending:
+    if not n_pending:
+        runner = None  # nothing to annotate: no model is loaded, no runner started
+    elif runner is None:
         # Loaded before OUTPUT is touched: an unloadable model leaves everything as it was.
         nlp = model if isinstance(model, Language) else load_model(model, gpu_id)
         runner = _pipe_runner(nlp, batch_size, n_process, mentions_key)
-    pending = (
-        (item.doc_id, item.text)
-        for item in read_input(input_path, input_format, text_key=text_key, id_key=id_key)
-        if item.problem is None and _id_key(item.doc_id) not in state.done
-    )
     report = ErrorReport(input_path, errors_path, stream=sys.stderr if report_errors else None)
     run = _Run(input_path, index, report, on_error)
-    bar = _progress_bar(len(index.records), len(state.done)) if show_progress and n_pending else None
+    bar = _progress_bar(len(index.records), len(state.done)) if show_progress and runner is not None else None
     torch_threads = _threads_per_process(n_process) if torch_threads is None else torch_threads
-    restore_threads = _set_torch_threads(torch_threads) if torch_threads and n_pending else None
-    try:
-        workers_guard = children_die_with_parent() if n_process != 1 else nullcontext()
-        with start_output(output_path, state, overwrite=overwrite, fsync=fsync) as out, workers_guard:
-            for error in index.bad:
-                report.add(error)
-            if n_pending:
-                batches = runner(pending)
-                run.consume(_with_graphs(batches) if output_format == "graph" else batches, out, bar)
-    finally:
-        report.close()
-        if bar is not None:
-            bar.close()
-        if restore_threads is not None:
-            _set_torch_threads(restore_threads)
+    with _torch_threads(torch_threads if runner is not None else None):
+        try:
+            guard_workers = n_process != 1
+            with _open_output(output_path, state, overwrite=overwrite, fsync=fsync, guard_workers=guard_workers) as out:
+                for error in index.bad:
+                    report.add(error)
+                if runner is not None:
+                    batches = runner(_pending_records(input_path, input_format, text_key, id_key, state.done))
+                    run.consume(_with_graphs(batches) if output_format == "graph" else batches, out, bar)
+        finally:
+            report.close()
+            if bar is not None:
+                bar.close()
     return AnnotateSummary(
         n_input=len(index.records) + len(index.bad),
         n_skipped=len(state.done),
@@ -724,6 +772,15 @@ def annotate_file(
         n_failed=report.count,
         errors_path=str(errors_path),
     )
+
+
+def _pending_records(
+    input_path: Path, input_format: str, text_key: str, id_key: str, done: Set[str]
+) -> Iterator[Tuple[DocId, str]]:
+    """``(id, text)`` of each document of the input that is not in OUTPUT yet (lazily)."""
+    for item in read_input(input_path, input_format, text_key=text_key, id_key=id_key):
+        if item.problem is None and _id_key(item.doc_id) not in done:
+            yield item.doc_id, item.text
 
 
 def _check_output_format(output_path: Path, state: OutputState, output_format: str) -> None:
@@ -750,9 +807,14 @@ def _with_graphs(batches: Iterator[List[Result]]) -> Iterator[List[Result]]:
         for batch in batches:
             yield [add_graph_to_line(r) if isinstance(r, str) else r for r in batch]
     finally:
-        close = getattr(batches, "close", None)
-        if close is not None:  # stops nlp.pipe's worker processes at once
-            close()
+        _close(batches)
+
+
+def _close(batches: Iterator[List[Result]]) -> None:
+    """Close a runner's batches if they can be closed: stops nlp.pipe's worker processes at once."""
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()
 
 
 def _threads_per_process(n_process: int) -> Optional[int]:
@@ -781,7 +843,9 @@ def _check_paths(input_path: Path, output_path: Path, errors_path: Path) -> None
         raise AnnotateError(f"{errors_path}: the errors file would replace INPUT or OUTPUT; choose another --errors")
 
 
-def _pipe_runner(nlp: Language, batch_size: int, n_process: int, mentions_key: str):
+def _pipe_runner(nlp: Language, batch_size: int, n_process: int, mentions_key: str) -> Runner:
+    """``pipe_to_lines`` as a runner: its results in lists of ``batch_size``."""
+
     def runner(records: Iterator[Tuple[DocId, str]]) -> Iterator[List[Result]]:
         results = pipe_to_lines(nlp, records, batch_size=batch_size, n_process=n_process, mentions_key=mentions_key)
         return batched(results, batch_size)
@@ -807,15 +871,14 @@ class _Run:
         self.n_written = 0
 
     def consume(self, batches: Iterator[List[Result]], out: JsonlAppender, bar: Any) -> None:
+        """Write every batch (then close ``batches``); bar: a progress bar to advance, or None."""
         try:
             for batch in batches:
                 self._write(batch, out)
                 if bar is not None:
                     bar.update(len(batch))
         finally:
-            close = getattr(batches, "close", None)
-            if close is not None:  # stops nlp.pipe's worker processes at once
-                close()
+            _close(batches)
 
     def _write(self, batch: List[Result], out: JsonlAppender) -> None:
         lines: List[str] = []
@@ -845,6 +908,18 @@ def _set_torch_threads(n: int) -> int:
     return old
 
 
+@contextmanager
+def _torch_threads(n: Optional[int]) -> Iterator[None]:
+    """Torch's intra-op threads set to ``n`` for the block, then restored (None or 0:
+    left alone)."""
+    restore = _set_torch_threads(n) if n else None
+    try:
+        yield
+    finally:
+        if restore is not None:
+            _set_torch_threads(restore)
+
+
 def load_pipeline(model: Union[str, Path], *, gpu_id: int = -1) -> Language:
     """``spacy.load`` after selecting the GPU (``gpu_id >= 0``) or the CPU."""
     import spacy
@@ -860,6 +935,3 @@ def load_model(model: Union[str, Path], gpu_id: int = -1) -> Language:
         return load_pipeline(model, gpu_id=gpu_id)
     except Exception as err:
         raise AnnotateError(f"{model}: cannot load the pipeline: {err}") from err
-
-
-# --- command line -------------------------------------------------------------------

@@ -1,0 +1,217 @@
+"""Measuring helpers shared by the benchmark scripts (``scripts/``) and the training profiler
+(``spacy_hmtl.training.throughput``): the machine a figure was measured on, a process's peak
+memory, the time of each pipe, and the markdown tables of the reports.
+
+Memory, one measure: ``peak_rss_mb`` is the peak resident set of *this process image*,
+``VmHWM`` in ``/proc/self/status``. The kernel resets it at ``exec``, so a fresh process
+started to measure one run (``scripts/benchmark.py --rss-probe``, the scaling benchmark's
+runs) reports its own peak only. ``ru_maxrss`` does not reset: a child started by fork (or
+vfork) + exec starts from its parent's RSS, so it reports at least the parent's size. It is
+used only where nothing else is available: for a child measured from outside after it has
+exited (``scripts/timed.py``: ``RUSAGE_CHILDREN``, the largest child, not a sum) and as the
+fallback where there is no ``/proc``. ``RSSSampler`` gives the peak *within a block* (e.g.
+one pipe), which the high-water mark cannot.
+
+Importing this module imports no pipe or head module and does not import torch itself
+(``gpu_info`` does, when a GPU driver is present). Importing ``spacy_hmtl`` imports spaCy,
+and spaCy imports torch when it is installed: a process measuring its children's
+``ru_maxrss`` should import this module after they exit (see ``scripts/timed.py``).
+"""
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple
+
+# ru_maxrss unit: KiB on Linux, bytes on macOS
+_MAXRSS_PER_MB = 2**20 if sys.platform == "darwin" else 2**10
+
+
+# --- machine ----------------------------------------------------------------------------
+
+
+def cpu_model() -> Optional[str]:
+    """The CPU model name from /proc/cpuinfo (``platform.processor()`` where there is none,
+    e.g. macOS; None when neither names it)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                # x86: "model name"; some ARM boards: "Model"; MIPS: "cpu model"
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` without it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def gpu_info(import_torch: bool = True) -> Optional[List[str]]:
+    """Names of the CUDA devices torch sees; None without torch or without CUDA.
+
+    import_torch (bool): False: only report when torch is already imported (cheap).
+    """
+    if not import_torch and "torch" not in sys.modules:
+        return None
+    if "torch" not in sys.modules and not any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
+    ):
+        return None  # no NVIDIA / ROCm driver: torch could not see a GPU; skip its slow import
+    try:
+        import torch
+    except Exception:
+        return None
+    try:
+        if not torch.cuda.is_available():
+            return None
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:
+        return None
+
+
+def machine_info(import_torch: bool = True) -> Dict[str, Any]:
+    """The machine of a measurement, as the scripts record it in their JSON.
+
+    import_torch (bool): passed to ``gpu_info``.
+    RETURNS (Dict[str, Any]): ``cpu_model``, ``logical_cores``, ``usable_cores``, ``gpu``
+        (device names or None), ``hostname``, ``platform``, ``python``.
+    """
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "gpu": gpu_info(import_torch),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def machine_line() -> str:
+    """The machine in one line: CPU model, logical cores and Python version."""
+    return f"{cpu_model() or ''}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+
+
+# --- memory -----------------------------------------------------------------------------
+
+
+def ru_maxrss_mb(usage: resource.struct_rusage) -> float:
+    """``usage.ru_maxrss`` in MB, whatever the platform's unit. See the module docstring for
+    why it is only the fallback."""
+    return usage.ru_maxrss / _MAXRSS_PER_MB
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image since its ``exec``, in MB: ``VmHWM`` from
+    /proc/self/status (``ru_maxrss`` of this process where there is no /proc)."""
+    try:
+        with open("/proc/self/status", encoding="utf8") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return ru_maxrss_mb(resource.getrusage(resource.RUSAGE_SELF))
+
+
+def current_rss_mb() -> float:
+    """The resident set of this process now, in MB (/proc/self/statm; Linux only)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RSSSampler:
+    """Peak of the current RSS while the block runs, sampled every 2 ms by a thread.
+
+    ``start``: the RSS when the block began; ``peak``: the largest RSS seen (MB). A spike
+    shorter than the interval can be missed.
+    """
+
+    def __enter__(self) -> "RSSSampler":
+        self.peak = self.start = current_rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, current_rss_mb())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_mb())
+
+
+# --- time -------------------------------------------------------------------------------
+
+
+def time_pipes(
+    nlp: Any,
+    docs: List[Any],
+    *,
+    batch_size: Optional[int] = None,
+    around: Optional[Callable[[str], ContextManager[Any]]] = None,
+) -> Tuple[List[Any], Dict[str, float]]:
+    """Run the docs through the pipeline one pipe after the other, timing each pipe over
+    all of them (the tokenizer is not run: pass tokenized docs).
+
+    nlp (Language): the pipeline.
+    docs (List[Doc]): the docs, already tokenized.
+    batch_size (Optional[int]): through each pipe's ``pipe`` in batches of this size; None
+        (or a pipe without ``pipe``, e.g. a function component): one ``pipe(doc)`` call per doc.
+    around (Optional[Callable[[str], ContextManager]]): called with each pipe's name; the
+        context it returns encloses that pipe's timed run (e.g. an ``RSSSampler``).
+    RETURNS (Tuple[List[Doc], Dict[str, float]]): the annotated docs, and seconds per pipe
+        name in pipeline order.
+    """
+    seconds: Dict[str, float] = {}
+    for name, proc in nlp.pipeline:
+        with around(name) if around is not None else nullcontext():
+            start = time.perf_counter()
+            if batch_size is not None and hasattr(proc, "pipe"):
+                docs = list(proc.pipe(docs, batch_size=batch_size))
+            else:
+                docs = [proc(doc) for doc in docs]
+            seconds[name] = time.perf_counter() - start
+    return docs, seconds
+
+
+# --- markdown ---------------------------------------------------------------------------
+
+
+def format_cell(value: Any, digits: int = 1) -> str:
+    """A table cell: ``–`` for None, floats with ``digits`` decimals and ints with thousands
+    separators, anything else as ``str``."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: Any = 1) -> str:
+    """A markdown table (no trailing newline); cells as ``format_cell`` writes them.
+
+    digits (Union[int, Sequence[int]]): decimals of the floats, one for every column or one
+        per column.
+    """
+    per_column = list(digits) if isinstance(digits, (list, tuple)) else [digits] * len(headers)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        lines.append("| " + " | ".join(format_cell(c, d) for c, d in zip(row, per_column)) + " |")
+    return "\n".join(lines)

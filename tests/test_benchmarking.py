@@ -1,0 +1,96 @@
+"""spacy_hmtl.benchmarking: the measuring helpers the scripts share."""
+import re
+import subprocess
+import sys
+import time
+
+import spacy
+from spacy.language import Language
+
+from spacy_hmtl.benchmarking import (
+    RSSSampler,
+    current_rss_mb,
+    format_cell,
+    machine_info,
+    machine_line,
+    md_table,
+    peak_rss_mb,
+    time_pipes,
+)
+
+
+def test_machine_info_has_the_keys_the_scripts_write():
+    # metrics/train_*.json (scripts/timed.py) and the benchmark reports read these keys
+    info = machine_info(import_torch=False)
+    assert list(info) == ["cpu_model", "logical_cores", "usable_cores", "gpu", "hostname", "platform", "python"]
+    assert 1 <= info["usable_cores"] <= info["logical_cores"]
+    assert info["python"].count(".") == 2
+    assert info["gpu"] is None or all(isinstance(name, str) for name in info["gpu"])
+    # scripts/ablation.py's one-line form
+    assert re.fullmatch(r".*, \d+ logical cores, Python \d+\.\d+\.\d+", machine_line())
+
+
+def test_md_table():
+    rows = [["x", 1.234, 12345], [None, 5, "n/a"], ["y", 0.5, 2.0]]
+    assert md_table(["name", "value", "count"], rows) == (
+        "| name | value | count |\n"
+        "|---|---|---|\n"
+        "| x | 1.2 | 12,345 |\n"
+        "| – | 5 | n/a |\n"
+        "| y | 0.5 | 2.0 |"
+    )
+    assert md_table(["a", "b"], [[1.26, 1234.5]], digits=[0, 2]) == "| a | b |\n|---|---|\n| 1 | 1,234.50 |"
+    assert md_table(["a"], []) == "| a |\n|---|"
+    assert format_cell(None) == "–" and format_cell(3.14159, 3) == "3.142" and format_cell("-") == "-"
+
+
+def test_memory():
+    assert peak_rss_mb() >= current_rss_mb() - 1  # the high-water mark is never below the RSS
+    with RSSSampler() as sampler:
+        block = bytearray(64 * 2**20)
+        block[:: 4096] = b"\x01" * len(block[:: 4096])  # touch every page: resident
+        time.sleep(0.05)
+    del block
+    assert sampler.peak - sampler.start >= 48
+    assert peak_rss_mb() >= sampler.peak - 1
+
+
+def test_time_pipes():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")  # has .pipe
+
+    @Language.component("_test_mark_docs")
+    def mark(doc):  # a function component: no .pipe
+        doc.user_data["marked"] = True
+        return doc
+
+    nlp.add_pipe("_test_mark_docs")
+    docs = [nlp.make_doc("One sentence. Two sentences."), nlp.make_doc("Three.")]
+    entered = []
+
+    class Around:
+        def __init__(self, name):
+            entered.append(name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    for batch_size in (None, 1):
+        entered.clear()
+        out, seconds = time_pipes(nlp, docs, batch_size=batch_size, around=Around)
+        assert list(seconds) == ["sentencizer", "_test_mark_docs"] == entered
+        assert all(t >= 0 for t in seconds.values())
+        assert [len(list(doc.sents)) for doc in out] == [2, 1]
+        assert all(doc.user_data["marked"] for doc in out)
+
+
+def test_import_loads_no_pipe_module():
+    # a fresh process: this one has imported the pipes already
+    code = "import sys, spacy_hmtl.benchmarking; print(' '.join(m for m in sys.modules if m.startswith('spacy_hmtl')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    pipe_packages = ("ner", "mentions", "relations", "coref", "encoder", "layers", "head_pipe", "training")
+    assert "spacy_hmtl.benchmarking" in loaded
+    assert not [m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in pipe_packages]
