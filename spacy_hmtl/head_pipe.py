@@ -109,6 +109,9 @@ class TorchHeadPipe(TrainablePipe):
     @property
     def torch_module(self) -> torch.nn.Module:
         """The head's torch module (built from the saved or initialized sizes if needed)."""
+        return self._ensure_module()
+
+    def _ensure_module(self) -> torch.nn.Module:
         if not has_head_module(self.model):
             self._set_model_sizes()
         return build_head_module(self.model)
@@ -197,7 +200,7 @@ class TorchHeadPipe(TrainablePipe):
         docs = list(docs)
         if not docs:
             return []
-        self.torch_module  # noqa: B018  (builds it from the saved sizes if needed)
+        self._ensure_module()
         batch = self.model.predict(docs)
         with torch.no_grad():
             return self.decode(docs, batch)
@@ -224,7 +227,7 @@ class TorchHeadPipe(TrainablePipe):
             return losses
         docs = [eg.predicted for eg in examples]
         set_dropout_rate(self.model, drop)
-        self.torch_module  # noqa: B018  (builds it from the saved sizes if needed)
+        self._ensure_module()
         batch, backprop = self.model.begin_update(docs)
         loss = self.compute_loss(examples, batch) * self.loss_weight
         if loss.requires_grad:
@@ -259,7 +262,7 @@ class TorchHeadPipe(TrainablePipe):
             if self._needs_labels and not self.labels:
                 self.cfg["has_module"] = False
                 return
-            self.torch_module  # noqa: B018  (builds it)
+            self._ensure_module()
         self.cfg["has_module"] = True
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

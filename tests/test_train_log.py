@@ -32,3 +32,39 @@ def test_console_and_jsonl_logs_give_the_same_fractions(tmp_path):
     assert scores_at(jsonl, 100)["ents_f"] == pytest.approx(0.1431)
     with pytest.raises(ValueError, match="no evaluation at step 50"):
         scores_at(console, 50)
+
+
+def test_timed_console_logger_writes_wall_time_and_every_score(tmp_path):
+    import io
+
+    import spacy
+    from spacy.util import registry
+
+    from spacy_hmtl.training.train_log import read_train_log
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    path = tmp_path / "logs" / "train.jsonl"
+    setup = registry.loggers.get("spacy_hmtl.TimedConsoleLogger.v1")(output_file=str(path))
+    stdout = io.StringIO()
+    log_step, finalize = setup(nlp, stdout, io.StringIO())
+    log_step(None)  # no evaluation at this step: nothing written
+    info = {
+        "epoch": 1,
+        "step": 200,
+        "score": 0.5,
+        "losses": {"sentencizer": 0.0},
+        "other_scores": {"sents_f": 0.9, "sents_per_type": {"x": 1}, "speed": 1234.0, "flag": True},
+        "checkpoints": [],
+    }
+    log_step(info)
+    finalize()
+    lines = path.read_text(encoding="utf8").splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["step"] == 200 and record["epoch"] == 1 and record["seconds"] >= 0
+    # percent like ConsoleLogger.v3, speed as is; non-numeric scores left out
+    assert record["scores"] == {"sents_f": 90.0, "speed": 1234.0}
+    entries = read_train_log(path)
+    assert entries == [{"step": 200, "score": 0.5, "sents_f": 0.9, "speed": 1234.0, "seconds": record["seconds"]}]
+    assert "200" in stdout.getvalue()  # the console table is still printed

@@ -35,7 +35,11 @@ def scores_at(path: Union[str, Path], step: int) -> Dict[str, Optional[float]]:
 
 
 def _jsonl_entry(entry: dict) -> Dict[str, Optional[float]]:
-    scores = {key: None if value is None else value / 100 for key, value in (entry.get("scores") or {}).items()}
+    # every score is logged in percent except spaCy's "speed" (words/s)
+    scores = {
+        key: None if value is None else value if key == "speed" else value / 100
+        for key, value in (entry.get("scores") or {}).items()
+    }
     out: Dict[str, Optional[float]] = {"step": entry.get("step"), "score": entry.get("score"), **scores}
     if "seconds" in entry:  # spacy_hmtl.TimedConsoleLogger.v1
         out["seconds"] = entry["seconds"]
