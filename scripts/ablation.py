@@ -445,8 +445,10 @@ def write_plots(curves: Dict[str, Dict[str, List[Tuple[float, float, float]]]], 
             for variant in VARIANTS:
                 points = curves.get(variant, {}).get(task)
                 if points:
+                    # one colour per variant in every panel; line style by kind of variant
                     style = "-" if variant in ("full", "flat") else (":" if variant.startswith("no-") else "--")
-                    ax.plot([p[index] for p in points], [p[2] for p in points], style, label=variant, linewidth=1.4)
+                    color = plt.get_cmap("tab10")(VARIANTS.index(variant) % 10)
+                    ax.plot([p[index] for p in points], [p[2] for p in points], style, color=color, label=variant, linewidth=1.4)
             ax.set_title(f"{HEADLINE[task][1]} (dev)")
             ax.set_xlabel(xlabel)
             ax.grid(alpha=0.3)
