@@ -39,12 +39,14 @@ from ..annotations import (
 from ..candidates import entity_spans, has_entity_source
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, LabelSets, label_sets
+from .model import build_relation_extractor  # noqa: F401  (registers the architecture)
 from .pairs import (
     Candidates,
     PairCandidateBuilder,
     canonical_direction,
     select_one_per_pair,
 )
+from .scorer import make_relation_scorer  # noqa: F401  (registers the scorer)
 
 __all__ = ["RelationExtractor"]
 
