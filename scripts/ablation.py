@@ -491,11 +491,20 @@ def evaluate(model: Path, tests: Sequence[str], batch_size: int) -> Dict[str, An
     return {"pipeline": nlp.pipe_names, "n_docs": len(examples), "scores": scores}
 
 
+def run_dir(workdir: str, variant: str, seed: int) -> Path:
+    return Path(workdir) / variant / f"seed{seed}"
+
+
+def is_finished(workdir: str, variant: str, seed: int) -> bool:
+    """A run is finished once its test scores are written (it is never trained again)."""
+    return (run_dir(workdir, variant, seed) / "test_scores.json").exists()
+
+
 def run_one(variant: str, seed: int, cfg: Config, args, extra: List[str], tests: List[str]) -> Dict[str, Any]:
     """Train (unless done) and evaluate one run; its record, also in test_scores.json."""
-    out_dir = Path(args.workdir) / variant / f"seed{seed}"
+    out_dir = run_dir(args.workdir, variant, seed)
     result_path = out_dir / "test_scores.json"
-    if result_path.exists():
+    if is_finished(args.workdir, variant, seed):
         return json.loads(result_path.read_text(encoding="utf8"))
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = out_dir / "config.cfg"
@@ -549,9 +558,9 @@ def collect(workdir: Path, variants: Sequence[str], seeds: Sequence[int]) -> Dic
     runs: Dict[str, Dict[int, Dict[str, Any]]] = {}
     for variant in variants:
         for seed in seeds:
-            out_dir = workdir / variant / f"seed{seed}"
+            out_dir = run_dir(str(workdir), variant, seed)
             path = out_dir / "test_scores.json"
-            if not path.exists():
+            if not is_finished(str(workdir), variant, seed):
                 continue
             record = json.loads(path.read_text(encoding="utf8"))
             dev_log = out_dir / "train_log.jsonl"
@@ -653,7 +662,7 @@ def main(argv=None) -> int:
     argv_shown = list(sys.argv[1:] if argv is None else argv)
     order = run_order(list(configs), args.seeds)
     if not args.report_only:
-        todo = [(v, s) for v, s in order if not (Path(args.workdir) / v / f"seed{s}" / "test_scores.json").exists()]
+        todo = [(v, s) for v, s in order if not is_finished(args.workdir, v, s)]
         log(f"{len(order) - len(todo)} of {len(order)} runs finished before; training {len(todo)} with {args.jobs} at a time")
 
         report_lock = threading.Lock()
@@ -671,8 +680,7 @@ def main(argv=None) -> int:
             log(f"{r['variant']} seed {r['seed']}: {r['status']}")
     out = write_report(args, argv_shown, config, configs, args.seeds, tests)
     log(f"wrote {out}.md, {out}.json and the plots")
-    runs = collect(Path(args.workdir), list(configs), args.seeds)
-    return 0 if all(s in runs.get(v, {}) for v, s in order) else 1
+    return 0 if all(is_finished(args.workdir, v, s) for v, s in order) else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .layers.torch_head import (
     HeadBatch,
     LabelSets,
     build_head_module,
+    drop_head_module,
     has_head_module,
     label_sets,
     set_head_sizes,
@@ -148,7 +149,7 @@ class TorchHeadPipe(TrainablePipe):
             )
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.cfg["input_width"] = self._find_input_width([doc for doc in sample if len(doc)][:1])
-        self.model.get_ref("torch_head").shims.clear()  # re-initializing rebuilds the module
+        drop_head_module(self.model)  # re-initializing rebuilds the module
         self._set_model_sizes()
         self.model.initialize(X=sample)
 
@@ -331,7 +332,7 @@ class TorchHeadPipe(TrainablePipe):
         )
 
     def _load_model(self, data: bytes, source: str = "the saved model") -> None:
-        self.model.get_ref("torch_head").shims.clear()
+        drop_head_module(self.model)
         if self.cfg.get("has_module", True):
             self._set_model_sizes()
             build_head_module(self.model)

@@ -96,13 +96,18 @@ def set_head_sizes(model: Model, *, input_width: int, labels: LabelSets) -> None
     label sets. Drops a module built for other sizes."""
     labels = {key: list(values) for key, values in labels.items()}
     if model.maybe_get_dim("nI") != input_width or model.attrs["labels"] != labels:
-        model.get_ref("torch_head").shims.clear()
+        drop_head_module(model)
     model.set_dim("nI", int(input_width), force=True)
     model.attrs["labels"] = labels
 
 
 def has_head_module(model: Model) -> bool:
     return bool(model.get_ref("torch_head").shims)
+
+
+def drop_head_module(model: Model) -> None:
+    """Forget the torch module (and its weights): the next build uses the current sizes."""
+    model.get_ref("torch_head").shims.clear()
 
 
 def build_head_module(model: Model) -> torch.nn.Module:
