@@ -25,6 +25,11 @@ scores and wall time per evaluation), ``model-best`` and ``test_scores.json``. A
 ``test_scores.json`` exists is not trained again (resumable: stop it any time, rerun the
 same command); ``--jobs N`` trains N runs at once (each with ``--threads`` torch threads).
 The primary rows (full, flat, each head alone) of every seed run before the "- task" rows.
+The test sets are read as the config reads its dev set (``read_like_dev``): with
+``configs/mixed.cfg`` each test set keeps only the tasks its corpus declares, so LitBank's
+entity annotation is not scored against the CoNLL04-trained NER head. ``--reevaluate``
+scores every finished run's ``model-best`` again (after a change to the evaluation) and
+rewrites the report, training nothing.
 
 Written: ``OUTPUT.md`` and ``OUTPUT.json`` (test scores per variant: mean, standard
 deviation and every seed; the difference each variant makes against ``full`` with its
@@ -480,13 +485,16 @@ def default_test_paths(config: Config) -> List[str]:
 
 
 def evaluate(model: Path, tests: Sequence[str], batch_size: int) -> Dict[str, Any]:
-    """Scores of a trained pipeline on the test set(s), read as one corpus (each scorer
-    skips the documents not annotated for its task)."""
+    """Scores of a trained pipeline on the test set(s), read as one corpus like its dev set
+    (each scorer skips the documents not annotated for its task)."""
     import spacy
-    from spacy.training import Corpus
+
+    from spacy_hmtl.training import read_like_dev
 
     nlp = spacy.load(model)
-    examples = [eg for test in tests for eg in Corpus(test, max_length=0)(nlp)]
+    # as the dev set is read: a multi-task config's test sets keep only the tasks their
+    # corpus declares (LitBank's entities are not scored against a CoNLL04 NER head)
+    examples = read_like_dev(nlp, tests)
     scores = nlp.evaluate(examples, batch_size=batch_size)
     return {"pipeline": nlp.pipe_names, "n_docs": len(examples), "scores": scores}
 
@@ -528,8 +536,20 @@ def run_one(variant: str, seed: int, cfg: Config, args, extra: List[str], tests:
     if record.get("returncode") != 0 or not (model / "config.cfg").exists():
         log(f"{variant} seed {seed}: training failed (exit {record.get('returncode')}), see {out_dir}/train.log")
         return {"variant": variant, "seed": seed, "status": f"training failed (exit {record.get('returncode')})"}
+    result = evaluate_run(variant, seed, out_dir, record, tests, env)
+    if result.get("status") == "trained and evaluated":
+        log(f"{variant} seed {seed}: done in {record.get('wall_s')} s")
+    return result
+
+
+def evaluate_run(
+    variant: str, seed: int, out_dir: Path, record: Dict[str, Any], tests: List[str], env: Dict[str, str]
+) -> Dict[str, Any]:
+    """Score a trained run's model-best on the test set(s) in a child process and write
+    test_scores.json (atomically: the run counts as finished only once it is complete)."""
     log(f"{variant} seed {seed}: evaluating on {tests}")
     scores_tmp = out_dir / "test_scores.tmp.json"
+    model = out_dir / "model-best"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--evaluate-model", str(model), "--evaluate-output", str(scores_tmp), "--test", *tests]
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0 or not scores_tmp.exists():
@@ -545,10 +565,29 @@ def run_one(variant: str, seed: int, cfg: Config, args, extra: List[str], tests:
         "train_peak_rss_mb": record.get("peak_rss_mb"),
         "scores": evaluated["scores"],
     }
-    result_path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf8")
+    result_path = out_dir / "test_scores.json"
+    tmp = out_dir / "test_scores.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf8")
+    os.replace(tmp, result_path)
     scores_tmp.unlink()
-    log(f"{variant} seed {seed}: done in {record.get('wall_s')} s")
     return result
+
+
+def reevaluate(args, order: Sequence[Tuple[str, int]], tests: List[str]) -> None:
+    """Score every finished run's model-best again (after a change to the evaluation);
+    the training record is kept, nothing is trained."""
+    env = dict(os.environ)
+    if args.threads > 0:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    done = [(v, s) for v, s in order if is_finished(args.workdir, v, s)]
+    log(f"re-evaluating {len(done)} finished runs on {tests}")
+    for variant, seed in done:
+        out_dir = run_dir(args.workdir, variant, seed)
+        timing = out_dir / "train_time.json"
+        record = json.loads(timing.read_text(encoding="utf8")) if timing.exists() else {}
+        result = evaluate_run(variant, seed, out_dir, record, tests, env)
+        if result.get("status") != "trained and evaluated":
+            log(f"{variant} seed {seed}: {result['status']}")
 
 
 def collect(workdir: Path, variants: Sequence[str], seeds: Sequence[int]) -> Dict[str, Dict[int, Dict[str, Any]]]:
@@ -630,6 +669,7 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (OMP_NUM_THREADS); 0: the default")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished runs, train nothing")
+    parser.add_argument("--reevaluate", action="store_true", help="score the finished runs' model-best on the test set(s) again, then write the report; trains nothing")
     parser.add_argument("--evaluate-model", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--evaluate-output", default=None, help=argparse.SUPPRESS)
     args, extra = parser.parse_known_args(argv)
@@ -661,7 +701,9 @@ def main(argv=None) -> int:
             log(f"{variant}: skipped ({err})")
     argv_shown = list(sys.argv[1:] if argv is None else argv)
     order = run_order(list(configs), args.seeds)
-    if not args.report_only:
+    if args.reevaluate:
+        reevaluate(args, order, tests)
+    elif not args.report_only:
         todo = [(v, s) for v, s in order if not is_finished(args.workdir, v, s)]
         log(f"{len(order) - len(todo)} of {len(order)} runs finished before; training {len(todo)} with {args.jobs} at a time")
 

@@ -85,3 +85,49 @@ def test_bilstm_dropout_between_layers_only_in_training():
     first = module(X, lengths)
     torch.manual_seed(2)
     assert not torch.allclose(first, module(X, lengths))
+
+
+@pytest.mark.parametrize("call_cost", [0, 16, 10_000])
+def test_bilstm_segments_equal_packed_lstm_when_padded_past_the_longest(call_cost, monkeypatch):
+    """Rows in any order, a batch padded past its longest row, and every segment plan (one
+    segment per distinct length, the default, a single segment) give the packed result."""
+    import spacy_hmtl.layers.bilstm as bilstm
+
+    plan = bilstm.plan_segments
+    monkeypatch.setattr(bilstm, "plan_segments", lambda lengths, time: plan(lengths, time, call_cost))
+    torch.manual_seed(5)
+    lengths = torch.tensor([3, 11, 0, 7, 11, 1, 5, 9])
+    X = torch.randn(len(lengths), 14, 6)
+    for i, n in enumerate(lengths.tolist()):
+        X[i, n:] = 0.0
+    module = BiLSTM(6, 4, depth=2).eval()
+    X_ours, X_ref = X.clone().requires_grad_(True), X.clone().requires_grad_(True)
+    ours, ref = module(X_ours, lengths), packed_reference(module, X_ref, lengths)
+    assert ours.shape == (8, 14, 8)
+    assert torch.allclose(ours, ref, atol=1e-6), (ours - ref).abs().max()
+    d_out = torch.randn_like(ours)
+    params = list(module.parameters())
+    for g_ours, g_ref in zip(
+        torch.autograd.grad((ours * d_out).sum(), [X_ours] + params),
+        torch.autograd.grad((ref * d_out).sum(), [X_ref] + params),
+    ):
+        assert torch.allclose(g_ours, g_ref, atol=1e-5), (g_ours - g_ref).abs().max()
+
+
+def test_plan_segments_covers_the_rows_still_running():
+    from spacy_hmtl.layers.bilstm import plan_segments
+
+    lengths = [300, 250, 240, 180, 120, 90, 40]
+    segments = plan_segments(lengths, 320)
+    assert segments[0][0] == 0 and segments[-1][1] == 300
+    for (s0, e0, _), (s1, _, _) in zip(segments, segments[1:]):
+        assert e0 == s1  # contiguous
+    for start, end, rows in segments:
+        assert start in [0] + lengths  # boundaries only at a row's end
+        assert rows == sum(1 for n in lengths if n > start)  # every running row, no other
+    computed = sum(rows * (end - start) for start, end, rows in segments)
+    assert computed < 1.2 * sum(lengths) < 0.8 * len(lengths) * 300  # padding mostly skipped
+    # with a prohibitive call cost: one segment; with none: one per distinct length
+    assert plan_segments(lengths, 320, call_cost=10**9) == [(0, 300, 7)]
+    assert len(plan_segments(lengths, 320, call_cost=0)) == len(lengths)
+    assert plan_segments([0, 0], 3) == [(0, 1, 1)]

@@ -351,3 +351,53 @@ def test_mixed_config_resolves(corpus_paths):
     nlp = spacy.blank("en")
     names = Counter(get_corpus_name(eg) for eg in corpora["train"](nlp))
     assert names == {"conll04": len(CORPUS_A), "litbank": len(CORPUS_B)}
+
+
+# --- evaluation sets read like the dev set ----------------------------------------------
+
+
+def test_read_like_dev_strips_what_each_dev_corpus_does_not_declare(corpus_paths, tmp_path):
+    """Test sets pair with the dev corpus in their directory and keep only its tasks:
+    corpus b's entities (a task it does not declare) are stripped, as on dev."""
+    import shutil
+
+    from spacy_hmtl.training import read_like_dev
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for split in ("dev", "test"):
+            shutil.copy(corpus_paths[name], tmp_path / name / f"{split}.spacy")
+    config = Config().from_str(
+        f"""
+        [nlp]
+        lang = "en"
+        pipeline = []
+        [components]
+        [corpora]
+        [corpora.dev]
+        @readers = "spacy_hmtl.MultiTaskCorpus.v1"
+        [corpora.dev.corpora]
+        [corpora.dev.corpora.a]
+        path = "{tmp_path / 'a' / 'dev.spacy'}"
+        tasks = ["ner"]
+        limit = 1
+        [corpora.dev.corpora.b]
+        path = "{tmp_path / 'b' / 'dev.spacy'}"
+        tasks = ["mentions"]
+        """
+    )
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    tests = [tmp_path / "b" / "test.spacy", tmp_path / "a" / "test.spacy"]
+    examples = read_like_dev(nlp, tests)
+    # in path order, every document (the dev limit does not apply to the test set)
+    assert [get_corpus_name(eg) for eg in examples] == ["b"] * len(CORPUS_B) + ["a"] * len(CORPUS_A)
+    for eg in examples:
+        if get_corpus_name(eg) == "b":
+            assert not has_ner_annotation(eg.reference) and has_mention_annotation(eg.reference)
+        else:
+            assert has_ner_annotation(eg.reference) and not has_mention_annotation(eg.reference)
+    # the plain reader keeps corpus b's entities: this is what the dev-like read avoids
+    plain = spacy.blank("en")
+    assert all(has_ner_annotation(eg.reference) for eg in read_like_dev(plain, tests))
+    with pytest.raises(ValueError, match="no corpus of the pipeline's multi-task dev reader"):
+        read_like_dev(nlp, [corpus_paths["a"]])

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
+from ..layers.dropout import Dropout
 from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
 
 N_DISTANCE_BUCKETS = 10
@@ -94,7 +95,7 @@ class FFNN(nn.Module):
         self.first = nn.Linear(n_in, hidden)
         self.rest = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth - 1))
         self.out = nn.Linear(hidden, 1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def from_first(self, pre_activation: torch.Tensor) -> torch.Tensor:
         """Finish the network from the first layer's pre-activation; drops the last dim."""
@@ -169,8 +170,8 @@ class CorefRanker(nn.Module):
         self.lstm = BiLSTM(n_in, lstm_width)
         self.h_dim = 2 * lstm_width
         self.g_dim = 2 * self.h_dim + n_in + width_embedding
-        self.input_dropout = nn.Dropout(dropout)
-        self.lstm_dropout = nn.Dropout(dropout)
+        self.input_dropout = Dropout(dropout)
+        self.lstm_dropout = Dropout(dropout)
         self.attention = nn.Linear(self.h_dim, 1)
         self.width_embedding = nn.Embedding(self.max_width, width_embedding)
         self.distance_embedding = nn.Embedding(N_DISTANCE_BUCKETS, distance_embedding)

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
+from ..layers.dropout import Dropout
 
 
 class HierarchicalBiLSTM(nn.Module):
@@ -29,7 +30,7 @@ class HierarchicalBiLSTM(nn.Module):
                 f"got widths={list(widths)}, depths={list(depths)}"
             )
         self.n_in = n_in
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         levels: List[BiLSTM] = []
         below = 0
         for width, depth in zip(widths, depths):

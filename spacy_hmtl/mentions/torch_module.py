@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..layers.dropout import Dropout
 from ..layers.span_representation import first_layer_of_spans, pool_spans_by_width
 
 NO_MENTION = 0
@@ -65,7 +66,7 @@ class SpanClassifier(nn.Module):
         self.n_labels = n_labels
         self.max_width = max_width
         self.hidden_width = hidden_width
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         # attention logit of each token (Lee et al. 2017's head-finding attention)
         self.attention = nn.Linear(n_in, 1)
         # first FFNN layer, split into its start / end / pooled blocks
@@ -78,10 +79,10 @@ class SpanClassifier(nn.Module):
             self.width_project = None
         self.ffnn = nn.Sequential(
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(hidden_width, hidden_width),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(hidden_width, n_labels + 1),
         )
 

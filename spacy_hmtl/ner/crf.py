@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..layers.dropout import Dropout
 
 FORBIDDEN = -10000.0
 PREFIXES = ("B", "I", "L", "U")
@@ -54,7 +55,7 @@ class CRFTagger(nn.Module):
     def __init__(self, n_in: int, n_labels: int, *, hidden_width: int, dropout: float):
         super().__init__()
         self.n_tags = 1 + 4 * n_labels
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if hidden_width:
             self.emit = nn.Sequential(nn.Linear(n_in, hidden_width), nn.ReLU(), nn.Linear(hidden_width, self.n_tags))
         else:

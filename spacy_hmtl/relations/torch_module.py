@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
+from ..layers.dropout import Dropout
 
 
 class MultiHeadSelection(nn.Module):
@@ -57,7 +58,7 @@ class MultiHeadSelection(nn.Module):
             raise ValueError("MultiHeadSelection needs at least one relation label")
         self.n_in = n_in
         self.n_labels = n_labels
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         if lstm_depth > 0:
             self.lstm = BiLSTM(n_in, lstm_width, depth=lstm_depth, dropout=dropout)
             n_token = self.lstm.n_out

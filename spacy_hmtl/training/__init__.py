@@ -12,6 +12,7 @@ from .multitask_corpus import (  # noqa: F401
     create_multitask_corpus,
     get_corpus_name,
     get_corpus_tasks,
+    read_like_dev,
     strip_annotation,
     strip_docbin,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "make_timed_console_logger",
     "get_corpus_name",
     "get_corpus_tasks",
+    "read_like_dev",
     "strip_annotation",
     "strip_docbin",
 ]

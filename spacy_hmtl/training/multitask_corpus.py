@@ -237,3 +237,37 @@ def create_multitask_corpus(
     RETURNS (Callable[[Language], Iterable[Example]]): the reader.
     """
     return MultiTaskCorpus(corpora, mentions_key=mentions_key, shuffle=shuffle)
+
+
+def read_like_dev(nlp: Language, paths: Sequence[Union[str, Path]]) -> List[Example]:
+    """Read evaluation corpora the way the pipeline's training config reads its dev set.
+
+    When ``[corpora.dev]`` is a ``spacy_hmtl.MultiTaskCorpus.v1``, each path is read with
+    the tasks that its dev counterpart declares (matched by directory: ``corpus/conll04/
+    test.spacy`` pairs with ``corpus/conll04/dev.spacy``). Annotation for undeclared tasks
+    (LitBank's entities in ``configs/mixed.cfg``) is stripped as on dev, so every scorer
+    skips it instead of counting the labels the pipeline never learnt as misses. Any other
+    dev reader: plain ``Corpus`` reads, concatenated.
+
+    nlp (Language): the trained pipeline (its ``config`` gives the dev reader).
+    paths (Sequence[Union[str, Path]]): ``.spacy`` files, e.g. the test sets.
+    RETURNS (List[Example]): the examples, in path order.
+    RAISES (ValueError): a path with no dev corpus in its directory, for a multi-task dev reader.
+    """
+    dev = nlp.config.interpolate().get("corpora", {}).get("dev", {})
+    if dev.get("@readers") != "spacy_hmtl.MultiTaskCorpus.v1":
+        return [eg for path in paths for eg in Corpus(path, max_length=0)(nlp)]
+    dev_specs = dev.get("corpora", {})
+    corpora: Dict[str, Dict[str, Any]] = {}
+    for path in paths:
+        matches = [n for n, s in dev_specs.items() if Path(s["path"]).parent == Path(path).parent]
+        if not matches:
+            dev_dirs = ", ".join(f"{n}: {Path(s['path']).parent}" for n, s in dev_specs.items())
+            raise ValueError(
+                f"{path}: no corpus of the pipeline's multi-task dev reader is in this "
+                f"directory ({dev_dirs}), so the tasks it is annotated for are unknown"
+            )
+        name = matches[0]
+        corpora[name] = {**dev_specs[name], "path": str(path), "limit": 0}
+    mentions_key = dev.get("mentions_key", MENTIONS_KEY)
+    return list(MultiTaskCorpus(corpora, mentions_key=mentions_key)(nlp))
