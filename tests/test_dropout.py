@@ -13,6 +13,10 @@ def test_drop_rate_and_scaling_match_torch_dropout(p):
     dropped = Y == 0
     # 400,000 independent draws: the rate is within 0.005 of p (about 5 standard errors)
     assert abs(dropped.float().mean().item() - p) < 0.005
+    # each of the four 16-bit parts of a 64-bit draw drops at the same rate (a generator
+    # whose top bit is always 0 would never drop every fourth element)
+    for part in range(4):
+        assert abs(dropped.flatten()[part::4].float().mean().item() - p) < 0.01
     kept = ~dropped
     torch.testing.assert_close(Y[kept], X[kept] / (1 - p), rtol=1e-4, atol=0)
     # no correlation along a row or a column: every row and column drops some and keeps some
