@@ -132,22 +132,22 @@ def plan_segments(lengths: Sequence[int], time: int, call_cost: int = 128) -> Li
     cuts = sorted({n for n in lengths if 0 < n < end})
     points = [0] + cuts + [end]
 
-    def running(t: int) -> int:  # rows with a real token at step t
-        return max(1, sum(1 for n in lengths if n > t))
+    # rows with a real token at each point's step, counted once (the loop below is O(points²))
+    running_at = [max(1, sum(1 for n in lengths if n > t)) for t in points]
 
     # best[j]: the cheapest plan of steps [0, points[j]) that ends with a boundary at points[j]
     best = [0.0] + [float("inf")] * (len(points) - 1)
     back = [0] * len(points)
     for j in range(1, len(points)):
         for i in range(j):
-            cost = best[i] + running(points[i]) * (points[j] - points[i]) + call_cost
+            cost = best[i] + running_at[i] * (points[j] - points[i]) + call_cost
             if cost < best[j]:
                 best[j], back[j] = cost, i
     segments = []
     j = len(points) - 1
     while j > 0:
         i = back[j]
-        segments.append((points[i], points[j], running(points[i])))
+        segments.append((points[i], points[j], running_at[i]))
         j = i
     segments.reverse()
     return segments
