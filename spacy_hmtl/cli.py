@@ -14,6 +14,7 @@ import sys
 from typing import Callable, List, Optional
 
 from .annotate_command import add_annotate
+from .evaluate_command import add_evaluate
 from .graph.command import add_graph
 from .render_command import add_render
 from .safe_io import sigterm_exits
@@ -85,7 +86,7 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert, add_annotate, add_render, add_graph]
+COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert, add_evaluate, add_annotate, add_render, add_graph]
 
 
 def build_parser() -> argparse.ArgumentParser:

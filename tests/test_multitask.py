@@ -356,38 +356,46 @@ def test_mixed_config_resolves(corpus_paths):
 # --- evaluation sets read like the dev set ----------------------------------------------
 
 
-def test_read_like_dev_strips_what_each_dev_corpus_does_not_declare(corpus_paths, tmp_path):
-    """Test sets pair with the dev corpus in their directory and keep only its tasks:
-    corpus b's entities (a task it does not declare) are stripped, as on dev."""
+def _dev_like_setup(corpus_paths, root, components: str = ""):
+    """Corpora a (NER) and b (mentions) each in a directory with dev.spacy and test.spacy,
+    and a pipeline whose ``[corpora.dev]`` is a MultiTaskCorpus over the two dev sets."""
     import shutil
 
-    from spacy_hmtl.training import read_like_dev
-
     for name in ("a", "b"):
-        (tmp_path / name).mkdir()
+        (root / name).mkdir()
         for split in ("dev", "test"):
-            shutil.copy(corpus_paths[name], tmp_path / name / f"{split}.spacy")
+            shutil.copy(corpus_paths[name], root / name / f"{split}.spacy")
+    pipeline = "[]" if not components else '["entity_ruler"]'
     config = Config().from_str(
         f"""
         [nlp]
         lang = "en"
-        pipeline = []
+        pipeline = {pipeline}
         [components]
+        {components}
         [corpora]
         [corpora.dev]
         @readers = "spacy_hmtl.MultiTaskCorpus.v1"
         [corpora.dev.corpora]
         [corpora.dev.corpora.a]
-        path = "{tmp_path / 'a' / 'dev.spacy'}"
+        path = "{root / 'a' / 'dev.spacy'}"
         tasks = ["ner"]
         limit = 1
         [corpora.dev.corpora.b]
-        path = "{tmp_path / 'b' / 'dev.spacy'}"
+        path = "{root / 'b' / 'dev.spacy'}"
         tasks = ["mentions"]
         """
     )
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    tests = [tmp_path / "b" / "test.spacy", tmp_path / "a" / "test.spacy"]
+    return nlp, [root / "b" / "test.spacy", root / "a" / "test.spacy"]
+
+
+def test_read_like_dev_strips_what_each_dev_corpus_does_not_declare(corpus_paths, tmp_path):
+    """Test sets pair with the dev corpus in their directory and keep only its tasks:
+    corpus b's entities (a task it does not declare) are stripped, as on dev."""
+    from spacy_hmtl.training import read_like_dev
+
+    nlp, tests = _dev_like_setup(corpus_paths, tmp_path)
     examples = read_like_dev(nlp, tests)
     # in path order, every document (the dev limit does not apply to the test set)
     assert [get_corpus_name(eg) for eg in examples] == ["b"] * len(CORPUS_B) + ["a"] * len(CORPUS_A)
@@ -401,3 +409,31 @@ def test_read_like_dev_strips_what_each_dev_corpus_does_not_declare(corpus_paths
     assert all(has_ner_annotation(eg.reference) for eg in read_like_dev(plain, tests))
     with pytest.raises(ValueError, match="no corpus of the pipeline's multi-task dev reader"):
         read_like_dev(nlp, [corpus_paths["a"]])
+
+
+def test_evaluate_command_scores_each_test_set_with_its_corpus_tasks(corpus_paths, tmp_path, capsys):
+    """``python -m spacy_hmtl evaluate`` on a saved pipeline: corpus a's 8 entities are all
+    found; corpus b's 4 PER entities (a task b does not declare) are not counted as misses,
+    which ``spacy evaluate``'s plain read would do (recall 8/12, F 0.8)."""
+    import json
+
+    from spacy_hmtl.cli import main
+
+    nlp, tests = _dev_like_setup(corpus_paths, tmp_path, "[components.entity_ruler]\n        factory = \"entity_ruler\"")
+    nlp.get_pipe("entity_ruler").add_patterns(
+        [{"label": "PER", "pattern": name} for name in ("Alice", "Bob")]
+        + [{"label": "LOC", "pattern": name} for name in ("Paris", "London")]
+    )
+    nlp.to_disk(tmp_path / "model")
+    output = tmp_path / "metrics" / "scores.json"
+    assert main(["evaluate", str(tmp_path / "model"), *map(str, tests), "--output", str(output)]) == 0
+    scores = json.loads(output.read_text(encoding="utf8"))
+    assert (scores["ents_p"], scores["ents_r"], scores["ents_f"]) == (1.0, 1.0, 1.0)
+    assert "entities (hmtl_ner)" in capsys.readouterr().out
+    plain = nlp.evaluate([eg for path in tests for eg in spacy.training.Corpus(path)(nlp)])
+    assert plain["ents_r"] == pytest.approx(8 / 12) and plain["ents_f"] == pytest.approx(0.8)
+    # a test set the dev reader does not know, and a missing file: a message, exit status 1
+    assert main(["evaluate", str(tmp_path / "model"), str(corpus_paths["a"])]) == 1
+    assert "no corpus of the pipeline's multi-task dev reader" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "model"), str(tmp_path / "nope.spacy")]) == 1
+    assert "no such file" in capsys.readouterr().err
