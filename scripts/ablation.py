@@ -435,42 +435,13 @@ def dev_curves(runs: Dict[str, Dict[int, Dict[str, Any]]]) -> Dict[str, Dict[str
 def write_plots(curves: Dict[str, Dict[str, List[Tuple[float, float, float]]]], output: Path) -> List[str]:
     """Two PNGs (dev score per task against steps and against wall time); [] without
     matplotlib (the ``plots`` extra)."""
-    try:
-        import matplotlib
+    from spacy_hmtl.benchmarking import plot_dev_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib not installed (pip install spacy-hmtl[plots]): no plots")
-        return []
-    written = []
-    for axis, index, xlabel in (("steps", 0, "training step"), ("time", 1, "wall time (s)")):
-        fig, axes = plt.subplots(1, len(TASKS), figsize=(4.2 * len(TASKS), 3.6), squeeze=False)
-        for ax, task in zip(axes[0], TASKS):
-            for variant in VARIANTS:
-                points = curves.get(variant, {}).get(task)
-                if points:
-                    # one colour per variant in every panel; line style by kind of variant
-                    style = "-" if variant in ("full", "flat") else (":" if variant.startswith("no-") else "--")
-                    color = plt.get_cmap("tab10")(VARIANTS.index(variant) % 10)
-                    ax.plot([p[index] for p in points], [p[2] for p in points], style, color=color, label=variant, linewidth=1.4)
-            ax.set_title(f"{HEADLINE[task][1]} (dev)")
-            ax.set_xlabel(xlabel)
-            ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel("F1 (%)")
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        for ax in axes[0][1:]:
-            for h, lab in zip(*ax.get_legend_handles_labels()):
-                if lab not in labels:
-                    handles.append(h)
-                    labels.append(lab)
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 10), frameon=False)
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
-        path = output.with_name(f"{output.name}_dev_{axis}.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(str(path))
-    return written
+    def style(variant: str) -> str:  # line style by kind of variant, colour by variant
+        return "-" if variant in ("full", "flat") else (":" if variant.startswith("no-") else "--")
+
+    panels = [(task, HEADLINE[task][1]) for task in TASKS]
+    return plot_dev_curves(curves, panels, output, line_order=VARIANTS, line_style=style)
 
 
 # --- running --------------------------------------------------------------------------

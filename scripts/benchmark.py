@@ -540,6 +540,28 @@ def read_dev_curves(metrics: Path) -> Dict[str, List[Dict[str, Any]]]:
     }
 
 
+# the panels of the dev learning-curve plots: (score key, title)
+DEV_PANELS = [
+    ("ents_f", "entities F1"),
+    ("mentions_f", "mentions F1"),
+    ("rel_micro_f", "relations F1 (boundaries)"),
+    ("coref_f", "coref CoNLL avg F1"),
+]
+
+
+def write_dev_plots(curves: Dict[str, List[Dict[str, Any]]], output: Path) -> List[str]:
+    """``OUTPUT_dev_steps.png`` and ``OUTPUT_dev_time.png``: each trained pipeline's dev
+    scores against steps and wall time (time only from logs that record it); [] without
+    matplotlib or without training logs."""
+    from spacy_hmtl.benchmarking import plot_dev_curves
+
+    points = {
+        name: {key: [(r["step"], r.get("seconds"), 100 * r[key]) for r in rows if r.get(key) is not None] for key, _ in DEV_PANELS}
+        for name, rows in curves.items()
+    }
+    return plot_dev_curves(points, DEV_PANELS, output) if points else []
+
+
 # --- report ---------------------------------------------------------------------------
 
 
@@ -654,6 +676,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
         from spacy_hmtl.training.train_log import HEADLINE_SCORES
 
         out += ["", "## Dev learning curves", "", "From the training logs (`metrics/train_*_log.jsonl`), F1 in %.", ""]
+        out += [f"![dev F1 against {Path(p).stem.rsplit('_', 1)[-1]}]({Path(p).name})" for p in report.get("plots", [])]
+        out += [""] if report.get("plots") else []
         for name, rows in curves.items():
             keys = [k for k in HEADLINE_SCORES if any(r.get(k) is not None for r in rows)]
             out += [f"### {name}", "", md_table(["step", "score"] + keys,
@@ -758,6 +782,7 @@ def main(argv=None) -> int:
 
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    report["plots"] = write_dev_plots(report["dev_curves"], out)
     md_path, json_path = out.with_name(out.name + ".md"), out.with_name(out.name + ".json")
     json_path.write_text(json.dumps(to_jsonable(report), indent=2) + "\n", encoding="utf8")
     md_path.write_text(render_markdown(report), encoding="utf8")

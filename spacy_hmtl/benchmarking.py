@@ -215,3 +215,67 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], digits: Any 
     for row in rows:
         lines.append("| " + " | ".join(format_cell(c, d) for c, d in zip(row, per_column)) + " |")
     return "\n".join(lines)
+
+
+# --- learning-curve plots -------------------------------------------------------------
+
+# (step, wall seconds or None, dev score in %) of one evaluation
+CurvePoint = Tuple[float, Optional[float], float]
+
+
+def plot_dev_curves(
+    curves: Dict[str, Dict[str, List[CurvePoint]]],
+    panels: Sequence[Tuple[str, str]],
+    output: Any,
+    *,
+    line_order: Optional[Sequence[str]] = None,
+    line_style: Callable[[str], str] = lambda name: "-",
+) -> List[str]:
+    """Write ``OUTPUT_dev_steps.png`` and ``OUTPUT_dev_time.png``: one panel per task, dev
+    score against training steps and against wall time, one line per configuration.
+
+    curves (Dict[str, Dict[str, List[CurvePoint]]]): line name -> panel key -> points.
+    panels (Sequence[Tuple[str, str]]): (panel key, title) in panel order; panels without
+        any points are left out.
+    output (Path): the path stem of the two files.
+    line_order (Optional[Sequence[str]]): every possible line name, so that a line keeps
+        its colour when others are missing (default: the order of ``curves``).
+    line_style (Callable[[str], str]): matplotlib line style of a line name.
+    RETURNS (List[str]): the files written; [] without matplotlib (the ``plots`` extra).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install spacy-hmtl[plots]): no plots", file=sys.stderr)
+        return []
+    order = list(line_order) if line_order is not None else list(curves)
+    names = [name for name in order if name in curves]
+    shown = [(key, title) for key, title in panels if any(curves[n].get(key) for n in names)]
+    if not shown:
+        return []
+    written = []
+    for axis, index, xlabel in (("steps", 0, "training step"), ("time", 1, "wall time (s)")):
+        fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+        handles: Dict[str, Any] = {}
+        for ax, (key, title) in zip(axes[0], shown):
+            for name in names:
+                points = [p for p in curves[name].get(key, []) if p[index] is not None]
+                if points:
+                    color = plt.get_cmap("tab10")(order.index(name) % 10)
+                    (line,) = ax.plot([p[index] for p in points], [p[2] for p in points], line_style(name),
+                                      color=color, label=name, linewidth=1.4)
+                    handles.setdefault(name, line)
+            ax.set_title(f"{title} (dev)")
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("F1 (%)")
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 10) or 1, frameon=False)
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        path = f"{output}_dev_{axis}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

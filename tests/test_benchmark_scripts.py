@@ -181,6 +181,37 @@ def test_speed_rows(bench):
 # --- abl.py config derivation ---------------------------------------------------
 
 
+def test_benchmark_plots_dev_curves_from_training_logs(bench, tmp_path):
+    """The benchmark draws each trained pipeline's dev curves (steps and wall time) from
+    metrics/train_*_log.jsonl and links the PNGs from its markdown; a log without wall
+    times still gets its step plot."""
+    pytest.importorskip("matplotlib")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    for name, timed in (("scierc", True), ("conll04", False)):
+        log = [
+            {"step": s, "score": s / 400, "scores": {"ents_f": s / 4, "rel_micro_f": s / 8}, **({"seconds": s / 10} if timed else {})}
+            for s in (0, 100, 200)
+        ]
+        (metrics / f"train_{name}_log.jsonl").write_text("\n".join(json.dumps(e) for e in log) + "\n")
+    out = tmp_path / "bench" / "results"
+    args = ["--output", str(out), "--metrics", str(metrics), "--no-eval", "--no-speed",
+            "--training-speed", str(tmp_path / "none.json"), "--threads", "0"]  # fmt: skip
+    assert bench.main(args) == 0
+    report = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert [Path(p).name for p in report["plots"]] == ["results_dev_steps.png", "results_dev_time.png"]
+    for path in report["plots"]:
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "bench" / "results.md").read_text()
+    assert "](results_dev_steps.png)" in md and "](results_dev_time.png)" in md
+    points = {"x": {"ents_f": [(0, None, 1.0)]}}
+    from spacy_hmtl.benchmarking import plot_dev_curves
+
+    # no panel has points: nothing written
+    assert plot_dev_curves(points, [("coref_f", "coref")], tmp_path / "empty") == []
+    assert not list(tmp_path.glob("empty_dev_*.png"))
+
+
 def test_ablation_variant_configs(abl):
     full = load_config(FULL_CONFIG, interpolate=False)
     configs = {v: abl.derive_variant_config(full, v) for v in abl.VARIANTS}
