@@ -409,10 +409,15 @@ def describe(config: Config) -> str:
 # --- plots -----------------------------------------------------------------------------
 
 
-def dev_curves(runs: Dict[str, Dict[int, Dict[str, Any]]]) -> Dict[str, Dict[str, List[Tuple[float, float, float]]]]:
+def mean_or_none(values: Sequence[Optional[float]]) -> Optional[float]:
+    """The mean of ``values``, or None when any is missing."""
+    return None if any(v is None for v in values) else statistics.fmean(values)
+
+
+def dev_curves(runs: Dict[str, Dict[int, Dict[str, Any]]]) -> Dict[str, Dict[str, List[Tuple[float, Optional[float], float]]]]:
     """variant -> task -> [(step, mean seconds, mean dev score %)] over the seeds that
     logged that step."""
-    out: Dict[str, Dict[str, List[Tuple[float, float, float]]]] = {}
+    out: Dict[str, Dict[str, List[Tuple[float, Optional[float], float]]]] = {}
     for variant, by_seed in runs.items():
         logs = [r["dev_log"] for r in by_seed.values() if r.get("dev_log")]
         if not logs:
@@ -424,15 +429,17 @@ def dev_curves(runs: Dict[str, Dict[int, Dict[str, Any]]]) -> Dict[str, Dict[str
             for entries in logs:
                 for e in entries:
                     if e.get(key) is not None:
-                        points.setdefault(e["step"], []).append((e.get("seconds") or 0.0, 100 * e[key]))
+                        points.setdefault(e["step"], []).append((e.get("seconds"), 100 * e[key]))
+            # a step without a wall time in every seed's log has none: it is left off the
+            # time axis rather than drawn at 0 s
             out[variant][task] = [
-                (step, statistics.fmean(p[0] for p in pts), statistics.fmean(p[1] for p in pts))
+                (step, mean_or_none([p[0] for p in pts]), statistics.fmean(p[1] for p in pts))
                 for step, pts in sorted(points.items())
             ]
     return out
 
 
-def write_plots(curves: Dict[str, Dict[str, List[Tuple[float, float, float]]]], output: Path) -> List[str]:
+def write_plots(curves: Dict[str, Dict[str, List[Tuple[float, Optional[float], float]]]], output: Path) -> List[str]:
     """Two PNGs (dev score per task against steps and against wall time); [] without
     matplotlib (the ``plots`` extra)."""
     from spacy_hmtl.benchmarking import plot_dev_curves

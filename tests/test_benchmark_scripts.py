@@ -330,3 +330,31 @@ def test_ablation_report_and_plots_from_finished_runs(abl, tmp_path):
         assert (tmp_path / f"abl_dev_{axis}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curves = abl.dev_curves(abl.collect(workdir, ["full"], [0, 1]))
     assert curves["full"]["ner"][-1] == (200, 20.0, pytest.approx(52.0))
+
+
+def test_ablation_dev_curves_leave_a_step_without_wall_time_off_the_time_axis(abl):
+    logged = [{"step": 100, "seconds": 10.0, "ents_f": 0.5}, {"step": 200, "seconds": 30.0, "ents_f": 0.6}]
+    untimed = [{"step": 100, "seconds": 20.0, "ents_f": 0.7}, {"step": 200, "ents_f": 0.8}]
+    runs = {"ner": {0: {"dev_log": logged}, 1: {"dev_log": untimed}}}
+    curve = abl.dev_curves(runs)["ner"]["ner"]
+    assert curve[0] == (100, 15.0, pytest.approx(60.0))
+    # step 200 has no wall time in seed 1's log: no time (not 0 s), the score still averaged
+    assert curve[1] == (200, None, pytest.approx(70.0))
+
+
+def test_fix_effects_table_from_training_logs(tmp_path):
+    fx = load_script("fix_effects")
+    log = tmp_path / "run.jsonl"
+    entries = [{"step": s, "score": 0.5, "scores": {"ents_f": v, "coref_f": 2 * v}} for s, v in ((600, 50.0), (1000, 25.0))]
+    log.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
+    out = tmp_path / "effects"
+    args = ["--dev", "unused.spacy", "--output", str(out), "--title", "Round two (dev F1 %)",
+            "--log", f"after={log}@1000", "--log", f"before={log}@600", "--order", "before,after"]  # fmt: skip
+    assert fx.main(args) == 0
+    md = (tmp_path / "effects.md").read_text().splitlines()
+    assert md[0] == "# Round two (dev F1 %)"
+    rows = [line for line in md if line.startswith(("| before", "| after"))]
+    # the order given, each row the evaluation of its step; a score the log lacks is "-"
+    assert rows[0].startswith("| before | 50.0 | - | - | - | 100.0 |")
+    assert rows[1].startswith("| after | 25.0 | - | - | - | 50.0 |")
+    assert json.loads((tmp_path / "effects.json").read_text())["rows"]["after"]["scores"]["ents_f"] == 0.25

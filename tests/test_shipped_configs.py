@@ -68,3 +68,20 @@ def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_pat
     encoder = nlp.get_pipe("hmtl_encoder").model
     widths = encoder.attrs["level_widths"]
     assert widths[0] == 96 + 16 * 8 + 384  # hash + characters, MiniLM
+
+
+@pytest.mark.parametrize("name", ["conll04", "litbank"])
+def test_conll04_and_litbank_cfgs_train_and_keep_their_settings(name, tiny_corpus, tmp_path):
+    nlp = train_shipped(name, tiny_corpus, tmp_path)
+    assert nlp.pipe_names[0] == "sentencizer"
+    doc = nlp(TEXT)
+    assert len(list(doc.sents)) == 2
+    if name == "conll04":
+        # the vectors and the 128-wide levels are what its dev scores were measured with
+        assert nlp.vocab.vectors.shape == (20000, 300)
+        assert doc._.relations is not None
+        assert nlp.get_pipe("hmtl_encoder").model.attrs["level_widths"][1:] == [256, 256]
+    else:
+        # long documents: the antecedent window reaches 250 kept spans back
+        assert nlp.get_pipe("hmtl_coref").torch_module.max_antecedents == 250
+        assert doc._.coref_clusters is not None
