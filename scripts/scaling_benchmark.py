@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from spacy_hmtl.benchmarking import RSSSampler, cpu_model, current_rss_mb, md_table, peak_rss_mb, time_pipes
 
@@ -143,6 +143,12 @@ def run_single(n_tokens: int, sentences: bool, threads: int, config_path: Path, 
     }
 
 
+def pipe_cell(timing: Optional[Dict[str, Any]]) -> str:
+    """``seconds (+extra MB)`` of one pipe; "–" for a pipe the pipeline does not have (e.g. the
+    LitBank pipeline has no relation head)."""
+    return "–" if timing is None else f"{timing['seconds']:.2f} (+{timing['extra_rss_mb']})"
+
+
 def write_report(results: list, info: dict, command: str, out_dir: Path, model: Optional[Path] = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scaling.json").write_text(
@@ -179,7 +185,7 @@ def write_report(results: list, info: dict, command: str, out_dir: Path, model: 
         o = r["outputs"]
         rows.append(
             [str(r["tokens"]), sentences, f"{r['total_seconds']:.2f}", str(r["tokens_per_second"]), str(r["peak_rss_mb"])]
-            + [f"{r['per_pipe'][p]['seconds']:.2f} (+{r['per_pipe'][p]['extra_rss_mb']})" for p in PIPES]
+            + [pipe_cell(r["per_pipe"].get(p)) for p in PIPES]
             + [f"{o['ents']} / {o['mentions']} / {o['relations']} / {o['coref_clusters']}"]
         )
     lines.append(md_table(headers, rows))

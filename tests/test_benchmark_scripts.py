@@ -358,3 +358,19 @@ def test_fix_effects_table_from_training_logs(tmp_path):
     assert rows[0].startswith("| before | 50.0 | - | - | - | 100.0 |")
     assert rows[1].startswith("| after | 25.0 | - | - | - | 50.0 |")
     assert json.loads((tmp_path / "effects.json").read_text())["rows"]["after"]["scores"]["ents_f"] == 0.25
+
+
+def test_scaling_report_for_a_pipeline_without_every_head(tmp_path):
+    # the LitBank pipeline has no relation head: its column is "–", not a KeyError
+    scaling = load_script("scaling_benchmark")
+    timing = {"seconds": 1.5, "extra_rss_mb": 12}
+    result = {
+        "tokens": 2000, "sentences": True, "total_seconds": 3.0, "tokens_per_second": 667, "peak_rss_mb": 800,
+        "per_pipe": {p: timing for p in scaling.PIPES if p != "hmtl_relations"},
+        "outputs": {"ents": 5, "mentions": 9, "relations": 0, "coref_clusters": 3},
+    }  # fmt: skip
+    info = dict.fromkeys(["cpu", "cores", "load_average_at_start", "torch", "torch_threads", "spacy", "python"], "x")
+    scaling.write_report([result], info, "cmd", tmp_path, model=tmp_path / "litbank")
+    row = [line for line in (tmp_path / "scaling.md").read_text().splitlines() if line.startswith("| 2000 ")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5:10] == ["1.50 (+12)", "1.50 (+12)", "1.50 (+12)", "–", "1.50 (+12)"]

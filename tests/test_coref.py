@@ -261,6 +261,26 @@ def test_pipeline_serialization(trained, tmp_path):
     assert [cluster_texts(d) for d in nlp2.pipe(texts)] == expected
 
 
+def test_a_saved_pipeline_decodes_with_another_antecedent_window(trained, tmp_path):
+    # max_antecedents holds no weights: a config override at load time changes the window
+    # (how a pipeline trained on short documents is decoded on long ones)
+    nlp, _ = trained
+    texts = [t for t, _ in TRAIN]
+    nlp.to_disk(tmp_path / "model")
+    override = {"components.hmtl_coref.model.max_antecedents": 1000}
+    wide = spacy.load(tmp_path / "model", config=override)
+    module = wide.get_pipe("hmtl_coref").torch_module
+    assert module.max_antecedents == 1000
+    for p, q in zip(nlp.get_pipe("hmtl_coref").torch_module.parameters(), module.parameters()):
+        assert torch.equal(p, q)
+    # these documents have fewer kept spans than 50: a wider window finds the same clusters
+    assert [cluster_texts(d) for d in wide.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]
+    narrow = spacy.load(tmp_path / "model", config={"components.hmtl_coref.model.max_antecedents": 1})
+    for doc in narrow.pipe(texts):
+        for cluster in doc._.coref_clusters:
+            assert len(cluster) >= 2  # still well-formed clusters, each link one kept span back
+
+
 def test_unannotated_batch_adds_no_loss_and_no_gradient():
     nlp = make_nlp()
     examples = make_examples(nlp)
