@@ -374,3 +374,30 @@ def test_scaling_report_for_a_pipeline_without_every_head(tmp_path):
     row = [line for line in (tmp_path / "scaling.md").read_text().splitlines() if line.startswith("| 2000 ")][0]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[5:10] == ["1.50 (+12)", "1.50 (+12)", "1.50 (+12)", "–", "1.50 (+12)"]
+
+
+def test_corpus_stats_hand_computed(tmp_path):
+    import spacy
+    from spacy.tokens import Span
+
+    from spacy_hmtl.annotations import set_coref_clusters
+
+    stats = load_script("corpus_stats")
+    nlp = spacy.blank("en")
+    a = nlp.make_doc("Mary met John in Paris and she left him there again today .")  # 13 tokens
+    a.ents = [Span(a, 0, 1, "PER"), Span(a, 2, 3, "PER"), Span(a, 4, 5, "LOC")]
+    set_coref_clusters(a, [[(0, 1), (6, 7)], [(2, 3), (8, 9)], [(4, 5), (9, 10)]])
+    b = nlp.make_doc("The very long name of the old and famous city council was read .")  # 14 tokens
+    set_coref_clusters(b, [[(0, 12), (12, 13)]])  # one mention of 12 tokens, wider than 8
+    from helpers import write_docbin
+
+    write_docbin(tmp_path / "c.spacy", [a, b])
+    out = tmp_path / "stats.json"
+    assert stats.main([str(tmp_path / "c.spacy"), "--output", str(out)]) == 0
+    row = json.loads(out.read_text())["corpora"][0]
+    assert row["docs"] == 2 and row["tokens"] == 27 and row["tokens_per_doc_mean"] == 13.5
+    assert row["tokens_per_doc_max"] == 14 and row["entities"] == 3
+    assert row["entity_tokens_with_vector"] is None  # no vectors were given
+    assert row["clusters_per_doc"] == 2.0 and row["mentions_per_cluster"] == 2.0  # 8 mentions, 4 clusters
+    assert row["mentions_per_token"] == round(8 / 27, 3) and row["mentions_wider_than_8"] == round(1 / 8, 3)
+    assert stats.main([str(tmp_path / "missing.spacy"), "--output", str(out)]) == 1
