@@ -17,11 +17,12 @@ writes ``metrics/train_scierc.json``::
   logical cores, cores this process may use, GPU (when torch sees CUDA), Python and platform.
 
 The JSON is written whatever the outcome (also when the command fails or cannot be
-started), and the script exits with the child's exit status (128 + N when the child was
+started; only when ``spacy_hmtl`` is not importable is nothing run, exit status 2), and the script exits with the child's exit status (128 + N when the child was
 killed by signal N, 127 when the command was not found), so ``spacy project run`` stops
 on a failed training as it would without the wrapper. Ctrl-C reaches the child through
 the terminal's process group; the wrapper waits for it and still writes the record.
 """
+import importlib.util
 import json
 import os
 import resource
@@ -127,6 +128,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out_path, cmd = parse_argv(sys.argv[1:] if argv is None else argv)
     except ValueError as e:
         print(e, file=sys.stderr)
+        return 2
+    # The record needs spacy_hmtl after the child has exited (see the imports); find it now
+    # without importing it, so a broken install fails before an hour of training, not after.
+    if importlib.util.find_spec("spacy_hmtl") is None:
+        print(
+            "scripts/timed.py: spacy_hmtl is not importable here (install the checkout: "
+            "pip install -e .); nothing was run",
+            file=sys.stderr,
+        )
         return 2
     return run_timed(out_path, cmd)
 

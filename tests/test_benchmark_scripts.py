@@ -95,6 +95,17 @@ def test_timed_records_wall_time_and_exit_code(tmp_path):
     assert subprocess.run([sys.executable, str(SCRIPTS / "timed.py"), str(out)], capture_output=True).returncode == 2
 
 
+def test_timed_refuses_to_start_without_spacy_hmtl(tmp_path, monkeypatch):
+    # the record imports spacy_hmtl after the child: a broken install must stop it before
+    timed = load_script("timed")
+    marker = tmp_path / "ran"
+    real_find_spec = timed.importlib.util.find_spec
+    monkeypatch.setattr(timed.importlib.util, "find_spec", lambda name: None if name == "spacy_hmtl" else real_find_spec(name))
+    cmd = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    assert timed.main([str(tmp_path / "t.json"), "--", *cmd]) == 2
+    assert not marker.exists() and not (tmp_path / "t.json").exists()
+
+
 def test_timed_parse_argv():
     timed = load_script("timed")
     assert timed.parse_argv(["o.json", "--", "a", "--", "b"]) == ("o.json", ["a", "--", "b"])
