@@ -280,6 +280,40 @@ def test_a_saved_pipeline_decodes_with_another_antecedent_window(trained, tmp_pa
     narrow = spacy.load(tmp_path / "model", config={"components.hmtl_coref.model.max_antecedents": 1})
     assert narrow.get_pipe("hmtl_coref").torch_module.max_antecedents == 1
     assert [cluster_texts(d) for d in narrow.pipe(texts)] != [cluster_texts(d) for d in nlp.pipe(texts)]
+    # the pipe's decode_max_antecedents does the same without touching the model's window
+    decode_narrow = spacy.load(tmp_path / "model", config={"components.hmtl_coref.decode_max_antecedents": 1})
+    assert decode_narrow.get_pipe("hmtl_coref").torch_module.max_antecedents == 50
+    assert [cluster_texts(d) for d in decode_narrow.pipe(texts)] == [cluster_texts(d) for d in narrow.pipe(texts)]
+
+
+def test_decode_max_antecedents_must_be_positive():
+    with pytest.raises(ValueError, match="decode_max_antecedents"):
+        make_nlp_with_pipe_config(decode_max_antecedents=0)
+
+
+def make_nlp_with_pipe_config(**pipe_cfg) -> spacy.Language:
+    nlp = spacy.blank("en")
+    add_standin_tok2vec(nlp)
+    model = {"@architectures": "spacy_hmtl.CorefRanker.v1", "tok2vec": standin_listener()}
+    nlp.add_pipe("hmtl_coref", config={"model": model, **pipe_cfg})
+    return nlp
+
+
+def test_link_threshold_trades_precision_for_recall(trained, tmp_path):
+    nlp, _ = trained
+    texts = [t for t, _ in TRAIN]
+    nlp.to_disk(tmp_path / "model")
+
+    def linked_spans(threshold):
+        loaded = spacy.load(tmp_path / "model", config={"components.hmtl_coref.link_threshold": threshold})
+        assert loaded.get_pipe("hmtl_coref").link_threshold == threshold
+        return sum(len(cluster) for doc in loaded.pipe(texts) for cluster in doc._.coref_clusters)
+
+    default = sum(len(cluster) for doc in nlp.pipe(texts) for cluster in doc._.coref_clusters)
+    assert linked_spans(0.0) == default > 0
+    # no antecedent score beats +1e9: no cluster; every kept span beats -1e9: more links
+    assert linked_spans(1e9) == 0
+    assert linked_spans(-1e9) > default
 
 
 def test_unannotated_batch_adds_no_loss_and_no_gradient():

@@ -20,6 +20,7 @@ from spacy_hmtl.annotations import Relation, get_relation_records, set_relation_
 from spacy_hmtl.candidates import sentence_ids_or_zeros
 from spacy_hmtl.relations.pairs import candidate_pairs
 from spacy_hmtl.relations.scorer import score_relations
+from spacy_hmtl.relations.torch_module import MultiHeadSelection, gap_buckets
 
 from helpers import STANDIN_WIDTH, add_standin_tok2vec, standin_listener
 
@@ -538,3 +539,64 @@ def test_a_load_time_config_override_wins_over_the_saved_settings(trained, tmp_p
     assert rel.threshold == 0.9 and rel.entity_source == "mentions"
     assert rel.decoding == "multi_label"
     assert rel.entity_labels == nlp.get_pipe("hmtl_relations").entity_labels  # learned, kept
+
+
+# --- optional pair features: words between the arguments, and their distance ---------
+
+
+def test_gap_buckets_hand_computed():
+    gaps = torch.tensor([0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 31, 32, 63, 64, 5000])
+    expected = [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+    assert gap_buckets(gaps).tolist() == expected
+
+
+def test_between_mean_hand_computed():
+    H = torch.arange(2 * 6 * 2, dtype=torch.float32).reshape(2, 6, 2)
+    rows, lo, hi = torch.tensor([0, 1, 1]), torch.tensor([1, 2, 4]), torch.tensor([4, 3, 4])
+    means = MultiHeadSelection.between_mean(H, rows, lo, hi)
+    assert torch.allclose(means[0], H[0, 1:4].mean(0))
+    assert torch.allclose(means[1], H[1, 2])
+    assert torch.equal(means[2], torch.zeros(2))  # empty range: the spans touch
+
+
+@pytest.mark.parametrize("context_pooling", [False, True])
+def test_only_context_pooling_reads_the_words_between_the_arguments(context_pooling):
+    # without a BiLSTM a token's state reaches a pair only through its features, so the
+    # token strictly between the two spans changes the logits iff context pooling is on
+    torch.manual_seed(0)
+    module = MultiHeadSelection(
+        4, 2, 1, lstm_width=0, lstm_depth=0, hidden_width=8, type_embedding=0, dropout=0.0,
+        context_pooling=context_pooling, distance_embedding=3,
+    )
+    module.eval()
+    X = torch.randn(1, 6, 4)
+    lengths = torch.tensor([6])
+    spans = torch.tensor([[0, 0, 1, 0], [0, 4, 4, 0]])  # tokens 0-1 and 4; 2-3 between
+    pairs = torch.tensor([[0, 1], [1, 0]])
+    changed = X.clone()
+    changed[0, 2] += 1.0
+    outside = X.clone()
+    outside[0, 5] += 1.0
+    with torch.no_grad():
+        base, between, after = (module(x, lengths, spans, pairs) for x in (X, changed, outside))
+    assert torch.equal(base, after)
+    assert torch.equal(base, between) != context_pooling
+
+
+def test_pair_features_overfit_and_round_trip(tmp_path):
+    spacy.util.fix_random_seed(0)
+    nlp = make_nlp(model={**REL_MODEL, "context_pooling": True, "distance_embedding": 8})
+    examples = gold_examples(nlp)
+    optimizer = Adam(5e-3)
+    nlp.initialize(lambda: examples, sgd=optimizer)
+    module = nlp.get_pipe("hmtl_relations").torch_module
+    assert module.context_proj is not None and module.gap_embed.embedding_dim == 8
+    for _ in range(100):
+        nlp.update(examples, sgd=optimizer)
+    eval_examples = [Example(copy_with_gold_ents(eg.reference), eg.reference) for eg in examples]
+    assert nlp.evaluate(eval_examples)["rel_strict_f"] == 1.0
+    expected = [get_relation_records(d) for d in nlp.pipe(eg.predicted for eg in eval_examples)]
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.get_pipe("hmtl_relations").torch_module.context_proj is not None
+    assert [get_relation_records(d) for d in loaded.pipe(eg.predicted for eg in eval_examples)] == expected

@@ -81,6 +81,8 @@ def test_conll04_and_litbank_cfgs_train_and_keep_their_settings(name, tiny_corpu
         assert nlp.vocab.vectors.shape == (20000, 300)
         assert doc._.relations is not None
         assert nlp.get_pipe("hmtl_encoder").model.attrs["level_widths"][1:] == [256, 256]
+        relations = nlp.get_pipe("hmtl_relations").torch_module
+        assert relations.context_proj is not None and relations.gap_embed.embedding_dim == 20
     else:
         # long documents: the antecedent window reaches 250 kept spans back
         assert nlp.get_pipe("hmtl_coref").torch_module.max_antecedents == 250

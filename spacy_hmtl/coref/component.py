@@ -55,6 +55,8 @@ for _metric in ("muc", "b3", "ceafe", "lea"):
     default_config={
         "model": DEFAULT_MODEL,
         "predict_singletons": False,
+        "link_threshold": 0.0,
+        "decode_max_antecedents": None,
         "loss_weight": 1.0,
         "scorer": {"@scorers": "spacy_hmtl.coref_scorer.v1"},
     },
@@ -66,6 +68,8 @@ def make_coref(
     name: str,
     model: Model,
     predict_singletons: bool,
+    link_threshold: float,
+    decode_max_antecedents: Optional[int],
     loss_weight: float,
     scorer: Optional[Callable],
 ) -> "HMTLCoref":
@@ -74,10 +78,23 @@ def make_coref(
     predict_singletons (bool): also output kept mentions that link to no antecedent and
         have no anaphor as one-mention clusters (for corpora that annotate and score
         singletons, such as LitBank; OntoNotes and SciERC do not).
+    link_threshold (float): a span links to its best antecedent when their score exceeds
+        this (the "no antecedent" option scores 0, so 0 is what training optimises; a
+        negative value links more, for recall). A decoding setting: change it at load time.
+    decode_max_antecedents (Optional[int]): the antecedent window at inference; ``None``
+        uses the model's ``max_antecedents`` (the training window). Long documents gain from
+        a wider window than training can afford (docs/TRAINING.md).
     loss_weight (float): multiplies the coreference loss in the shared update.
     """
     return HMTLCoref(
-        nlp.vocab, model, name, scorer=scorer, predict_singletons=predict_singletons, loss_weight=loss_weight
+        nlp.vocab,
+        model,
+        name,
+        scorer=scorer,
+        predict_singletons=predict_singletons,
+        link_threshold=link_threshold,
+        decode_max_antecedents=decode_max_antecedents,
+        loss_weight=loss_weight,
     )
 
 
@@ -94,11 +111,17 @@ class HMTLCoref(TorchHeadPipe):
         *,
         scorer: Optional[Callable] = None,
         predict_singletons: bool = False,
+        link_threshold: float = 0.0,
+        decode_max_antecedents: Optional[int] = None,
         loss_weight: float = 1.0,
     ):
         super().__init__(vocab, model, name, scorer=scorer, loss_weight=loss_weight)
-        # a run-time setting, not saved with the model: the config decides
+        # run-time settings, not saved with the model: the config decides
         self.predict_singletons = bool(predict_singletons)
+        self.link_threshold = float(link_threshold)
+        if decode_max_antecedents is not None and int(decode_max_antecedents) < 1:
+            raise ValueError(f"[{name}] decode_max_antecedents must be >= 1 or null, got {decode_max_antecedents}")
+        self.decode_max_antecedents = None if decode_max_antecedents is None else int(decode_max_antecedents)
 
     # --- labels: none ---------------------------------------------------------------
 
@@ -140,7 +163,12 @@ class HMTLCoref(TorchHeadPipe):
 
     def decode(self, docs: List[Doc], batch: HeadBatch) -> List[Any]:
         return batch.module.predict(
-            batch.X, batch.lengths, [sentence_ids(doc) for doc in docs], singletons=self.predict_singletons
+            batch.X,
+            batch.lengths,
+            [sentence_ids(doc) for doc in docs],
+            singletons=self.predict_singletons,
+            link_threshold=self.link_threshold,
+            max_antecedents=self.decode_max_antecedents,
         )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Any]) -> None:

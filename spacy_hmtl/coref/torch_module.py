@@ -280,11 +280,12 @@ class CorefRanker(nn.Module):
         head = pool_spans_by_offset(attn, x_flat, start, width, self.max_width)
         return torch.cat([h_flat[start], h_flat[end], head, self.width_embedding(width)], -1)
 
-    def _antecedent_scores(self, g, mention_scores, valid):
+    def _antecedent_scores(self, g, mention_scores, valid, window: Optional[int] = None):
         """Scores ``(B, K, A)`` of the ``A`` preceding kept spans (-1e30 if invalid), and
-        the antecedent index tensor ``(K, A)``; yields chunks over the kept spans."""
+        the antecedent index tensor ``(K, A)``; yields chunks over the kept spans.
+        ``window`` replaces ``max_antecedents`` (decoding with a wider window)."""
         B, K, G = g.shape
-        A = min(self.max_antecedents, K - 1)
+        A = min(self.max_antecedents if window is None else window, K - 1)
         device = g.device
         back = torch.arange(1, A + 1, device=device)
         ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
@@ -381,10 +382,15 @@ class CorefRanker(nn.Module):
         lengths: torch.Tensor,
         sent_ids: Optional[Sequence] = None,
         singletons: bool = False,
+        link_threshold: float = 0.0,
+        max_antecedents: Optional[int] = None,
     ) -> List[Clusters]:
         """Clusters (as (start, end) token offsets) for each doc: of >= 2 mentions, plus,
         when ``singletons``, each kept span with a positive mention score that is in no
-        cluster as a one-mention cluster."""
+        cluster as a one-mention cluster. A span links to its best antecedent when that
+        score exceeds ``link_threshold`` (the dummy's score is 0, so 0 is the trained
+        decision; below 0 trades precision for recall). ``max_antecedents`` replaces the
+        trained window (``None`` keeps it)."""
         B = X.shape[0]
         mask, offsets, x_flat, h_flat, sent = self._encode(X, lengths, sent_ids)
         if h_flat.shape[0] == 0:
@@ -398,10 +404,10 @@ class CorefRanker(nn.Module):
         best = torch.full((B, K), -1, dtype=torch.long, device=X.device)
         if K >= 2:
             g = self._span_embeddings(x_flat, h_flat, start, width)
-            for rows, scores, ant, ok in self._antecedent_scores(g, m_scores, valid):
+            for rows, scores, ant, ok in self._antecedent_scores(g, m_scores, valid, max_antecedents):
                 top, arg = scores.max(-1)
                 chosen = ant[torch.arange(ant.shape[0], device=X.device)[None, :], arg]
-                best[:, rows] = torch.where(top > 0, chosen, torch.full_like(chosen, -1))
+                best[:, rows] = torch.where(top > link_threshold, chosen, torch.full_like(chosen, -1))
         is_mention = (m_scores > 0).tolist()
         local_start = local_start.tolist()
         width = width.tolist()

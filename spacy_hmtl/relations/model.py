@@ -21,6 +21,8 @@ class RelationScorerSettings(HeadSettings):
     hidden_width: int
     type_embedding: int
     dropout: float
+    context_pooling: bool = False
+    distance_embedding: int = 0
 
     def build_module(self, input_width: int, labels: LabelSets) -> MultiHeadSelection:
         return MultiHeadSelection(
@@ -32,6 +34,8 @@ class RelationScorerSettings(HeadSettings):
             hidden_width=self.hidden_width,
             type_embedding=self.type_embedding,
             dropout=self.dropout,
+            context_pooling=self.context_pooling,
+            distance_embedding=self.distance_embedding,
         )
 
 
@@ -43,6 +47,8 @@ def build_relation_extractor(
     hidden_width: int,
     type_embedding: int,
     dropout: float,
+    context_pooling: bool = False,
+    distance_embedding: int = 0,
 ) -> Model[List[Doc], HeadBatch]:
     """Multi-head selection relation extractor on top of a listener. Defaults: the
     ``hmtl_relations`` factory's config.
@@ -55,6 +61,11 @@ def build_relation_extractor(
     type_embedding (int): width of the learned entity type embedding added to each
         argument representation (0 disables it).
     dropout (float): dropout inside the torch module.
+    context_pooling (bool): add the mean of the head's token states between the two
+        arguments to each pair's hidden layer (off by default: pipelines trained before
+        it load unchanged).
+    distance_embedding (int): width of an embedding of the bucketed token gap between
+        the arguments (0 disables it).
     """
     settings = RelationScorerSettings(
         lstm_width=int(lstm_width),
@@ -62,5 +73,7 @@ def build_relation_extractor(
         hidden_width=int(hidden_width),
         type_embedding=int(type_embedding),
         dropout=float(dropout),
+        context_pooling=bool(context_pooling),
+        distance_embedding=int(distance_embedding),
     )
     return build_torch_head("hmtl_relations", tok2vec, settings)

@@ -6,7 +6,11 @@ pair of argument spans ``(head i, tail j)`` for every relation label ``r``:
 
     logit(i, j, r) = V_r · relu(U · a_i + W · a_j + b)
 
-with a sigmoid per label (several labels may hold for one pair). The argument
+with a sigmoid per label (several labels may hold for one pair). Two optional pair features
+add terms inside the relu: ``C · mean(h_k for k strictly between the two spans)`` (the words
+between the arguments, e.g. "president of", carry most relational evidence; SpERT pools
+the same context) and ``D · e(bucket(gap))``, an embedding of the bucketed number of tokens
+between them. The argument
 representation ``a`` of a span is ``[h_last ; h_first ; type embedding]``: the BiLSTM state
 of its last token (the paper's choice: the argument of a relation is the span's last
 token), enriched with the state of its first token and a learned embedding of its entity
@@ -20,6 +24,15 @@ needed.
 """
 import torch
 from torch import nn
+
+# gap buckets (tokens strictly between two spans): 0, 1, 2, 3, 4, 5-7, 8-15, 16-31, 32-63, 64+
+N_GAP_BUCKETS = 10
+
+
+def gap_buckets(gaps: torch.Tensor) -> torch.Tensor:
+    """Bucket indices in ``[0, N_GAP_BUCKETS)`` of non-negative token gaps (int64)."""
+    log_bucket = torch.floor(torch.log2(gaps.clamp(min=1).float())).long() + 3
+    return torch.where(gaps < 5, gaps, log_bucket).clamp(max=N_GAP_BUCKETS - 1)
 
 from ..layers.bilstm import BiLSTM
 from ..layers.dropout import Dropout
@@ -37,6 +50,10 @@ class MultiHeadSelection(nn.Module):
     hidden_width (int): width of the ``U``/``W`` projections.
     type_embedding (int): width of the entity type embedding (0 = no type feature).
     dropout (float): dropout on the BiLSTM input and on the argument representations.
+    context_pooling (bool): add the projected mean of the token states between the two
+        spans (zero when they touch or overlap).
+    distance_embedding (int): width of the embedding of the bucketed gap between the
+        spans (0 = no distance feature).
     """
 
     def __init__(
@@ -50,6 +67,8 @@ class MultiHeadSelection(nn.Module):
         hidden_width: int,
         type_embedding: int,
         dropout: float,
+        context_pooling: bool = False,
+        distance_embedding: int = 0,
     ):
         super().__init__()
         if n_in <= 0:
@@ -73,6 +92,12 @@ class MultiHeadSelection(nn.Module):
         self.head_proj = nn.Linear(n_arg, hidden_width)  # U (+ b)
         self.tail_proj = nn.Linear(n_arg, hidden_width, bias=False)  # W
         self.label_out = nn.Linear(hidden_width, n_labels)  # V, one output per label
+        self.context_proj = nn.Linear(n_token, hidden_width, bias=False) if context_pooling else None  # C
+        if distance_embedding > 0:
+            self.gap_embed = nn.Embedding(N_GAP_BUCKETS, distance_embedding)
+            self.gap_proj = nn.Linear(distance_embedding, hidden_width, bias=False)  # D
+        else:
+            self.gap_embed = None
 
     def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(batch, time, n_in)`` -> ``(batch, time, n_token)`` contextual token states."""
@@ -98,8 +123,27 @@ class MultiHeadSelection(nn.Module):
         # Project every span once, then combine per pair: O(n_spans + n_pairs) matmuls.
         head = self.head_proj(A)
         tail = self.tail_proj(A)
-        hidden = torch.relu(head[pairs[:, 0]] + tail[pairs[:, 1]])
-        return self.label_out(hidden)
+        hidden = head[pairs[:, 0]] + tail[pairs[:, 1]]
+        if self.context_proj is not None or self.gap_embed is not None:
+            left, right = spans[pairs[:, 0]], spans[pairs[:, 1]]
+            rows = left[:, 0]
+            # [lo, hi): the tokens strictly between the two spans, empty if they touch
+            lo = torch.minimum(left[:, 2], right[:, 2]) + 1
+            hi = torch.maximum(torch.maximum(left[:, 1], right[:, 1]), lo)
+            if self.context_proj is not None:
+                hidden = hidden + self.context_proj(self.drop(self.between_mean(H, rows, lo, hi)))
+            if self.gap_embed is not None:
+                hidden = hidden + self.gap_proj(self.gap_embed(gap_buckets(hi - lo)))
+        return self.label_out(torch.relu(hidden))
+
+    @staticmethod
+    def between_mean(H: torch.Tensor, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """Mean of ``H[row, lo:hi]`` per pair (zeros where ``hi == lo``), from prefix sums so
+        that the cost is O(pairs x width), not O(pairs x tokens x width)."""
+        prefix = torch.cat([H.new_zeros((H.shape[0], 1, H.shape[2])), H.cumsum(dim=1)], dim=1)
+        total = prefix[rows, hi] - prefix[rows, lo]
+        count = (hi - lo).clamp(min=1).unsqueeze(1).to(H.dtype)
+        return total / count
 
     def forward(
         self, X: torch.Tensor, lengths: torch.Tensor, spans: torch.Tensor, pairs: torch.Tensor
