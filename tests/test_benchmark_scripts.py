@@ -412,3 +412,23 @@ def test_corpus_stats_hand_computed(tmp_path):
     assert row["clusters_per_doc"] == 2.0 and row["mentions_per_cluster"] == 2.0  # 8 mentions, 4 clusters
     assert row["mentions_per_token"] == round(8 / 27, 3) and row["mentions_wider_than_8"] == round(1 / 8, 3)
     assert stats.main([str(tmp_path / "missing.spacy"), "--output", str(out)]) == 1
+
+
+def test_gold_entities_are_mapped_onto_another_tokenization():
+    import spacy
+    from spacy.tokens import Doc, Span
+
+    script = load_script("relations_given_gold_entities")
+    nlp = spacy.blank("en")
+    reference = Doc(nlp.vocab, words=["New", "York-based", "Acme", "hired", "Bob"], spaces=[True] * 4 + [False])
+    reference.ents = [Span(reference, 0, 2, label="LOC"), Span(reference, 4, 5, label="PER")]
+    # "York-based" is split in the predicted doc: the entity covers "New York - based"
+    words = ["New", "York", "-", "based", "Acme", "hired", "Bob"]
+    predicted = Doc(nlp.vocab, words=words, spaces=[True, False, False, True, True, True, False])
+    assert predicted.text == reference.text
+    spans = script.gold_entities_on(predicted, reference, 3)
+    assert [(s.start, s.end, s.label_) for s in spans] == [(0, 4, "LOC"), (6, 7, "PER")]
+    # an entity over characters no predicted token covers: the document and entity are named
+    shorter = Doc(nlp.vocab, words=words[:5], spaces=[True, False, False, True, False])
+    with pytest.raises(ValueError, match=r"document 3: gold entity 'Bob' \(PER, characters 26-29\)"):
+        script.gold_entities_on(shorter, reference, 3)
