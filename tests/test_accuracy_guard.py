@@ -27,11 +27,13 @@ OVERRIDES = {
     "training.seed": 0,
 }
 # head score -> floor, about two thirds of what this test measured when the floors were set
-# (2-core CPU, seed 0): ents_f 0.583, mentions_f 0.697, rel_micro_f 0.226, coref_f 0.558
+# (2-core CPU, seed 0): ents_f 0.583, mentions_f 0.697, rel_micro_f 0.226, coref_f 0.558;
+# with the relation pair features (context_pooling, distance_embedding) rel_micro_f 0.356
+# (ents_f 0.610, mentions_f 0.689, coref_f 0.538), so the relation floor rose with them
 FLOORS = {
     "ents_f": 0.40,
     "mentions_f": 0.47,
-    "rel_micro_f": 0.15,
+    "rel_micro_f": 0.24,
     "coref_f": 0.37,
 }
 
