@@ -86,4 +86,7 @@ def test_conll04_and_litbank_cfgs_train_and_keep_their_settings(name, tiny_corpu
     else:
         # long documents: the antecedent window reaches 250 kept spans back
         assert nlp.get_pipe("hmtl_coref").torch_module.max_antecedents == 250
+        # decoding: a wider window than training's and links above -1 (chosen on dev)
+        coref = nlp.get_pipe("hmtl_coref")
+        assert (coref.decode_max_antecedents, coref.link_threshold) == (800, -1.0)
         assert doc._.coref_clusters is not None
