@@ -20,7 +20,8 @@ from spacy_hmtl.annotations import Relation, get_relation_records, set_relation_
 from spacy_hmtl.candidates import sentence_ids_or_zeros
 from spacy_hmtl.relations.pairs import candidate_pairs
 from spacy_hmtl.relations.scorer import score_relations
-from spacy_hmtl.relations.torch_module import MultiHeadSelection, gap_buckets
+from spacy_hmtl.layers.distance_buckets import distance_buckets
+from spacy_hmtl.relations.torch_module import MultiHeadSelection
 
 from helpers import STANDIN_WIDTH, add_standin_tok2vec, standin_listener
 
@@ -545,9 +546,10 @@ def test_a_load_time_config_override_wins_over_the_saved_settings(trained, tmp_p
 
 
 def test_gap_buckets_hand_computed():
+    # the relation head buckets token gaps with the coref head's function
     gaps = torch.tensor([0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 31, 32, 63, 64, 5000])
     expected = [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
-    assert gap_buckets(gaps).tolist() == expected
+    assert distance_buckets(gaps).tolist() == expected
 
 
 def test_between_mean_hand_computed():

@@ -31,20 +31,13 @@ import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
+from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
 from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
 
-N_DISTANCE_BUCKETS = 10
 _NEG = -1e30
 
 Clusters = List[List[Tuple[int, int]]]
-
-
-def distance_buckets(distances: torch.Tensor) -> torch.Tensor:
-    """Lee et al.'s buckets [1, 2, 3, 4, 5-7, 8-15, 16-31, 32-63, 64+] (0 for distance 0)."""
-    d = distances.clamp(min=1).float()
-    log_bucket = torch.floor(torch.log2(d)).long() + 3
-    return torch.where(distances <= 4, distances.clamp(min=0), log_bucket).clamp(max=N_DISTANCE_BUCKETS - 1)
 
 
 def non_crossing_top_spans(

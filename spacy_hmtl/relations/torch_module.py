@@ -9,8 +9,8 @@ pair of argument spans ``(head i, tail j)`` for every relation label ``r``:
 with a sigmoid per label (several labels may hold for one pair). Two optional pair features
 add terms inside the relu: ``C · mean(h_k for k strictly between the two spans)`` (the words
 between the arguments, e.g. "president of", carry most relational evidence; SpERT pools
-the same context) and ``D · e(bucket(gap))``, an embedding of the bucketed number of tokens
-between them. The argument
+the same context) and ``D · e(bucket(gap))``, an embedding of the number of tokens between
+them in Lee et al.'s distance buckets (``layers/distance_buckets.py``, as the coref head). The argument
 representation ``a`` of a span is ``[h_last ; h_first ; type embedding]``: the BiLSTM state
 of its last token (the paper's choice: the argument of a relation is the span's last
 token), enriched with the state of its first token and a learned embedding of its entity
@@ -25,16 +25,8 @@ needed.
 import torch
 from torch import nn
 
-# gap buckets (tokens strictly between two spans): 0, 1, 2, 3, 4, 5-7, 8-15, 16-31, 32-63, 64+
-N_GAP_BUCKETS = 10
-
-
-def gap_buckets(gaps: torch.Tensor) -> torch.Tensor:
-    """Bucket indices in ``[0, N_GAP_BUCKETS)`` of non-negative token gaps (int64)."""
-    log_bucket = torch.floor(torch.log2(gaps.clamp(min=1).float())).long() + 3
-    return torch.where(gaps < 5, gaps, log_bucket).clamp(max=N_GAP_BUCKETS - 1)
-
 from ..layers.bilstm import BiLSTM
+from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
 
 
@@ -94,7 +86,7 @@ class MultiHeadSelection(nn.Module):
         self.label_out = nn.Linear(hidden_width, n_labels)  # V, one output per label
         self.context_proj = nn.Linear(n_token, hidden_width, bias=False) if context_pooling else None  # C
         if distance_embedding > 0:
-            self.gap_embed = nn.Embedding(N_GAP_BUCKETS, distance_embedding)
+            self.gap_embed = nn.Embedding(N_DISTANCE_BUCKETS, distance_embedding)
             self.gap_proj = nn.Linear(distance_embedding, hidden_width, bias=False)  # D
         else:
             self.gap_embed = None
@@ -133,7 +125,7 @@ class MultiHeadSelection(nn.Module):
             if self.context_proj is not None:
                 hidden = hidden + self.context_proj(self.drop(self.between_mean(H, rows, lo, hi)))
             if self.gap_embed is not None:
-                hidden = hidden + self.gap_proj(self.gap_embed(gap_buckets(hi - lo)))
+                hidden = hidden + self.gap_proj(self.gap_embed(distance_buckets(hi - lo)))
         return self.label_out(torch.relu(hidden))
 
     @staticmethod
