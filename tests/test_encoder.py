@@ -174,6 +174,36 @@ def test_nlp_update_applies_the_last_batch_to_the_encoder():
     assert _changed(level1, before)
 
 
+def test_use_params_swaps_the_optimizer_averages_into_every_torch_module():
+    # spacy train evaluates and saves under nlp.use_params(optimizer.averages); thinc's own
+    # PyTorchShim never found the averages of a torch module (other key format)
+    nlp = _pipeline()
+    optimizer = Adam(0.05, L2=0.0, use_averages=True)
+    nlp.initialize(lambda: _examples(nlp), sgd=optimizer)
+    for _ in range(5):
+        nlp.update(_examples(nlp), sgd=optimizer)
+    modules = [get_torch_module(nlp.get_pipe("hmtl_encoder").model.get_ref("hierarchy")),
+               get_torch_module(nlp.get_pipe("hmtl_ner").model.get_ref("torch_head"))]
+    current = [{n: p.detach().clone() for n, p in m.named_parameters()} for m in modules]
+    texts = [text for text, _ in DATA]
+    plain = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+    with nlp.use_params(optimizer.averages):
+        for module, before in zip(modules, current):
+            shim_id = next(s.id for s in _shims(nlp) if s._model is module)
+            for name, param in module.named_parameters():
+                expected = optimizer.averages[(shim_id, name)]
+                numpy.testing.assert_allclose(param.detach().numpy(), expected, rtol=1e-6, atol=1e-7)
+                assert not torch.equal(param, before[name]), name
+    for module, before in zip(modules, current):  # restored afterwards
+        for name, param in module.named_parameters():
+            assert torch.equal(param, before[name]), name
+    assert [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)] == plain
+
+
+def _shims(nlp):
+    return [shim for _, proc in nlp.pipeline for node in proc.model.walk() for shim in node.shims]
+
+
 def test_grad_factor_scales_what_a_head_sends_to_the_encoder():
     norms = []
     for factor in (1.0, 0.0):

@@ -4,7 +4,7 @@ Every HMTL head (``hmtl_ner``, ``hmtl_mentions``, ``hmtl_relations``, ``hmtl_cor
 the same model, built by its architecture with ``build_torch_head``:
 
 * ``tok2vec`` (ref): the listener that hands the head one level of the shared encoder;
-* ``torch_head`` (ref): a layer holding the torch module in a ``PyTorchShim`` (thinc owns
+* ``torch_head`` (ref): a layer holding the torch module in a ``PyTorchShim`` (``torch_shim``; thinc owns
   device placement, serialization and the optimizer step);
 * ``attrs["settings"]``: the head's typed hyper-parameters, a ``HeadSettings`` dataclass
   that the architecture builds from its config block (the one place the config's values
@@ -23,11 +23,12 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import srsly
 import torch
 from spacy.tokens import Doc
-from thinc.api import Model, PyTorchShim
+from thinc.api import Model
 from thinc.model import deserialize_attr, serialize_attr
 from thinc.types import Floats2d
 
 from .torch_bridge import get_torch_module, pad_to_torch, torch_device, unpad_from_torch
+from .torch_shim import AveragingPyTorchShim
 
 # label set name -> labels, e.g. {"labels": [...], "entity_labels": [...]}
 LabelSets = Mapping[str, Sequence[str]]
@@ -117,7 +118,7 @@ def build_head_module(model: Model) -> torch.nn.Module:
         if not model.maybe_get_dim("nI"):
             raise ValueError(f"{model.name}: the input width is unknown; initialize the pipeline first")
         module = head_settings(model).build_module(model.get_dim("nI"), model.attrs["labels"])
-        layer.shims.append(PyTorchShim(module))
+        layer.shims.append(AveragingPyTorchShim(module))
     return get_torch_module(layer)
 
 
