@@ -46,6 +46,26 @@ def sentence_ids_or_zeros(doc: Doc) -> numpy.ndarray:
     return numpy.zeros(len(doc), dtype=numpy.int64) if ids is None else ids
 
 
+def sentence_segments(docs: Sequence[Doc]) -> numpy.ndarray:
+    """``(n_segments, 3)`` int64 ``(doc index, first token, length)`` of every sentence of
+    ``docs`` (a doc without sentence boundaries is one segment; empty docs have none).
+
+    docs (Sequence[Doc]): the docs of a batch, in batch order.
+    RETURNS (numpy.ndarray): the segments, in doc then token order.
+    """
+    blocks = []
+    for i, doc in enumerate(docs):
+        if not len(doc):
+            continue
+        ids = sentence_ids_or_zeros(doc)
+        starts = numpy.flatnonzero(numpy.diff(ids, prepend=-1))
+        lengths = numpy.diff(numpy.append(starts, len(doc)))
+        blocks.append(numpy.stack([numpy.full_like(starts, i), starts, lengths], axis=1))
+    if not blocks:
+        return numpy.zeros((0, 3), dtype=numpy.int64)
+    return numpy.concatenate(blocks).astype(numpy.int64)
+
+
 def padded_sentence_ids(docs: Sequence[Doc], max_len: int) -> Optional[torch.Tensor]:
     """``(batch, max_len)`` sentence ids of a padded batch, numbered from 1 so that padding
     (0) is never in a doc's sentence; None when no doc (of 2+ tokens) has boundaries."""

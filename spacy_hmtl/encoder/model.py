@@ -6,10 +6,12 @@ from spacy.ml._character_embed import CharacterEmbed
 from spacy.ml.models.tok2vec import MultiHashEmbed
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, concatenate, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, concatenate, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from .torch_module import HierarchicalBiLSTM
+from ..layers.torch_shim import AveragingPyTorchShim
+from ..candidates import sentence_segments
+from .torch_module import CONTEXTS, HierarchicalBiLSTM
 
 
 @registry.architectures("spacy_hmtl.HMTLEmbed.v1")
@@ -100,6 +102,7 @@ def build_hierarchical_encoder(
     level_widths: List[int] = [64, 64],
     level_depths: List[int] = [2, 2],
     dropout: float = 0.2,
+    context: str = "doc",
 ) -> Model[List[Doc], List[Floats2d]]:
     """The shared HMTL encoder: embeddings, then a hierarchy of BiLSTM levels.
 
@@ -112,6 +115,10 @@ def build_hierarchical_encoder(
     level_widths (List[int]): hidden size per direction of each level.
     level_depths (List[int]): LSTM layers per level.
     dropout (float): dropout between and inside the levels.
+    context (str): what the levels read: ``"doc"`` (each document whole, the default) or
+        ``"sentence"`` (each sentence on its own, from the doc's sentence boundaries: a
+        model trained on single sentences, like CoNLL04's, then gives a sentence the same
+        states alone or inside a paragraph). Read from the config when a pipeline loads.
     """
     if not embed.has_dim("nO") or not embed.get_dim("nO"):
         raise ValueError(
@@ -122,17 +129,43 @@ def build_hierarchical_encoder(
             f"spacy_hmtl.HierarchicalEncoder.v1: level_widths {level_widths} and level_depths "
             f"{level_depths} must have the same length (one entry per level)"
         )
+    if context not in CONTEXTS:
+        raise ValueError(f"spacy_hmtl.HierarchicalEncoder.v1: context must be one of {CONTEXTS}, got {context!r}")
     n_in = embed.get_dim("nO")
-    hierarchy = HierarchicalBiLSTM(n_in, level_widths, level_depths, dropout)
+    # the setting lives in the torch module, not in a thinc attr: attrs are saved with the
+    # weights and would override the config at load time
+    hierarchy = HierarchicalBiLSTM(n_in, level_widths, level_depths, dropout, context=context)
     wrapped = PyTorchWrapper_v2(hierarchy, convert_inputs=_pad_inputs, convert_outputs=_unpad_outputs)
+    # thinc's shim ignores the optimizer's parameter averages (layers/torch_shim.py)
+    wrapped.shims[0] = AveragingPyTorchShim(hierarchy)
     wrapped.name = "hmtl_hierarchy"
-    model = chain(embed, wrapped)
-    model.name = "hmtl_encoder"
-    model.set_dim("nO", hierarchy.n_out)
-    model.attrs["level_widths"] = [n_in] + [2 * w for w in level_widths]
-    model.set_ref("embed", embed)
-    model.set_ref("hierarchy", wrapped)
+    # the same tree as chain(embed, wrapped) (saved pipelines load unchanged), but the
+    # hierarchy also gets each doc's sentences
+    model = Model(
+        "hmtl_encoder",
+        _encoder_forward,
+        init=_encoder_init,
+        layers=[embed, wrapped],
+        refs={"embed": embed, "hierarchy": wrapped},
+        dims={"nO": hierarchy.n_out, "nI": None},
+        attrs={"level_widths": [n_in] + [2 * w for w in level_widths]},
+    )
     return model
+
+
+def _encoder_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+    model.get_ref("embed").initialize(X=X)
+
+
+def _encoder_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    Xs, backprop_embed = model.get_ref("embed")(docs, is_train)
+    segments = torch.from_numpy(sentence_segments(docs))
+    Ys, backprop_hierarchy = model.get_ref("hierarchy")((Xs, segments), is_train)
+
+    def backprop(dYs: List[Floats2d]) -> List[Doc]:
+        return backprop_embed(backprop_hierarchy(dYs))
+
+    return Ys, backprop
 
 
 def level_columns(level_widths: List[int], level: int, shortcut: bool) -> Tuple[int, ...]:
@@ -149,7 +182,8 @@ def level_columns(level_widths: List[int], level: int, shortcut: bool) -> Tuple[
     return tuple(columns)
 
 
-def _pad_inputs(model: Model, Xs: List[Floats2d], is_train: bool):
+def _pad_inputs(model: Model, inputs: Tuple[List[Floats2d], torch.Tensor], is_train: bool):
+    Xs, segments = inputs
     lengths = [int(x.shape[0]) for x in Xs]
     width = int(Xs[0].shape[1]) if Xs else 0
     padded = model.ops.alloc3f(len(Xs), max(lengths, default=0), width)
@@ -162,11 +196,11 @@ def _pad_inputs(model: Model, Xs: List[Floats2d], is_train: bool):
         d_padded = torch2xp(d_inputs.args[0])
         return [d_padded[i, :n] for i, n in enumerate(lengths)]
 
-    return ArgsKwargs(args=(X_torch, lengths_torch), kwargs={}), backprop
+    return ArgsKwargs(args=(X_torch, lengths_torch, segments), kwargs={}), backprop
 
 
 def _unpad_outputs(model: Model, inputs_outputs, is_train: bool):
-    Xs, Y_torch = inputs_outputs
+    (Xs, _), Y_torch = inputs_outputs
     lengths = [int(x.shape[0]) for x in Xs]
     # thinc layers and listeners expect float32, whatever precision torch ran in
     Y_padded = torch2xp(Y_torch.float())

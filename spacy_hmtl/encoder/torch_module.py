@@ -1,11 +1,14 @@
 """HMTL's hierarchy of BiLSTM levels as a plain PyTorch module (no spaCy, no thinc)."""
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
 from ..layers.dropout import Dropout
+from ..layers.segments import run_per_segment
+
+CONTEXTS = ("doc", "sentence")
 
 
 class HierarchicalBiLSTM(nn.Module):
@@ -20,10 +23,18 @@ class HierarchicalBiLSTM(nn.Module):
     widths (Sequence[int]): hidden size per direction of each level.
     depths (Sequence[int]): LSTM layers of each level.
     dropout (float): dropout on every level's input and between a level's LSTM layers.
+    context (str): ``"doc"``: the levels read each document whole; ``"sentence"``: each
+        sentence on its own (given ``segments``), so that a sentence's states do not depend
+        on the sentences around it (``layers/segments.py``).
     """
 
-    def __init__(self, n_in: int, widths: Sequence[int], depths: Sequence[int], dropout: float = 0.2):
+    def __init__(
+        self, n_in: int, widths: Sequence[int], depths: Sequence[int], dropout: float = 0.2, context: str = "doc"
+    ):
         super().__init__()
+        if context not in CONTEXTS:
+            raise ValueError(f"HierarchicalBiLSTM: context must be one of {CONTEXTS}, got {context!r}")
+        self.per_sentence = context == "sentence"
         if len(widths) != len(depths) or not widths:
             raise ValueError(
                 f"HierarchicalBiLSTM needs one depth per level and at least one level, "
@@ -39,8 +50,14 @@ class HierarchicalBiLSTM(nn.Module):
         self.levels = nn.ModuleList(levels)
         self.n_out = n_in + sum(level.n_out for level in self.levels)
 
-    def forward(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """X (batch, time, n_in), lengths (batch,) -> (batch, time, n_out)."""
+    def forward(self, X: torch.Tensor, lengths: torch.Tensor, segments: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """X (batch, time, n_in), lengths (batch,), optional sentence segments ``(n, 3)``
+        (row, first token, length) -> (batch, time, n_out)."""
+        if self.per_sentence and segments is not None:
+            return run_per_segment(self._levels, X, segments)
+        return self._levels(X, lengths)
+
+    def _levels(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         outputs = [X]
         below = None
         for level in self.levels:

@@ -19,7 +19,7 @@
   loss scale shared by all heads); docs with records ``None`` are skipped.
 """
 import warnings
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from ..annotations import (
     has_relation_annotation,
     set_relation_records,
 )
-from ..candidates import entity_spans, has_entity_source
+from ..candidates import entity_spans, has_entity_source, sentence_segments
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, LabelSets, label_sets
 from .model import build_relation_extractor  # noqa: F401  (registers the architecture)
@@ -58,6 +58,9 @@ lstm_depth = 1
 hidden_width = 150
 type_embedding = 20
 dropout = 0.2
+context_pooling = false
+distance_embedding = 0
+lstm_context = "doc"
 
 [model.tok2vec]
 @architectures = "spacy_hmtl.HMTLListener.v1"
@@ -258,10 +261,15 @@ class RelationExtractor(TorchHeadPipe):
 
     @staticmethod
     def _run_module(
-        module: torch.nn.Module, X: torch.Tensor, lengths: torch.Tensor, cands: List[Optional[Candidates]]
+        module: torch.nn.Module,
+        X: torch.Tensor,
+        lengths: torch.Tensor,
+        cands: List[Optional[Candidates]],
+        docs: Sequence[Doc],
     ) -> Tuple[List[int], List[int], torch.Tensor]:
-        """Score the pairs of all docs in one padded call. Returns the batch rows that had
-        pairs, the offsets of their pairs in the logits, and the logits."""
+        """Score the pairs of all docs in one padded call (``docs`` give the sentences the
+        module's BiLSTM may read one by one). Returns the batch rows that had pairs, the
+        offsets of their pairs in the logits, and the logits."""
         rows = [i for i, c in enumerate(cands) if c is not None and c.n_pairs]
         if not rows:
             return [], [0], X.new_zeros((0, 0))
@@ -279,7 +287,8 @@ class RelationExtractor(TorchHeadPipe):
         row_index = torch.tensor(rows, dtype=torch.int64)
         sub_lengths = lengths[row_index]
         sub_X = X.index_select(0, row_index.to(device))[:, : int(sub_lengths.max())]
-        return rows, offsets, module(sub_X, sub_lengths, spans, pairs)
+        segments = torch.from_numpy(sentence_segments([docs[i] for i in rows]))
+        return rows, offsets, module(sub_X, sub_lengths, spans, pairs, segments)
 
     def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
         X, lengths, module = batch.X, batch.lengths, batch.module
@@ -294,7 +303,7 @@ class RelationExtractor(TorchHeadPipe):
             cands.append(c)
             if c.n_pairs:
                 targets.append(t)
-        rows, _, logits = self._run_module(module, X, lengths, cands)
+        rows, _, logits = self._run_module(module, X, lengths, cands, [eg.predicted for eg in examples])
         if not rows:
             return X.new_zeros(())
         gold = torch.from_numpy(np.concatenate(targets)).to(logits.device)
@@ -309,7 +318,7 @@ class RelationExtractor(TorchHeadPipe):
         builder = self.pair_builder()
         cands = [builder.inference_candidates(doc) if ok else None for doc, ok in zip(docs, annotated)]
         predictions: List[Optional[List[list]]] = [[] if ok else None for ok in annotated]
-        rows, offsets, logits = self._run_module(batch.module, batch.X, batch.lengths, cands)
+        rows, offsets, logits = self._run_module(batch.module, batch.X, batch.lengths, cands, docs)
         if not rows:
             return predictions
         probs = torch.sigmoid(logits.float()).cpu().numpy()

@@ -8,7 +8,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
-from .torch_module import MultiHeadSelection
+from .torch_module import LSTM_CONTEXTS, MultiHeadSelection
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class RelationScorerSettings(HeadSettings):
     dropout: float
     context_pooling: bool = False
     distance_embedding: int = 0
+    lstm_context: str = "doc"
 
     def build_module(self, input_width: int, labels: LabelSets) -> MultiHeadSelection:
         return MultiHeadSelection(
@@ -36,6 +37,7 @@ class RelationScorerSettings(HeadSettings):
             dropout=self.dropout,
             context_pooling=self.context_pooling,
             distance_embedding=self.distance_embedding,
+            lstm_context=self.lstm_context,
         )
 
 
@@ -49,6 +51,7 @@ def build_relation_extractor(
     dropout: float,
     context_pooling: bool = False,
     distance_embedding: int = 0,
+    lstm_context: str = "doc",
 ) -> Model[List[Doc], HeadBatch]:
     """Multi-head selection relation extractor on top of a listener. Defaults: the
     ``hmtl_relations`` factory's config.
@@ -66,7 +69,14 @@ def build_relation_extractor(
         it load unchanged).
     distance_embedding (int): width of an embedding of the bucketed token gap between
         the arguments (0 disables it).
+    lstm_context (str): what the head's BiLSTM reads: ``"doc"`` (each document whole, the
+        default) or ``"sentence"`` (each sentence on its own: a sentence-level corpus such
+        as CoNLL04 then gives the same relations for a sentence alone or in a paragraph).
     """
+    if lstm_context not in LSTM_CONTEXTS:
+        raise ValueError(
+            f"spacy_hmtl.RelationExtractor.v1: lstm_context must be one of {LSTM_CONTEXTS}, got {lstm_context!r}"
+        )
     settings = RelationScorerSettings(
         lstm_width=int(lstm_width),
         lstm_depth=int(lstm_depth),
@@ -75,5 +85,6 @@ def build_relation_extractor(
         dropout=float(dropout),
         context_pooling=bool(context_pooling),
         distance_embedding=int(distance_embedding),
+        lstm_context=str(lstm_context),
     )
     return build_torch_head("hmtl_relations", tok2vec, settings)

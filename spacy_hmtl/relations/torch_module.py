@@ -22,12 +22,18 @@ then the spans of all docs are gathered into one flat list (``(batch_row, start,
 type)``) and the pairs index into it, so no ``(batch, n_spans, n_spans)`` padding is
 needed.
 """
+from typing import Optional
+
 import torch
 from torch import nn
 
 from ..layers.bilstm import BiLSTM
 from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
+from ..layers.segments import run_per_segment
+
+
+LSTM_CONTEXTS = ("doc", "sentence")
 
 
 class MultiHeadSelection(nn.Module):
@@ -46,6 +52,9 @@ class MultiHeadSelection(nn.Module):
         spans (zero when they touch or overlap).
     distance_embedding (int): width of the embedding of the bucketed gap between the
         spans (0 = no distance feature).
+    lstm_context (str): ``"doc"``: the BiLSTM reads each document whole; ``"sentence"``:
+        each sentence on its own (given ``segments``), so a sentence's relations do not
+        depend on the sentences around it (``layers/segments.py``).
     """
 
     def __init__(
@@ -61,8 +70,12 @@ class MultiHeadSelection(nn.Module):
         dropout: float,
         context_pooling: bool = False,
         distance_embedding: int = 0,
+        lstm_context: str = "doc",
     ):
         super().__init__()
+        if lstm_context not in LSTM_CONTEXTS:
+            raise ValueError(f"MultiHeadSelection: lstm_context must be one of {LSTM_CONTEXTS}, got {lstm_context!r}")
+        self.per_sentence = lstm_context == "sentence"
         if n_in <= 0:
             raise ValueError(f"MultiHeadSelection needs a positive input width, got {n_in}")
         if n_labels <= 0:
@@ -91,11 +104,15 @@ class MultiHeadSelection(nn.Module):
         else:
             self.gap_embed = None
 
-    def encode(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``(batch, time, n_in)`` -> ``(batch, time, n_token)`` contextual token states."""
+    def encode(self, X: torch.Tensor, lengths: torch.Tensor, segments: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(batch, time, n_in)`` -> ``(batch, time, n_token)`` contextual token states;
+        ``segments`` ``(n, 3)`` (row, first token, length): the sentences, read one by one
+        when ``lstm_context == "sentence"``."""
         X = self.drop(X)
         if self.lstm is None:
             return X
+        if self.per_sentence and segments is not None:
+            return run_per_segment(self.lstm, X, segments)
         return self.lstm(X, lengths)
 
     def arguments(self, H: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
@@ -138,9 +155,14 @@ class MultiHeadSelection(nn.Module):
         return total / count
 
     def forward(
-        self, X: torch.Tensor, lengths: torch.Tensor, spans: torch.Tensor, pairs: torch.Tensor
+        self,
+        X: torch.Tensor,
+        lengths: torch.Tensor,
+        spans: torch.Tensor,
+        pairs: torch.Tensor,
+        segments: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """X ``(batch, time, n_in)``, lengths ``(batch,)``, spans ``(n_spans, 4)`` long
-        ``(row, start, last, type)``, pairs ``(n_pairs, 2)`` long -> logits
-        ``(n_pairs, n_labels)``."""
-        return self.score_pairs(self.encode(X, lengths), spans, pairs)
+        ``(row, start, last, type)``, pairs ``(n_pairs, 2)`` long, optional sentence
+        ``segments`` ``(n, 3)`` long -> logits ``(n_pairs, n_labels)``."""
+        return self.score_pairs(self.encode(X, lengths, segments), spans, pairs)
