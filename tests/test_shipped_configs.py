@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-from helpers import reference_docs, write_docbin
 from spacy.cli.train import train
+
+from spacy_hmtl.layers.torch_bridge import get_torch_module
+
+from helpers import reference_docs, write_docbin
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TEXT = "We apply a neural parser to the Penn Treebank . The parser improves accuracy ."
@@ -83,6 +86,9 @@ def test_conll04_and_litbank_cfgs_train_and_keep_their_settings(name, tiny_corpu
         assert nlp.get_pipe("hmtl_encoder").model.attrs["level_widths"][1:] == [256, 256]
         relations = nlp.get_pipe("hmtl_relations").torch_module
         assert relations.context_proj is not None and relations.gap_embed.embedding_dim == 20
+        # single-sentence training data: each sentence is read on its own
+        assert relations.per_sentence
+        assert get_torch_module(nlp.get_pipe("hmtl_encoder").model.get_ref("hierarchy")).per_sentence
     else:
         # long documents: the antecedent window reaches 250 kept spans back
         assert nlp.get_pipe("hmtl_coref").torch_module.max_antecedents == 250
@@ -90,3 +96,7 @@ def test_conll04_and_litbank_cfgs_train_and_keep_their_settings(name, tiny_corpu
         coref = nlp.get_pipe("hmtl_coref")
         assert (coref.decode_max_antecedents, coref.link_threshold) == (800, -1.0)
         assert doc._.coref_clusters is not None
+        # no vectors before the fourth round: en_core_web_md's gave 4-5 dev entity points
+        assert nlp.vocab.vectors.shape == (20000, 300)
+        # coreference needs the whole document
+        assert not get_torch_module(nlp.get_pipe("hmtl_encoder").model.get_ref("hierarchy")).per_sentence
