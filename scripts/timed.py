@@ -16,6 +16,10 @@ writes ``metrics/train_scierc.json``::
 * ``machine``: ``spacy_hmtl.benchmarking.machine_info()``: CPU model (``/proc/cpuinfo``),
   logical cores, cores this process may use, GPU (when torch sees CUDA), Python and platform.
 
+``--fresh PATH`` (repeatable, before ``--``) deletes PATH before the command starts: ``spacy
+train`` does not overwrite an existing ``--training.logger.output_file`` but trains on with
+logging disabled, so a re-run would keep the previous run's dev curve.
+
 The JSON is written whatever the outcome (also when the command fails or cannot be
 started; only when ``spacy_hmtl`` is not importable is nothing run, exit status 2), and the script exits with the child's exit status (128 + N when the child was
 killed by signal N, 127 when the command was not found), so ``spacy project run`` stops
@@ -38,23 +42,26 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 # spacy_hmtl.benchmarking is imported in run_timed once the child has exited: it imports spaCy
 # (and so torch), and a child started from a big process inherits that size into its ru_maxrss
 
-USAGE = "usage: python scripts/timed.py OUT.json -- CMD [ARG ...]"
+USAGE = "usage: python scripts/timed.py OUT.json [--fresh PATH ...] -- CMD [ARG ...]"
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def parse_argv(argv: Sequence[str]) -> Tuple[str, List[str]]:
-    """``OUT.json -- CMD ...`` -> (OUT.json, CMD). The ``--`` is required."""
+def parse_options(argv: Sequence[str]) -> Tuple[str, List[str], List[str]]:
+    """``OUT.json [--fresh PATH ...] -- CMD ...`` -> (OUT.json, [PATH, ...], CMD)."""
     argv = list(argv)
     if "--" not in argv:
         raise ValueError(USAGE)
     sep = argv.index("--")
     head, cmd = argv[:sep], argv[sep + 1 :]
-    if len(head) != 1 or not cmd:
+    if not head or not cmd:
         raise ValueError(USAGE)
-    return head[0], cmd
+    out_path, options = head[0], head[1:]
+    if len(options) % 2 or any(flag != "--fresh" for flag in options[::2]):
+        raise ValueError(USAGE)
+    return out_path, options[1::2], cmd
 
 
 def exit_status(returncode: int) -> int:
@@ -125,7 +132,7 @@ def run_timed(out_path: str, cmd: List[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
-        out_path, cmd = parse_argv(sys.argv[1:] if argv is None else argv)
+        out_path, fresh, cmd = parse_options(sys.argv[1:] if argv is None else argv)
     except ValueError as e:
         print(e, file=sys.stderr)
         return 2
@@ -138,6 +145,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             file=sys.stderr,
         )
         return 2
+    for path in fresh:
+        Path(path).unlink(missing_ok=True)
     return run_timed(out_path, cmd)
 
 

@@ -106,11 +106,23 @@ def test_timed_refuses_to_start_without_spacy_hmtl(tmp_path, monkeypatch):
     assert not marker.exists() and not (tmp_path / "t.json").exists()
 
 
-def test_timed_parse_argv():
+def test_timed_fresh_removes_a_stale_log_before_the_run(tmp_path):
+    # spacy train keeps an existing logger output_file and disables logging instead
+    stale = tmp_path / "log.jsonl"
+    stale.write_text("old run\n")
+    cmd = [sys.executable, "-c", f"import os; assert not os.path.exists({str(stale)!r}); open({str(stale)!r}, 'w').write('new')"]
     timed = load_script("timed")
-    assert timed.parse_argv(["o.json", "--", "a", "--", "b"]) == ("o.json", ["a", "--", "b"])
-    with pytest.raises(ValueError):
-        timed.parse_argv(["o.json", "a"])
+    assert timed.main([str(tmp_path / "t.json"), "--fresh", str(stale), "--", *cmd]) == 0
+    assert stale.read_text() == "new"
+
+
+def test_timed_parse_options():
+    timed = load_script("timed")
+    assert timed.parse_options(["o.json", "--", "a", "--", "b"]) == ("o.json", [], ["a", "--", "b"])
+    assert timed.parse_options(["o.json", "--fresh", "x", "--fresh", "y", "--", "a"]) == ("o.json", ["x", "y"], ["a"])
+    for bad in (["o.json", "a"], ["o.json", "--fresh", "--", "a"], ["o.json", "--other", "x", "--", "a"]):
+        with pytest.raises(ValueError):
+            timed.parse_options(bad)
     assert timed.exit_status(-9) == 137 and timed.exit_status(4) == 4
     assert timed.resolve_python(["python", "-m", "spacy"]) == [sys.executable, "-m", "spacy"]
     assert timed.resolve_python(["bash", "python"]) == ["bash", "python"]
