@@ -82,3 +82,19 @@ def test_an_unknown_context_is_a_clear_error():
 
     with pytest.raises(Exception, match="context must be one of"):
         nlp_from_config(_with_contexts("paragraph"))
+
+
+def test_sentence_context_on_empty_tiny_and_unsegmented_docs():
+    nlp, _ = build_tiny_nlp(_with_contexts("sentence"), steps=2)
+    vocab = nlp.vocab
+    docs = [
+        Doc(vocab, words=[]),
+        Doc(vocab, words=["Word"]),
+        Doc(vocab, words="no sentence boundaries here at all".split()),  # one segment
+        Doc(vocab, words=["A", ".", "B", "."], sent_starts=[1, 0, 1, 0]),
+    ]
+    for batch in ([docs[0]], docs):  # a batch of only empty docs, and a mixed one
+        out = list(nlp.pipe([d.copy() for d in batch]))
+        assert [len(d) for d in out] == [len(d) for d in batch]
+        for doc in out:
+            assert doc._.hmtl_relations_data is not None
