@@ -444,3 +444,26 @@ def test_gold_entities_are_mapped_onto_another_tokenization():
     shorter = Doc(nlp.vocab, words=words[:5], spaces=[True, False, False, True, False])
     with pytest.raises(ValueError, match=r"document 3: gold entity 'Bob' \(PER, characters 26-29\)"):
         script.gold_entities_on(shorter, reference, 3)
+
+
+# --- sentence_context.py -------------------------------------------------------------
+
+
+def test_sentence_context_report(tmp_path):
+    import spacy
+
+    from helpers import reference_docs, save_tiny_pipeline, write_docbin
+
+    model = save_tiny_pipeline(tmp_path / "model", steps=4)
+    corpus = write_docbin(tmp_path / "dev.spacy", reference_docs(spacy.blank("en").vocab))
+    script = load_script("sentence_context")
+    out = tmp_path / "report"
+    assert script.main(["--model", str(model), "--corpus", str(corpus), "--n-docs", "4", "--join", "2", "--output", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["n_docs"] == 4
+    assert [(r["encoder context"], r["relation BiLSTM context"]) for r in report["rows"]] == script.CONTEXTS
+    for row in report["rows"]:
+        joined = row["joined 2"]
+        assert joined["same as one by one"] <= min(joined["relations"], row["one by one"]["relations"])
+        assert joined["seconds"] > 0 and row["one by one"]["seconds"] > 0
+    assert "joined 2: entities / relations / same / s" in out.with_suffix(".md").read_text()
