@@ -9,9 +9,10 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, concatenate, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from ..layers.torch_shim import AveragingPyTorchShim
 from ..candidates import sentence_segments
-from .torch_module import CONTEXTS, HierarchicalBiLSTM
+from ..layers.torch_bridge import get_torch_module
+from ..layers.torch_shim import AveragingPyTorchShim
+from .torch_module import HierarchicalBiLSTM
 
 
 @registry.architectures("spacy_hmtl.HMTLEmbed.v1")
@@ -129,8 +130,6 @@ def build_hierarchical_encoder(
             f"spacy_hmtl.HierarchicalEncoder.v1: level_widths {level_widths} and level_depths "
             f"{level_depths} must have the same length (one entry per level)"
         )
-    if context not in CONTEXTS:
-        raise ValueError(f"spacy_hmtl.HierarchicalEncoder.v1: context must be one of {CONTEXTS}, got {context!r}")
     n_in = embed.get_dim("nO")
     # the setting lives in the torch module, not in a thinc attr: attrs are saved with the
     # weights and would override the config at load time
@@ -159,8 +158,10 @@ def _encoder_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
 
 def _encoder_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
     Xs, backprop_embed = model.get_ref("embed")(docs, is_train)
-    segments = torch.from_numpy(sentence_segments(docs))
-    Ys, backprop_hierarchy = model.get_ref("hierarchy")((Xs, segments), is_train)
+    hierarchy = model.get_ref("hierarchy")
+    # sentence boundaries only for a hierarchy that reads sentences one by one
+    segments = torch.from_numpy(sentence_segments(docs)) if get_torch_module(hierarchy).per_sentence else None
+    Ys, backprop_hierarchy = hierarchy((Xs, segments), is_train)
 
     def backprop(dYs: List[Floats2d]) -> List[Doc]:
         return backprop_embed(backprop_hierarchy(dYs))
@@ -182,7 +183,7 @@ def level_columns(level_widths: List[int], level: int, shortcut: bool) -> Tuple[
     return tuple(columns)
 
 
-def _pad_inputs(model: Model, inputs: Tuple[List[Floats2d], torch.Tensor], is_train: bool):
+def _pad_inputs(model: Model, inputs: Tuple[List[Floats2d], Optional[torch.Tensor]], is_train: bool):
     Xs, segments = inputs
     lengths = [int(x.shape[0]) for x in Xs]
     width = int(Xs[0].shape[1]) if Xs else 0

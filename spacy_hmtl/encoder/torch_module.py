@@ -6,9 +6,7 @@ from torch import nn
 
 from ..layers.bilstm import BiLSTM
 from ..layers.dropout import Dropout
-from ..layers.segments import run_per_segment
-
-CONTEXTS = ("doc", "sentence")
+from ..layers.segments import reads_per_sentence, run_per_segment
 
 
 class HierarchicalBiLSTM(nn.Module):
@@ -32,9 +30,7 @@ class HierarchicalBiLSTM(nn.Module):
         self, n_in: int, widths: Sequence[int], depths: Sequence[int], dropout: float = 0.2, context: str = "doc"
     ):
         super().__init__()
-        if context not in CONTEXTS:
-            raise ValueError(f"HierarchicalBiLSTM: context must be one of {CONTEXTS}, got {context!r}")
-        self.per_sentence = context == "sentence"
+        self.per_sentence = reads_per_sentence(context, "HierarchicalBiLSTM: context")
         if len(widths) != len(depths) or not widths:
             raise ValueError(
                 f"HierarchicalBiLSTM needs one depth per level and at least one level, "

@@ -15,6 +15,17 @@ from typing import Callable, Tuple
 
 import torch
 
+# what a BiLSTM reads: each document whole, or each sentence on its own
+CONTEXTS = ("doc", "sentence")
+
+
+def reads_per_sentence(context: str, setting: str) -> bool:
+    """Whether ``context`` (one of ``CONTEXTS``) reads sentences one by one; a ValueError
+    naming ``setting`` for any other value."""
+    if context not in CONTEXTS:
+        raise ValueError(f"{setting} must be one of {CONTEXTS}, got {context!r}")
+    return context == "sentence"
+
 
 def gather_segments(X: torch.Tensor, segments: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(batch, time, width)`` -> ``(n_segments, longest, width)`` (zero-padded) and the

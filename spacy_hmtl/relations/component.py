@@ -287,7 +287,7 @@ class RelationExtractor(TorchHeadPipe):
         row_index = torch.tensor(rows, dtype=torch.int64)
         sub_lengths = lengths[row_index]
         sub_X = X.index_select(0, row_index.to(device))[:, : int(sub_lengths.max())]
-        segments = torch.from_numpy(sentence_segments([docs[i] for i in rows]))
+        segments = torch.from_numpy(sentence_segments([docs[i] for i in rows])) if module.per_sentence else None
         return rows, offsets, module(sub_X, sub_lengths, spans, pairs, segments)
 
     def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:

@@ -8,7 +8,8 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
-from .torch_module import LSTM_CONTEXTS, MultiHeadSelection
+from ..layers.segments import reads_per_sentence
+from .torch_module import MultiHeadSelection
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,8 @@ def build_relation_extractor(
         default) or ``"sentence"`` (each sentence on its own: a sentence-level corpus such
         as CoNLL04 then gives the same relations for a sentence alone or in a paragraph).
     """
-    if lstm_context not in LSTM_CONTEXTS:
-        raise ValueError(
-            f"spacy_hmtl.RelationExtractor.v1: lstm_context must be one of {LSTM_CONTEXTS}, got {lstm_context!r}"
-        )
+    # checked here: the module is only built at initialize
+    reads_per_sentence(lstm_context, "spacy_hmtl.RelationExtractor.v1: lstm_context")
     settings = RelationScorerSettings(
         lstm_width=int(lstm_width),
         lstm_depth=int(lstm_depth),

@@ -30,10 +30,7 @@ from torch import nn
 from ..layers.bilstm import BiLSTM
 from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
-from ..layers.segments import run_per_segment
-
-
-LSTM_CONTEXTS = ("doc", "sentence")
+from ..layers.segments import reads_per_sentence, run_per_segment
 
 
 class MultiHeadSelection(nn.Module):
@@ -73,9 +70,7 @@ class MultiHeadSelection(nn.Module):
         lstm_context: str = "doc",
     ):
         super().__init__()
-        if lstm_context not in LSTM_CONTEXTS:
-            raise ValueError(f"MultiHeadSelection: lstm_context must be one of {LSTM_CONTEXTS}, got {lstm_context!r}")
-        self.per_sentence = lstm_context == "sentence"
+        self.per_sentence = reads_per_sentence(lstm_context, "MultiHeadSelection: lstm_context")
         if n_in <= 0:
             raise ValueError(f"MultiHeadSelection needs a positive input width, got {n_in}")
         if n_labels <= 0:
