@@ -72,6 +72,22 @@ def check_frozen_minilm(nlp: spacy.Language, minilm_pipeline_path: Path) -> None
     assert widths[0] == 96 + 16 * 8 + 384  # hash + characters, MiniLM
 
 
+def assert_same_config_but_minilm(plain_name: str, trf_name: str) -> None:
+    """Every setting of configs/TRF_NAME.cfg is configs/PLAIN_NAME.cfg's, but the MiniLM parts."""
+    plain = spacy.util.load_config(CONFIGS / f"{plain_name}.cfg")
+    trf = spacy.util.load_config(CONFIGS / f"{trf_name}.cfg")
+    assert trf["components"]["hmtl_encoder"]["model"]["embed"]["*"]["lexical"] == (
+        plain["components"]["hmtl_encoder"]["model"]["embed"]
+    )
+    assert trf["nlp"]["pipeline"] == ["sentencizer", "transformer"] + plain["nlp"]["pipeline"][1:]
+    for cfg in (plain, trf):
+        del cfg["components"]["hmtl_encoder"]["model"]["embed"], cfg["nlp"]["pipeline"]
+        for key in ("frozen_components", "annotating_components", "before_update"):
+            del cfg["training"][key]
+    del trf["paths"]["transformer"], trf["components"]["transformer"]
+    assert trf == plain
+
+
 def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
     nlp = train_shipped("scierc_trf", tiny_corpus, tmp_path, **{"paths.transformer": str(minilm_pipeline_path)})
     check_pipeline(nlp, tmp_path)
@@ -79,6 +95,7 @@ def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_pat
     # the same relation head as configs/scierc.cfg: the words between the arguments, their distance
     relations = nlp.get_pipe("hmtl_relations").torch_module
     assert relations.context_proj is not None and relations.gap_embed.embedding_dim == 20
+    assert_same_config_but_minilm("scierc", "scierc_trf")
 
 
 def test_conll04_trf_cfg_is_conll04_cfg_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
@@ -90,19 +107,7 @@ def test_conll04_trf_cfg_is_conll04_cfg_on_frozen_minilm(tiny_corpus, minilm_pip
     assert widths[1:] == [256, 256]
     assert nlp.get_pipe("hmtl_ner").torch_module.emit.in_features == widths[0] + widths[1]
     assert nlp.get_pipe("hmtl_relations").torch_module.per_sentence
-    # every other setting is configs/conll04.cfg's: only the MiniLM parts differ
-    plain = spacy.util.load_config(CONFIGS / "conll04.cfg")
-    trf = spacy.util.load_config(CONFIGS / "conll04_trf.cfg")
-    assert trf["components"]["hmtl_encoder"]["model"]["embed"]["*"]["lexical"] == (
-        plain["components"]["hmtl_encoder"]["model"]["embed"]
-    )
-    assert trf["nlp"]["pipeline"] == ["sentencizer", "transformer"] + plain["nlp"]["pipeline"][1:]
-    for cfg in (plain, trf):
-        del cfg["components"]["hmtl_encoder"]["model"]["embed"], cfg["nlp"]["pipeline"]
-        for key in ("frozen_components", "annotating_components", "before_update"):
-            del cfg["training"][key]
-    del trf["paths"]["transformer"], trf["components"]["transformer"]
-    assert trf == plain
+    assert_same_config_but_minilm("conll04", "conll04_trf")
 
 
 @pytest.mark.parametrize("name", ["conll04", "litbank"])
