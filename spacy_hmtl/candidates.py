@@ -40,6 +40,18 @@ def sentence_ids(doc: Doc) -> Optional[numpy.ndarray]:
     return numpy.cumsum(starts).astype(numpy.int64) - 1
 
 
+def lowercase_keys(doc: Doc) -> numpy.ndarray:
+    """The hash of every token's lowercased text, as int64 (spaCy's uint64 hashes, same
+    bits), for comparing words across a doc without the vocab.
+
+    doc (Doc): the doc.
+    RETURNS (numpy.ndarray): int64 array of length ``len(doc)``.
+    """
+    if len(doc) == 0:
+        return numpy.zeros(0, dtype=numpy.int64)
+    return numpy.ascontiguousarray(doc.to_array("LOWER"), dtype=numpy.uint64).view(numpy.int64)
+
+
 def sentence_ids_or_zeros(doc: Doc) -> numpy.ndarray:
     """Sentence index of every token (all zeros when the doc has no sentence boundaries)."""
     ids = sentence_ids(doc)

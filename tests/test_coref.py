@@ -13,7 +13,7 @@ from thinc.api import Adam, fix_random_seed
 
 import spacy_hmtl.coref.component  # noqa: F401  (registers factory, architecture, scorer)
 from spacy_hmtl.annotations import COREF_MARKER, get_coref_clusters, has_coref_annotation, set_coref_clusters
-from spacy_hmtl.candidates import sentence_ids
+from spacy_hmtl.candidates import lowercase_keys, sentence_ids
 from spacy_hmtl.coref.component import HMTLCoref
 from spacy_hmtl.coref.scorer import SCORE_KEYS, make_coref_scorer, score_coref
 from spacy_hmtl.coref.torch_module import CorefRanker, distance_buckets
@@ -505,3 +505,91 @@ def test_singletons_are_predicted_only_when_asked():
     clusters = with_singletons[0]
     assert clusters and all(len(c) == 1 for c in clusters)
     assert len(clusters) == int(0.4 * 10)
+
+
+# --- the string-match pair feature (match_embedding > 0) ------------------------------
+
+
+def test_lowercase_keys():
+    doc = spacy.blank("en")("The method and the METHOD differ from it")
+    keys = lowercase_keys(doc)
+    assert keys.dtype == numpy.int64 and len(keys) == len(doc)
+    assert keys[0] == keys[3] and keys[1] == keys[4] and keys[1] != keys[2]
+    assert keys[4].astype(numpy.uint64) == doc.vocab.strings["method"]
+    assert len(lowercase_keys(spacy.blank("en")(""))) == 0
+
+
+def test_span_match_keys_by_hand():
+    module = _module(match_embedding=3)
+    # doc 0 words: a b a b c ; doc 1: b a
+    keys = [[1, 2, 1, 2, 3], [2, 1]]
+    lengths = torch.tensor([5, 2])
+    # flat (batch-wide) starts and widths (width index 0 = one token)
+    start = torch.tensor([[0, 2, 1, 0], [5, 6, 5, 5]])
+    width = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]])
+    text_id, last = module._span_match_keys(keys, lengths, start, width)
+    # "a b" (0-2), "a b" (2-4) and "b a" (doc 1) vs "b" (1) and "a" (0)
+    assert text_id[0, 0] == text_id[0, 1]
+    assert text_id[1, 0] != text_id[0, 0]  # "b a" is not "a b"
+    assert text_id[0, 2] == text_id[1, 2]  # "b" in doc 0 and "b" (flat 5) in doc 1
+    assert text_id[0, 3] != text_id[0, 2]
+    assert text_id[1, 1] == text_id[0, 3]  # "a" (flat 6, doc 1) and "a" (0)
+    assert last.tolist() == [[2, 2, 2, 1], [1, 1, 2, 2]]
+    with pytest.raises(ValueError, match="token keys"):
+        module._span_match_keys(None, lengths, start, width)
+    with pytest.raises(ValueError, match="4 token keys for a doc of 5"):
+        module._span_match_keys([[1, 2, 3, 4], [1, 2]], lengths, start, width)
+    assert _module()._span_match_keys(None, lengths, start, width) is None
+
+
+def test_match_feature_links_spans_with_the_same_words():
+    """With every other input of the antecedent scorer zeroed, only same-word spans link,
+    and the words decide, not the vectors."""
+    module = _module(match_embedding=2, max_width=1, spans_per_word=1.0, antecedent_depth=1)
+    X, lengths = _random_batch([5])
+    with torch.no_grad():
+        module.mention_ffnn.out.weight.zero_()
+        module.mention_ffnn.out.bias.fill_(-1.0)  # every span: mention score -1
+        first = module.antecedent_ffnn.first
+        first.weight.zero_()
+        first.bias.zero_()
+        first.weight[:, -2:] = 1.0  # only the match embedding reaches the hidden layer
+        module.match_embedding.weight.zero_()
+        module.match_embedding.weight[3] = 5.0  # same words and same last word
+        module.antecedent_ffnn.out.weight.fill_(1.0 / first.weight.shape[0] / 2)
+        module.antecedent_ffnn.out.bias.zero_()
+        # pair score = -1 - 1 + 5 for the same words, -2 otherwise (the dummy scores 0)
+        same = module.predict(X, lengths, token_keys=[[7, 8, 7, 9, 8]])
+        none = module.predict(X, lengths, token_keys=[[1, 2, 3, 4, 5]])
+    assert same == [[[(0, 1), (2, 3)], [(1, 2), (4, 5)]]]
+    assert none == [[]]
+
+
+def test_match_feature_off_keeps_the_old_module_and_config():
+    from spacy_hmtl.coref.component import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL["match_embedding"] == 0
+    plain = _module()
+    assert plain.match_embedding is None
+    assert not any("match" in name for name in plain.state_dict())
+    with_match = _module(match_embedding=4)
+    assert with_match.antecedent_ffnn.first.in_features == plain.antecedent_ffnn.first.in_features + 4
+
+
+def test_match_feature_trains_in_a_pipeline_and_round_trips(tmp_path):
+    fix_random_seed(0)
+    torch.manual_seed(0)
+    nlp = make_nlp(match_embedding=8)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    module = nlp.get_pipe("hmtl_coref").torch_module
+    before = module.match_embedding.weight.detach().clone()
+    optimizer = Adam(0.005)
+    for _ in range(60):
+        nlp.update(examples, sgd=optimizer)
+    assert not torch.equal(before, module.match_embedding.weight.detach())
+    assert nlp.evaluate(examples)["coref_f"] == 1.0
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    texts = [t for t, _ in TRAIN]
+    assert [cluster_texts(d) for d in loaded.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]

@@ -14,7 +14,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from ..annotations import get_coref_clusters, has_coref_annotation, set_coref_clusters
-from ..candidates import align_span_offsets, sentence_ids
+from ..candidates import align_span_offsets, lowercase_keys, sentence_ids
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, LabelSets
 from . import model as _model  # noqa: F401  (registers the architecture)
@@ -34,6 +34,7 @@ mention_loss_weight = 1.0
 product_width = 0
 antecedent_depth = 2
 non_crossing = true
+match_embedding = 0
 
 [model.tok2vec]
 @architectures = "spacy_hmtl.HMTLListener.v1"
@@ -157,6 +158,7 @@ class HMTLCoref(TorchHeadPipe):
             lengths[keep],
             [self.gold_clusters(examples[i]) for i in keep],
             [sentence_ids(examples[i].predicted) for i in keep],
+            [lowercase_keys(examples[i].predicted) for i in keep],
         )
 
     # --- inference ------------------------------------------------------------------
@@ -169,6 +171,7 @@ class HMTLCoref(TorchHeadPipe):
             singletons=self.predict_singletons,
             link_threshold=self.link_threshold,
             max_antecedents=self.decode_max_antecedents,
+            token_keys=[lowercase_keys(doc) for doc in docs],
         )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Any]) -> None:

@@ -28,6 +28,7 @@ class CorefRankerSettings(HeadSettings):
     product_width: int
     antecedent_depth: int
     non_crossing: bool
+    match_embedding: int
 
     def build_module(self, input_width: int, labels: LabelSets) -> CorefRanker:
         return CorefRanker(input_width, **asdict(self))
@@ -47,6 +48,7 @@ def build_coref_ranker(
     product_width: int,
     antecedent_depth: int,
     non_crossing: bool = True,
+    match_embedding: int = 0,
 ) -> Model[List[Doc], HeadBatch]:
     """Lee et al. (2017) span ranking over the listener's output (HMTL's coref head).
     Defaults: the ``hmtl_coref`` factory's config.
@@ -68,6 +70,10 @@ def build_coref_ranker(
     non_crossing (bool): Lee et al.'s pruning: never keep a span that crosses a kept span
         with a higher mention score. Its default (True) stays in the signature so that
         configs written before the setting existed keep loading.
+    match_embedding (int): > 0 = an antecedent-pair feature of that size saying whether
+        the two spans have the same lowercased words and the same last word (not in Lee et
+        al.; it helps small corpora, see docs/TRAINING.md); 0 (the default, and every
+        pipeline saved before it existed) = off.
     """
     settings = CorefRankerSettings(
         lstm_width=int(lstm_width),
@@ -81,5 +87,6 @@ def build_coref_ranker(
         product_width=int(product_width),
         antecedent_depth=int(antecedent_depth),
         non_crossing=bool(non_crossing),
+        match_embedding=int(match_embedding),
     )
     return build_torch_head("hmtl_coref", tok2vec, settings)
