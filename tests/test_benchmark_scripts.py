@@ -467,3 +467,25 @@ def test_sentence_context_report(tmp_path):
         assert joined["same as one by one"] <= min(joined["relations"], row["one by one"]["relations"])
         assert joined["seconds"] > 0 and row["one by one"]["seconds"] > 0
     assert "joined 2: entities / relations / same / s" in out.with_suffix(".md").read_text()
+
+
+def test_coref_diagnostics_string_overlap_hand_computed(tmp_path):
+    import spacy
+
+    from spacy_hmtl.annotations import set_coref_clusters
+
+    script = load_script("coref_diagnostics")
+    nlp = spacy.blank("en")
+    a = nlp.make_doc("The parser is fast . The parser is robust and the Parser wins .")
+    # "The parser" x 3 (2 anaphoric, both same words); "fast" / "robust" (1, neither)
+    set_coref_clusters(a, [[(0, 2), (5, 7), (10, 12)], [(3, 4), (8, 9)]])
+    b = nlp.make_doc("A neural model and the model .")
+    set_coref_clusters(b, [[(0, 3), (4, 6)]])  # same last word only
+    from helpers import write_docbin
+
+    write_docbin(tmp_path / "dev.spacy", [a, b])
+    out = tmp_path / "diag"
+    assert script.main(["--corpus", str(tmp_path), "--splits", "dev", "--output", str(out)]) == 0
+    row = json.loads(out.with_suffix(".json").read_text())["splits"]["dev"]
+    assert row == {"docs": 2, "anaphoric_mentions": 4, "same_words": 0.5, "same_last_word": 0.75}
+    assert "| dev | 2 | 4 | 50.0 | 75.0 |" in out.with_suffix(".md").read_text()

@@ -593,3 +593,31 @@ def test_match_feature_trains_in_a_pipeline_and_round_trips(tmp_path):
     loaded = spacy.load(tmp_path / "p")
     texts = [t for t, _ in TRAIN]
     assert [cluster_texts(d) for d in loaded.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]
+
+
+def test_kept_spans_hold_every_predicted_mention(trained):
+    nlp, examples = trained
+    coref = nlp.get_pipe("hmtl_coref")
+    docs = [eg.predicted for eg in examples]
+    for name, proc in nlp.pipeline[: nlp.pipe_names.index("hmtl_coref")]:
+        docs = list(proc.pipe(docs))
+    batch = coref.model.predict(docs)
+    kept = batch.module.kept_spans(batch.X, batch.lengths, [sentence_ids(doc) for doc in docs])
+    clusters = coref.decode(docs, batch)
+    for doc, spans, found in zip(docs, kept, clusters):
+        assert len(spans) == int(0.4 * len(doc)) and spans == sorted(spans)
+        assert {m for cluster in found for m in cluster} <= set(spans)
+
+
+def test_coref_diagnostics_pruning_recall_of_an_overfit_head(trained):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "coref_diagnostics.py"
+    spec = importlib.util.spec_from_file_location("_coref_diagnostics", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    nlp, examples = trained
+    recall = script.pruning_recall(nlp, [eg.reference for eg in examples])
+    n_mentions = sum(len(c) for _, clusters in TRAIN for c in clusters)
+    assert recall == {"gold_mentions": n_mentions, "kept_mentions": 1.0, "gold_links": n_mentions - 5, "kept_links": 1.0}

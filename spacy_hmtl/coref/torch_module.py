@@ -418,6 +418,26 @@ class CorefRanker(nn.Module):
         return total
 
     @torch.no_grad()
+    def kept_spans(
+        self, X: torch.Tensor, lengths: torch.Tensor, sent_ids: Optional[Sequence] = None
+    ) -> List[List[Tuple[int, int]]]:
+        """The candidate spans that survive mention pruning, as (start, end) token offsets
+        per doc, in document order: the only spans the antecedent scorer sees (for
+        diagnostics; ``scripts/coref_diagnostics.py``)."""
+        B = X.shape[0]
+        mask, offsets, x_flat, h_flat, sent = self._encode(X, lengths, sent_ids)
+        if h_flat.shape[0] == 0:
+            return [[] for _ in range(B)]
+        pruned = self._prune(self._mention_scores(x_flat, h_flat, sent), mask, lengths)
+        if pruned is None:
+            return [[] for _ in range(B)]
+        _, width, _, valid, local_start = pruned
+        return [
+            [(s, s + w + 1) for s, w, ok in zip(starts, widths, oks) if ok]
+            for starts, widths, oks in zip(local_start.tolist(), width.tolist(), valid.tolist())
+        ]
+
+    @torch.no_grad()
     def predict(
         self,
         X: torch.Tensor,
