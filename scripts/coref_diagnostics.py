@@ -51,13 +51,12 @@ def string_overlap(docs) -> Dict[str, Any]:
 def pruning_recall(nlp, docs, batch_size: int = 16) -> Dict[str, Any]:
     """Gold mentions and links left among the coreference head's kept spans."""
     coref = nlp.get_pipe("hmtl_coref")
-    before = [proc for name, proc in nlp.pipeline[: nlp.pipe_names.index("hmtl_coref")]]
+    # the pipes from hmtl_coref on stay off: the head's listener reads the encoder's output
+    later = nlp.pipe_names[nlp.pipe_names.index("hmtl_coref") :]
     mentions = kept = links = kept_links = 0
     for i in range(0, len(docs), batch_size):
         gold = docs[i : i + batch_size]
-        predicted = [nlp.make_doc(doc.text) for doc in gold]
-        for proc in before:
-            predicted = list(proc.pipe(predicted))
+        predicted = list(nlp.pipe([doc.text for doc in gold], disable=later))
         batch = coref.model.predict(predicted)
         spans = batch.module.kept_spans(batch.X, batch.lengths, [sentence_ids(doc) for doc in predicted])
         for doc, pred, keep in zip(gold, predicted, spans):
