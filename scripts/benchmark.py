@@ -25,6 +25,10 @@ writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
   HMTL / stock of the medians. Then one more pass per pipeline timing the tokenizer and each
   pipe separately over the same docs (each one's share of the time), and one fresh process per
   pipeline that loads it and runs the texts once, for its peak RSS.
+* **Each head's share of the shared encoder's gradient** (``scripts/gradient_shares.py``, in
+  one process per measurement, ``--gradient-batches`` training batches): for every trained
+  pipeline, at initialization from ``--configs``/NAME.cfg and for the trained pipeline; also
+  written to ``metrics/gradient_shares_NAME_{init,trained}.json``.
 * **Training**: wall time and peak RSS from ``metrics/train_*.json`` (``scripts/timed.py``),
   and training words/s from ``--training-speed`` (``scripts/training_speed.py``: each config
   beside stock spaCy ``ner`` and a baseline commit, measured in one run).
@@ -508,6 +512,35 @@ def read_training_metrics(metrics: Path) -> Dict[str, Any]:
     return out
 
 
+def measure_gradient_shares(models: Path, corpus: Path, configs: Path, metrics: Path, batches: int) -> None:
+    """Write ``metrics/gradient_shares_{name}_{init,trained}.json`` for every trained pipeline.
+
+    Runs ``scripts/gradient_shares.py`` (one process per measurement, so a failure is recorded
+    instead of stopping the benchmark) on the first ``batches`` training batches of the pipeline's
+    corpus: once for the pipeline built from its config and initialized (the balance the heads
+    start from), once for the trained pipeline.
+    """
+    script = Path(__file__).with_name("gradient_shares.py")
+    for name, corpora in PIPELINES.items():
+        model, config = models / name / "model-best", configs / f"{name}.cfg"
+        train = corpus / corpora[0] / "train.spacy"
+        if len(corpora) != 1 or not (model / "config.cfg").exists() or not config.exists() or not train.exists():
+            continue
+        if "hmtl_encoder" not in (model / "config.cfg").read_text(encoding="utf8"):
+            continue  # a baseline without the shared encoder
+        for kind, extra in (("init", []), ("trained", ["--model", str(model)])):
+            output = metrics / f"gradient_shares_{name}_{kind}.json"
+            cmd = [sys.executable, str(script), str(config), str(train), "--batches", str(batches),
+                   "--output", str(output)] + extra
+            log(f"{name}: gradient shares ({kind})")
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                output.write_text(json.dumps({"command": shlex.join(cmd), "error": error}, indent=2), encoding="utf8")
+                log(f"{name}: gradient shares ({kind}) failed: {error}")
+
+
 def read_gradient_shares(metrics: Path) -> Dict[str, Any]:
     """``metrics/gradient_shares_*.json`` written by ``scripts/gradient_shares.py``."""
     out = {}
@@ -745,6 +778,8 @@ def main(argv=None) -> int:
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--max-docs", type=int, default=0, help="smoke runs: first N docs of each test set")
     parser.add_argument("--training-speed", default="benchmarks/training_speed.json", help="scripts/training_speed.py's output, reported if present")
+    parser.add_argument("--configs", default="configs", help="the configs the pipelines were trained from (gradient shares at initialization)")
+    parser.add_argument("--gradient-batches", type=int, default=5, help="training batches for each head's share of the encoder gradient; 0: only read metrics/gradient_shares_*.json")
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--rss-probe", help=argparse.SUPPRESS)
@@ -775,6 +810,8 @@ def main(argv=None) -> int:
     }
     models, corpus = Path(args.models), Path(args.corpus)
     report["training"] = read_training_metrics(Path(args.metrics))
+    if args.gradient_batches > 0:
+        measure_gradient_shares(models, corpus, Path(args.configs), Path(args.metrics), args.gradient_batches)
     report["gradient_shares"] = read_gradient_shares(Path(args.metrics))
     report["training_speed"] = read_training_speed(Path(args.training_speed))
     report["dev_curves"] = read_dev_curves(Path(args.metrics))

@@ -219,7 +219,7 @@ def test_benchmark_plots_dev_curves_from_training_logs(bench, tmp_path):
         (metrics / f"train_{name}_log.jsonl").write_text("\n".join(json.dumps(e) for e in log) + "\n")
     out = tmp_path / "bench" / "results"
     args = ["--output", str(out), "--metrics", str(metrics), "--no-eval", "--no-speed",
-            "--training-speed", str(tmp_path / "none.json"), "--threads", "0"]  # fmt: skip
+            "--training-speed", str(tmp_path / "none.json"), "--threads", "0", "--gradient-batches", "0"]  # fmt: skip
     assert bench.main(args) == 0
     report = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert [Path(p).name for p in report["plots"]] == ["results_dev_steps.png", "results_dev_time.png"]
@@ -233,6 +233,46 @@ def test_benchmark_plots_dev_curves_from_training_logs(bench, tmp_path):
     # no panel has points: nothing written
     assert plot_dev_curves(points, [("coref_f", "coref")], tmp_path / "empty") == []
     assert not list(tmp_path.glob("empty_dev_*.png"))
+
+
+def test_benchmark_measures_each_heads_gradient_share(bench, tiny_pipeline_path, tmp_path, monkeypatch):
+    """The benchmark measures, for every trained pipeline, each head's share of the encoder
+    gradient at initialization (from its config) and trained, and reports them; a config that
+    fails is recorded as an error, and a pipeline without the shared encoder is skipped."""
+    import shutil
+
+    import spacy
+
+    from helpers import reference_docs, write_docbin
+
+    models, configs, corpus, metrics = (tmp_path / d for d in ("training", "configs", "corpus", "metrics"))
+    configs.mkdir()
+    for name in ("tiny", "broken"):
+        shutil.copytree(tiny_pipeline_path, models / name / "model-best")
+        write_docbin(corpus / name / "train.spacy", reference_docs(spacy.blank("en").vocab))
+    shutil.copy(tiny_pipeline_path / "config.cfg", configs / "tiny.cfg")
+    (configs / "broken.cfg").write_text("[nlp]\nlang = \"xx-unknown\"\n")
+    (models / "stock" / "model-best").mkdir(parents=True)
+    spacy.blank("en").to_disk(models / "stock" / "model-best")
+    shutil.copy(configs / "tiny.cfg", configs / "stock.cfg")
+    monkeypatch.setattr(bench, "PIPELINES", {"tiny": ["tiny"], "broken": ["broken"], "stock": ["tiny"]})
+    out = tmp_path / "bench" / "results"
+    args = ["--output", str(out), "--models", str(models), "--corpus", str(corpus), "--configs", str(configs),
+            "--metrics", str(metrics), "--gradient-batches", "2", "--no-eval", "--no-speed",
+            "--training-speed", str(tmp_path / "none.json"), "--threads", "0"]  # fmt: skip
+    assert bench.main(args) == 0
+    shares = json.loads(out.with_name("results.json").read_text())["gradient_shares"]
+    assert set(shares) == {"tiny_init", "tiny_trained", "broken_init", "broken_trained"}
+    heads = {"hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"}
+    for run in ("tiny_init", "tiny_trained", "broken_trained"):
+        assert set(shares[run]["shares"]) == heads, shares[run]
+        assert all(0.0 < s["min"] <= s["mean"] <= s["max"] for s in shares[run]["shares"].values())
+    assert shares["tiny_init"]["model"].endswith("tiny.cfg (initialized)")
+    assert shares["tiny_trained"]["model"] == str(models / "tiny" / "model-best")
+    assert "broken.cfg" in shares["broken_init"]["command"] and shares["broken_init"]["error"]
+    md = out.with_name("results.md").read_text()
+    assert "## Each head's share of the shared encoder's gradient" in md
+    assert md.count("| hmtl_relations |") == 3
 
 
 def test_ablation_variant_configs(abl):
