@@ -585,14 +585,52 @@ def test_only_context_pooling_reads_the_words_between_the_arguments(context_pool
     assert torch.equal(base, between) != context_pooling
 
 
+def test_pair_product_scores_the_product_of_the_two_arguments_by_hand():
+    # no BiLSTM, no types: an argument is [x_last ; x_first]; with U = W = 0, P = identity and
+    # V = ones the logit of (i, j) is sum(relu(a_i * a_j)), which no additive term can give
+    module = MultiHeadSelection(
+        2, 1, 1, lstm_width=0, lstm_depth=0, hidden_width=4, type_embedding=0, dropout=0.0, pair_product=True,
+    )
+    module.eval()
+    with torch.no_grad():
+        for layer in (module.head_proj, module.tail_proj):
+            layer.weight.zero_()
+        module.head_proj.bias.zero_()
+        module.product_proj.weight.copy_(torch.eye(4))
+        module.label_out.weight.fill_(1.0)
+        module.label_out.bias.zero_()
+        X = torch.tensor([[[1.0, -2.0], [3.0, 0.5], [-1.0, 4.0]]])
+        spans = torch.tensor([[0, 0, 1, 0], [0, 2, 2, 0]])  # tokens 0-1, token 2
+        logits = module(X, torch.tensor([3]), spans, torch.tensor([[0, 1], [1, 0]]))
+    a0 = torch.cat([X[0, 1], X[0, 0]])  # [last ; first]
+    a1 = torch.cat([X[0, 2], X[0, 2]])
+    expected = torch.relu(a0 * a1).sum()  # 0 + 2 + 0 + 0: only 0.5 * 4.0 is positive
+    assert expected.item() == 2.0
+    assert torch.allclose(logits, torch.stack([expected, expected]).unsqueeze(1))
+
+
+def test_pair_product_off_keeps_the_module_as_before():
+    kwargs = dict(lstm_width=3, lstm_depth=1, hidden_width=5, type_embedding=2, dropout=0.0)
+    torch.manual_seed(0)
+    old = MultiHeadSelection(4, 2, 1, **kwargs)
+    torch.manual_seed(0)
+    off = MultiHeadSelection(4, 2, 1, pair_product=False, **kwargs)
+    assert off.product_proj is None
+    assert {k: v.shape for k, v in old.state_dict().items()} == {k: v.shape for k, v in off.state_dict().items()}
+    assert all(torch.equal(v, off.state_dict()[k]) for k, v in old.state_dict().items())
+    on = MultiHeadSelection(4, 2, 1, pair_product=True, **kwargs)
+    assert set(on.state_dict()) - set(off.state_dict()) == {"product_proj.weight"}
+
+
 def test_pair_features_overfit_and_round_trip(tmp_path):
     spacy.util.fix_random_seed(0)
-    nlp = make_nlp(model={**REL_MODEL, "context_pooling": True, "distance_embedding": 8})
+    nlp = make_nlp(model={**REL_MODEL, "context_pooling": True, "distance_embedding": 8, "pair_product": True})
     examples = gold_examples(nlp)
     optimizer = Adam(5e-3)
     nlp.initialize(lambda: examples, sgd=optimizer)
     module = nlp.get_pipe("hmtl_relations").torch_module
     assert module.context_proj is not None and module.gap_embed.embedding_dim == 8
+    assert module.product_proj is not None
     for _ in range(100):
         nlp.update(examples, sgd=optimizer)
     eval_examples = [Example(copy_with_gold_ents(eg.reference), eg.reference) for eg in examples]
@@ -601,4 +639,5 @@ def test_pair_features_overfit_and_round_trip(tmp_path):
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
     assert loaded.get_pipe("hmtl_relations").torch_module.context_proj is not None
+    assert loaded.get_pipe("hmtl_relations").torch_module.product_proj is not None
     assert [get_relation_records(d) for d in loaded.pipe(eg.predicted for eg in eval_examples)] == expected

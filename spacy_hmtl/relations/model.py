@@ -25,6 +25,7 @@ class RelationScorerSettings(HeadSettings):
     context_pooling: bool = False
     distance_embedding: int = 0
     lstm_context: str = "doc"
+    pair_product: bool = False
 
     def build_module(self, input_width: int, labels: LabelSets) -> MultiHeadSelection:
         return MultiHeadSelection(
@@ -39,6 +40,7 @@ class RelationScorerSettings(HeadSettings):
             context_pooling=self.context_pooling,
             distance_embedding=self.distance_embedding,
             lstm_context=self.lstm_context,
+            pair_product=self.pair_product,
         )
 
 
@@ -53,6 +55,7 @@ def build_relation_extractor(
     context_pooling: bool = False,
     distance_embedding: int = 0,
     lstm_context: str = "doc",
+    pair_product: bool = False,
 ) -> Model[List[Doc], HeadBatch]:
     """Multi-head selection relation extractor on top of a listener. Defaults: the
     ``hmtl_relations`` factory's config.
@@ -73,6 +76,8 @@ def build_relation_extractor(
     lstm_context (str): what the head's BiLSTM reads: ``"doc"`` (each document whole, the
         default) or ``"sentence"`` (each sentence on its own: a sentence-level corpus such
         as CoNLL04 then gives the same relations for a sentence alone or in a paragraph).
+    pair_product (bool): add the projected element-wise product of the two argument
+        representations to each pair's hidden layer (off by default).
     """
     # checked here: the module is only built at initialize
     reads_per_sentence(lstm_context, "spacy_hmtl.RelationExtractor.v1: lstm_context")
@@ -85,5 +90,6 @@ def build_relation_extractor(
         context_pooling=bool(context_pooling),
         distance_embedding=int(distance_embedding),
         lstm_context=str(lstm_context),
+        pair_product=bool(pair_product),
     )
     return build_torch_head("hmtl_relations", tok2vec, settings)

@@ -10,7 +10,9 @@ with a sigmoid per label (several labels may hold for one pair). Two optional pa
 add terms inside the relu: ``C · mean(h_k for k strictly between the two spans)`` (the words
 between the arguments, e.g. "president of", carry most relational evidence; SpERT pools
 the same context) and ``D · e(bucket(gap))``, an embedding of the number of tokens between
-them in Lee et al.'s distance buckets (``layers/distance_buckets.py``, as the coref head). The argument
+them in Lee et al.'s distance buckets (``layers/distance_buckets.py``, as the coref head). A third,
+``P · (a_i ⊙ a_j)``, lets the score depend on how the two arguments interact, which the
+additive ``U · a_i + W · a_j`` can only approximate through the relu. The argument
 representation ``a`` of a span is ``[h_last ; h_first ; type embedding]``: the BiLSTM state
 of its last token (the paper's choice: the argument of a relation is the span's last
 token), enriched with the state of its first token and a learned embedding of its entity
@@ -52,6 +54,8 @@ class MultiHeadSelection(nn.Module):
     lstm_context (str): ``"doc"``: the BiLSTM reads each document whole; ``"sentence"``:
         each sentence on its own (given ``segments``), so a sentence's relations do not
         depend on the sentences around it (``layers/segments.py``).
+    pair_product (bool): add the projected element-wise product of the two argument
+        representations to each pair's hidden layer.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class MultiHeadSelection(nn.Module):
         context_pooling: bool = False,
         distance_embedding: int = 0,
         lstm_context: str = "doc",
+        pair_product: bool = False,
     ):
         super().__init__()
         self.per_sentence = reads_per_sentence(lstm_context, "MultiHeadSelection: lstm_context")
@@ -98,6 +103,7 @@ class MultiHeadSelection(nn.Module):
             self.gap_proj = nn.Linear(distance_embedding, hidden_width, bias=False)  # D
         else:
             self.gap_embed = None
+        self.product_proj = nn.Linear(n_arg, hidden_width, bias=False) if pair_product else None  # P
 
     def encode(self, X: torch.Tensor, lengths: torch.Tensor, segments: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``(batch, time, n_in)`` -> ``(batch, time, n_token)`` contextual token states;
@@ -128,6 +134,8 @@ class MultiHeadSelection(nn.Module):
         head = self.head_proj(A)
         tail = self.tail_proj(A)
         hidden = head[pairs[:, 0]] + tail[pairs[:, 1]]
+        if self.product_proj is not None:
+            hidden = hidden + self.product_proj(A[pairs[:, 0]] * A[pairs[:, 1]])
         if self.context_proj is not None or self.gap_embed is not None:
             left, right = spans[pairs[:, 0]], spans[pairs[:, 1]]
             rows = left[:, 0]
