@@ -21,9 +21,9 @@ def scierc_subset(tmp_path_factory) -> Path:
     return write_scierc_subset("train", 16, tmp_path_factory.mktemp("shares") / "train.spacy")
 
 
-def _shares(corpus: Path, **overrides) -> dict:
+def _shares(corpus: Path, config_name: str = "scierc", **overrides) -> dict:
     fix_random_seed(0)
-    config = load_config(ROOT / "configs" / "scierc.cfg", overrides={"paths.train": str(corpus), **overrides})
+    config = load_config(ROOT / "configs" / f"{config_name}.cfg", overrides={"paths.train": str(corpus), **overrides})
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
     nlp.initialize(lambda: Corpus(str(corpus))(nlp))
     batch = list(Corpus(str(corpus))(nlp))[:8]
@@ -39,3 +39,11 @@ def test_every_head_shapes_the_shared_encoder(scierc_subset):
     muted = _shares(scierc_subset, **{"components.hmtl_mentions.loss_weight": 0.0})
     assert muted["hmtl_mentions"] == 0.0
     assert muted["hmtl_ner"] > 0.0
+
+
+def test_shares_of_a_pipeline_on_a_frozen_transformer(scierc_subset, minilm_pipeline_path):
+    # the frozen MiniLM is an annotating component: its features must be on the docs before
+    # the heads update, as in `spacy train` (without it spacy-transformers raises E203)
+    shares = _shares(scierc_subset, "scierc_trf", **{"paths.transformer": str(minilm_pipeline_path)})
+    assert set(shares) == {"hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"}
+    assert min(shares.values()) >= MIN_SHARE, shares

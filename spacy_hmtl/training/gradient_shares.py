@@ -47,10 +47,13 @@ def heads_of(nlp: Language, encoder: str) -> List[str]:
 
 
 def annotate_predicted(nlp: Language, examples: Sequence[Example]) -> None:
-    """Run the pipeline's non-trainable pipes (e.g. the sentencizer) on the predicted
-    docs, as ``annotating_components`` does in training."""
+    """Run on the predicted docs, in pipeline order, what ``spacy train`` runs on them
+    before the update: the non-trainable pipes (e.g. the sentencizer) and the pipes named
+    in the config's ``[training] annotating_components`` (e.g. a frozen transformer,
+    whose listeners read the features it stores on the docs)."""
+    annotating = set(nlp.config.get("training", {}).get("annotating_components") or [])
     for name, proc in nlp.pipeline:
-        if not getattr(proc, "is_trainable", False):
+        if name in annotating or not getattr(proc, "is_trainable", False):
             for eg in examples:
                 eg.predicted = proc(eg.predicted)
 
