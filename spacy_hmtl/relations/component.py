@@ -61,6 +61,7 @@ dropout = 0.2
 context_pooling = false
 distance_embedding = 0
 lstm_context = "doc"
+pair_product = false
 
 [model.tok2vec]
 @architectures = "spacy_hmtl.HMTLListener.v1"
