@@ -520,13 +520,15 @@ def measure_gradient_shares(models: Path, corpus: Path, configs: Path, metrics: 
     corpus: once for the pipeline built from its config and initialized (the balance the heads
     start from), once for the trained pipeline.
     """
+    from spacy.util import load_config
+
     script = Path(__file__).with_name("gradient_shares.py")
     for name, corpora in PIPELINES.items():
         model, config = models / name / "model-best", configs / f"{name}.cfg"
         train = corpus / corpora[0] / "train.spacy"
         if len(corpora) != 1 or not (model / "config.cfg").exists() or not config.exists() or not train.exists():
             continue
-        if "hmtl_encoder" not in (model / "config.cfg").read_text(encoding="utf8"):
+        if "hmtl_encoder" not in load_config(model / "config.cfg")["nlp"]["pipeline"]:
             continue  # a baseline without the shared encoder
         for kind, extra in (("init", []), ("trained", ["--model", str(model)])):
             output = metrics / f"gradient_shares_{name}_{kind}.json"
