@@ -18,8 +18,11 @@ and no test imports ``conftest``.
 * ``build_minilm_pipeline``: configs/minilm.cfg assembled (the ``minilm_pipeline_path`` fixture).
 * Files and outputs: ``write_docbin``, ``write_scierc_subset``, ``read_jsonl``,
   ``normalise_annotations``, ``assert_same_jsonl``, ``snapshot``.
+* ``load_module``: a script of ``scripts/`` (no package) or ``tests/data`` as a module.
 """
+import importlib.util
 import json
+from types import ModuleType
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -365,6 +368,15 @@ def build_minilm_pipeline() -> Language:
 
 
 # --- files and outputs ------------------------------------------------------------------------
+
+
+def load_module(path: Path) -> ModuleType:
+    """The Python file at ``path`` (a script, not in a package) imported as a module."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"_loaded_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_docbin(path: Path, docs: Sequence[Doc]) -> Path:

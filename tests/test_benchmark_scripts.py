@@ -1,5 +1,4 @@
 """Fast smoke tests of scripts/{stock_ner_config,timed,benchmark,ablation}.py (no training)."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -7,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from spacy.util import load_config
+
+from helpers import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -16,10 +17,7 @@ FULL_CONFIG = ROOT / "configs" / "scierc.cfg"
 def load_script(name):
     """A script as a module (scripts/ is no package; the scripts share code through
     spacy_hmtl.benchmarking, not through each other)."""
-    spec = importlib.util.spec_from_file_location(f"_script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(SCRIPTS / f"{name}.py")
 
 
 @pytest.fixture(scope="module")

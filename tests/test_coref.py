@@ -20,7 +20,7 @@ from spacy_hmtl.coref.torch_module import CorefRanker, distance_buckets
 from spacy_hmtl.layers.torch_bridge import pad_to_torch
 from spacy_hmtl.layers.torch_head import HeadBatch
 
-from helpers import STANDIN_WIDTH, add_standin_tok2vec, standin_listener
+from helpers import ROOT, STANDIN_WIDTH, add_standin_tok2vec, load_module, standin_listener
 
 TRAIN = [
     ("The parser uses a grammar . It is fast and it is robust .", [[(0, 2), (6, 7), (10, 11)]]),
@@ -608,13 +608,7 @@ def test_kept_spans_hold_every_predicted_mention(trained):
 
 
 def test_coref_diagnostics_pruning_recall_of_an_overfit_head(trained):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / "coref_diagnostics.py"
-    spec = importlib.util.spec_from_file_location("_coref_diagnostics", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_module(ROOT / "scripts" / "coref_diagnostics.py")
     nlp, examples = trained
     recall = script.pruning_recall(nlp, [eg.reference for eg in examples])
     n_mentions = sum(len(c) for _, clusters in TRAIN for c in clusters)

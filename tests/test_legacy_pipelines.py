@@ -5,22 +5,20 @@ b6a203a (before the head contract: the torch modules' sizes lived in untyped mod
 attrs) and the annotations that release predicted with it (written by
 tests/data/make_legacy_pipeline.py, which also says how to regenerate it).
 """
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import spacy
 
+from helpers import load_module
+
 DATA = Path(__file__).parent / "data"
 LEGACY = DATA / "legacy_b6a203a"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_legacy_pipeline", DATA / "make_legacy_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(DATA / "make_legacy_pipeline.py")
 
 
 def _close(a, b):

@@ -4,7 +4,6 @@ The full check (a fresh venv that installs spacy-hmtl and the sdist) is the proj
 `check-package` command (scripts/check_package.py); here the sdist is installed into a
 separate directory and loaded by name in another process, which needs no downloads.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,14 +12,13 @@ from pathlib import Path
 
 from spacy_hmtl.batch_annotator import doc_to_json, round_scores
 
+from helpers import load_module
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "check_package.py"
 
 
 def load_check_package():
-    spec = importlib.util.spec_from_file_location("_check_package", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(SCRIPT)
 
 
 def test_spacy_package_builds_an_sdist_that_loads_by_name(tiny_pipeline_path, tiny_nlp, tiny_texts, tmp_path):
