@@ -63,8 +63,10 @@ setup(
     install_requires=[
         "spacy>=3.8.0,<3.9.0",
         "thinc>=8.3.0,<8.4.0",
-        # Only a range: the caller pins the build (README pins the CPU wheel 2.13.0).
-        "torch>=2.0",
+        # Only a range: the caller pins the build (README pins the CPU wheel 2.13.0). 2.4 at
+        # least: torch.load(weights_only=True) with an allowlist, which every model file
+        # of the package is read with (spacy_hmtl.model_files).
+        "torch>=2.4",
         "srsly>=2.4.0",
         "numpy>=1.19",
         "scipy>=1.7",

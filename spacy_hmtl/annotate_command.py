@@ -51,7 +51,8 @@ def add_annotate(subparsers: Any) -> None:
     parser.add_argument("--mentions-key", default=MENTIONS_KEY, help="doc.spans key of the mentions")
     parser.add_argument("--output-format", choices=OUTPUT_FORMATS, default="doc",
                         help="doc: the layers (default); graph: the layers plus each document's entity "
-                             "graph under 'graph' (docs/GRAPH.md)")
+                             "graph under 'graph' (docs/GRAPH.md); prodigy: one Prodigy task per document, "
+                             "to correct and read back with `convert prodigy` (docs/OWN_DATA.md)")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     dask = parser.add_mutually_exclusive_group()
     dask.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,

@@ -26,9 +26,15 @@ pipeline with HMTL components imports it). Unpickling a Doc imports it by itself
 records are ``LayerRecords``); ``Doc.from_bytes`` and ``DocBin`` cannot: in a process
 that has not imported ``spacy_hmtl``, reading a layer from such a Doc fails with spaCy's
 E046 ("unregistered extension attribute"). ``import spacy_hmtl`` first.
+
+An extension of the same name that other code registered first is left as it is, with an
+``ExtensionConflictWarning`` (at import, and again when a head pipe is created):
+``doc._.relations`` would show that code's value, not the pipe's output, which stays
+readable through ``get_relation_records`` and ``get_coref_clusters``.
 """
+import warnings
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
 
@@ -66,18 +72,70 @@ class Relation:
         return [self.head.start, self.head.end, self.tail.start, self.tail.end, self.label, float(self.score)]
 
 
-def register_extensions() -> None:
-    """Register the Doc extensions used by spacy-hmtl (idempotent)."""
-    if not Doc.has_extension(RELATIONS_ATTR):
-        Doc.set_extension(RELATIONS_ATTR, default=None)
-    if not Doc.has_extension("relations"):
-        Doc.set_extension("relations", getter=_get_relations, setter=_set_relations)
-    if not Doc.has_extension("coref_clusters"):
-        Doc.set_extension("coref_clusters", getter=_get_coref_cluster_spans)
-    if not Doc.has_extension(COREF_ATTR):
-        Doc.set_extension(COREF_ATTR, default=None)
-    if not Doc.has_extension(DOC_KEY_ATTR):
-        Doc.set_extension(DOC_KEY_ATTR, default=None)
+class ExtensionConflictWarning(UserWarning):
+    """A ``Doc._`` extension that spacy-hmtl uses was registered differently by other code."""
+
+
+def _extensions() -> Dict[str, Dict[str, Any]]:
+    """Each Doc extension of spacy-hmtl: its ``Doc.set_extension`` keyword arguments."""
+    return {
+        RELATIONS_ATTR: {"default": None},
+        "relations": {"getter": _get_relations, "setter": _set_relations},
+        "coref_clusters": {"getter": _get_coref_cluster_spans},
+        COREF_ATTR: {"default": None},
+        DOC_KEY_ATTR: {"default": None},
+    }
+
+
+# What another registration of an extension hides, and where the pipe's output still is.
+_CONFLICT_EFFECTS = {
+    "relations": "doc._.relations shows that code's value, not the relations hmtl_relations predicts "
+    "(read them with spacy_hmtl.annotations.get_relation_records(doc))",
+    "coref_clusters": "doc._.coref_clusters shows that code's value, not the clusters hmtl_coref predicts "
+    "(read them with spacy_hmtl.annotations.get_coref_clusters(doc) or doc.spans['coref_clusters_N'])",
+}
+
+
+def register_extensions() -> List[str]:
+    """Register the Doc extensions used by spacy-hmtl (idempotent). An extension that
+    other code registered differently is left alone, with an ``ExtensionConflictWarning``
+    that says what it hides.
+
+    RETURNS (List[str]): the names registered differently by other code.
+    """
+    conflicts = []
+    for name, kwargs in _extensions().items():
+        if not Doc.has_extension(name):
+            Doc.set_extension(name, **kwargs)
+        elif not _is_ours(Doc.get_extension(name), kwargs):
+            conflicts.append(name)
+            effect = _CONFLICT_EFFECTS.get(name, "spacy-hmtl's pipes and converters may store or read it wrongly")
+            warnings.warn(
+                f"Doc._.{name} is registered by other code, not as spacy_hmtl registers it: spacy_hmtl "
+                f"leaves it as it is, so {effect}. Register yours under another name.",
+                ExtensionConflictWarning,
+                stacklevel=2,
+            )
+    return conflicts
+
+
+def _is_ours(registered: Tuple[Any, Any, Any, Any], kwargs: Dict[str, Any]) -> bool:
+    """Whether an extension (``Doc.get_extension``: default, method, getter, setter) is
+    registered as ``kwargs`` would register it. Functions compare by qualified name: a
+    reloaded module makes new function objects."""
+    default, method, getter, setter = registered
+    return (
+        default is kwargs.get("default")
+        and method is None
+        and _same_function(getter, kwargs.get("getter"))
+        and _same_function(setter, kwargs.get("setter"))
+    )
+
+
+def _same_function(a: Optional[Callable], b: Optional[Callable]) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == (b.__module__, b.__qualname__)
 
 
 # --- entities -----------------------------------------------------------------------

@@ -26,7 +26,9 @@
   edited (for plain text, an inserted or deleted line shifts every later id), and the
   run is refused before any work. Written documents are never duplicated; ``--overwrite``
   starts from scratch. OUTPUT may not be INPUT, and nothing is written (nor an existing
-  OUTPUT touched) before the model has loaded.
+  OUTPUT touched) before the model has loaded. A run holds an exclusive lock on OUTPUT
+  (``safe_io.output_lock``): a second run on the same OUTPUT stops at once with an error,
+  having read and changed nothing.
 * ``--output-format graph`` adds each document's entity graph (``spacy_hmtl.graph``,
   built from the line's layers) under ``"graph"``; ``python -m spacy_hmtl graph`` turns
   such a file into CSV triples and GraphML.
@@ -36,6 +38,7 @@ The per-document conversion, ``doc_to_json``, is reusable on its own; ``read_inp
 (``spacy_hmtl.distributed``) shares with this single-process path. This module is the
 library; the command's argument parsing and messages are ``spacy_hmtl.annotate_command``'s.
 """
+import functools
 import hashlib
 import json
 import os
@@ -57,13 +60,14 @@ from .annotations import (
     has_mention_annotation,
     has_ner_annotation,
 )
-from .safe_io import children_die_with_parent, dumps_line, same_file
+from .safe_io import OutputLockedError, children_die_with_parent, dumps_line, output_lock, same_file
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 INPUT_FORMATS = ("auto", "jsonl", "text")
 ON_ERROR = ("skip", "stop")
-# "doc": the layers (doc_to_json); "graph": the layers plus the entity graph under "graph".
-OUTPUT_FORMATS = ("doc", "graph")
+# "doc": the layers (doc_to_json); "graph": the layers plus the entity graph under "graph";
+# "prodigy": a Prodigy task per document (spacy_hmtl.exporters).
+OUTPUT_FORMATS = ("doc", "graph", "prodigy")
 SCORE_DIGITS = 6
 # Exit status of a run that skipped records (0: all done, 1: error, 2: usage).
 EXIT_SKIPPED = 3
@@ -692,6 +696,23 @@ def batched(items: Iterable[Any], size: int) -> Iterator[List[Any]]:
         yield batch
 
 
+def _locks_output(annotate: Callable[..., "AnnotateSummary"]) -> Callable[..., "AnnotateSummary"]:
+    """``annotate`` run holding the lock of its OUTPUT for the whole run, from reading what
+    OUTPUT holds to its last write: two runs appending to one file would write every
+    document twice. A second run stops with AnnotateError before reading anything."""
+
+    @functools.wraps(annotate)
+    def locked(model: Any, input_path: Union[str, Path], output_path: Union[str, Path], **options: Any) -> Any:
+        try:
+            with output_lock(output_path):
+                return annotate(model, input_path, output_path, **options)
+        except OutputLockedError as err:
+            raise AnnotateError(str(err)) from None
+
+    return locked
+
+
+@_locks_output
 def annotate_file(
     model: Union[str, Path, Language],
     input_path: Union[str, Path],
@@ -721,9 +742,10 @@ def annotate_file(
         (default ``default_errors_path(output_path)``), the others annotated; "stop":
         AnnotateError at the first bad record, after writing the documents before it.
     report_errors: print each skipped record on stderr.
-    output_format: "doc" (the layers, ``doc_to_json``) or "graph" (the layers and the
-        document's entity graph under ``"graph"``, see ``spacy_hmtl.graph``); resuming an
-        OUTPUT written in the other format is refused.
+    output_format: "doc" (the layers, ``doc_to_json``), "graph" (the layers and the
+        document's entity graph under ``"graph"``, see ``spacy_hmtl.graph``) or "prodigy"
+        (a Prodigy task, ``spacy_hmtl.exporters``); resuming an OUTPUT written in another
+        format is refused.
     torch_threads: torch threads per process while annotating (default: torch's own
         setting, or the CPUs shared out among the processes when ``n_process > 1``; an
         oversubscribed CPU makes torch's thread pool very slow).
@@ -758,7 +780,7 @@ def annotate_file(
                     report.add(error)
                 if runner is not None:
                     batches = runner(_pending_records(input_path, input_format, text_key, id_key, state.done))
-                    run.consume(_with_graphs(batches) if output_format == "graph" else batches, out, bar)
+                    run.consume(_formatted(batches, output_format), out, bar)
         finally:
             report.close()
             if bar is not None:
@@ -789,23 +811,37 @@ def _check_output_format(output_path: Path, state: OutputState, output_format: s
         raise AnnotateError(f"--output-format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
     if not state.n_lines:
         return
+    from .exporters import written_format
+
     with output_path.open("rb") as fileh:
-        has_graph = "graph" in json.loads(fileh.readline().decode("utf8"))
-    if has_graph != (output_format == "graph"):
-        written = "graph" if has_graph else "doc"
+        first = json.loads(fileh.readline().decode("utf8"))
+    written = "graph" if "graph" in first else written_format(first)
+    if written != output_format:
         raise AnnotateError(
             f"{output_path}: written with --output-format {written}, resumed with {output_format}; "
             "use the same format, or --overwrite"
         )
 
 
-def _with_graphs(batches: Iterator[List[Result]]) -> Iterator[List[Result]]:
-    """The runner's batches with each document's entity graph added to its line."""
-    from .graph.export import add_graph_to_line
+def _formatted(batches: Iterator[List[Result]], output_format: str) -> Iterator[List[Result]]:
+    """The runner's batches with each line in ``output_format``: with its document's
+    entity graph added ("graph"), or exported (``spacy_hmtl.exporters``)."""
+    if output_format == "doc":
+        return batches
+    if output_format == "graph":
+        from .graph.export import add_graph_to_line as convert
+    else:
+        from .exporters import line_exporter
 
+        convert = line_exporter(output_format)
+    return _map_lines(batches, convert)
+
+
+def _map_lines(batches: Iterator[List[Result]], convert: Callable[[str], str]) -> Iterator[List[Result]]:
+    """The runner's batches with ``convert`` applied to each line (errors pass as they are)."""
     try:
         for batch in batches:
-            yield [add_graph_to_line(r) if isinstance(r, str) else r for r in batch]
+            yield [convert(r) if isinstance(r, str) else r for r in batch]
     finally:
         _close(batches)
 

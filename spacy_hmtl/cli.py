@@ -15,18 +15,26 @@ from typing import Callable, List, Optional
 
 from .annotate_command import add_annotate
 from .evaluate_command import add_evaluate
+from .export_command import add_export
 from .graph.command import add_graph
 from .render_command import add_render
 from .safe_io import sigterm_exits
+from .split_command import add_split
 
-FORMATS = ("scierc", "conll04", "litbank", "conll", "conll2012")
-# Options that only make sense for one format: name -> format.
+FORMATS = ("scierc", "conll04", "litbank", "conll", "conll2012", "prodigy", "labelstudio", "brat")
+TOOL_FORMATS = ("prodigy", "labelstudio", "brat")
+# Options that only make sense for some formats: name -> format(s).
 FORMAT_OPTIONS = {
     "keep_ptb_brackets": "scierc",
     "fold": "litbank",
     "tag_column": "conll",
     "scheme": "conll",
     "n_sents": "conll",
+    "span_layer": TOOL_FORMATS,
+    "layers": TOOL_FORMATS,
+    "coref_labels": TOOL_FORMATS,
+    "lang": ("labelstudio", "brat"),
+    "from_predictions": "labelstudio",
 }
 
 
@@ -55,9 +63,26 @@ def add_convert(subparsers: argparse._SubParsersAction) -> None:
                         help="conll: tagging scheme (default auto)")
     parser.add_argument("--n-sents", type=int, default=None,
                         help="conll: sentences per doc when there is no -DOCSTART- (default 10)")
+    _add_tool_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.set_defaults(handler=run_convert, parser=parser)
+
+
+def _add_tool_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the annotation-tool formats (docs/OWN_DATA.md)."""
+    parser.add_argument("--span-layer", choices=("both", "entities", "mentions"), default=None,
+                        help="prodigy/labelstudio/brat: spans become entities and mentions (both, default), "
+                             "entities only, or mentions only (nested/overlapping allowed)")
+    parser.add_argument("--layers", default=None, metavar="LIST",
+                        help="prodigy/labelstudio/brat: layers to read, comma-separated out of entities,mentions,"
+                             "relations,coref (default auto: those some document annotates)")
+    parser.add_argument("--coref-labels", type=lambda v: tuple(x for x in v.split(",") if x), default=None,
+                        metavar="LIST", help="prodigy/labelstudio/brat: relation labels that are coreference "
+                                             "links (default COREF)")
+    parser.add_argument("--lang", default=None, help="labelstudio/brat: spaCy language of the tokenizer (default en)")
+    parser.add_argument("--from-predictions", action="store_true", default=None,
+                        help="labelstudio: read a task's prediction when it has no annotation")
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -69,8 +94,9 @@ def run_convert(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is None:
             continue
-        if fmt != args.format:
-            args.parser.error(f"--{name.replace('_', '-')} only applies to the {fmt} format")
+        formats = (fmt,) if isinstance(fmt, str) else fmt
+        if args.format not in formats:
+            args.parser.error(f"--{name.replace('_', '-')} only applies to the {'/'.join(formats)} format")
         options[name] = value
     if options.get("n_sents", 1) < 1:
         args.parser.error("--n-sents must be at least 1")
@@ -78,7 +104,7 @@ def run_convert(args: argparse.Namespace) -> int:
         summary = CONVERTERS[args.format](
             args.input, args.output, show_progress=not args.no_progress, overwrite=args.overwrite, **options
         )
-    except (ConversionError, OSError) as err:
+    except (ConversionError, OSError, ValueError) as err:
         # Bad input or an unwritable output: a message, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -86,7 +112,9 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [add_convert, add_evaluate, add_annotate, add_render, add_graph]
+COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
+    add_convert, add_split, add_evaluate, add_annotate, add_export, add_render, add_graph,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ sizes at initialize (listener width, labels), calls it on a batch, computes the 
 in torch with the gold annotation, and calls the model's backprop callback.
 """
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import srsly
 import torch
@@ -18,6 +18,7 @@ from spacy.util import ensure_path
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 
+from .annotations import register_extensions
 from .layers.torch_head import (
     HeadBatch,
     LabelSets,
@@ -27,13 +28,15 @@ from .layers.torch_head import (
     label_sets,
     set_head_sizes,
 )
+from .model_files import ModelFileError, model_load_error, read_cfg, read_checksums, read_verified, write_checksums
 
 
 class TorchHeadPipe(TrainablePipe):
     """Base class of the HMTL heads. Subclasses implement:
 
     * ``is_annotated(doc)``: whether a reference doc carries gold for this task;
-    * ``initialize_labels(examples)``: collect labels from the training data;
+    * ``gold_labels(examples)``: the task's labels in the references (collected by
+      ``initialize_labels``; ``evaluate`` compares them with the pipe's);
     * ``compute_loss(examples, batch)``: a scalar torch loss from the model's
       ``HeadBatch``; docs that are not annotated must not contribute;
     * ``decode(docs, batch)``: predictions, one per doc;
@@ -54,6 +57,9 @@ class TorchHeadPipe(TrainablePipe):
     ):
         if loss_weight < 0:
             raise ValueError(f"[{name}] loss_weight must be >= 0, got {loss_weight}")
+        # The heads write doc._ layers: warn now if other code registered one of them
+        # (e.g. its own doc._.relations) since spacy_hmtl was imported.
+        register_extensions()
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -96,8 +102,14 @@ class TorchHeadPipe(TrainablePipe):
     def is_annotated(self, doc: Doc) -> bool:
         raise NotImplementedError
 
-    def initialize_labels(self, examples: Iterable[Example]) -> None:
+    def gold_labels(self, examples: Iterable[Example]) -> Set[str]:
+        """The labels this task's gold annotation uses in the references of ``examples``."""
         raise NotImplementedError
+
+    def initialize_labels(self, examples: Iterable[Example]) -> None:
+        """Add the labels of the training data (``gold_labels``), sorted."""
+        for label in sorted(self.gold_labels(examples)):
+            self.add_label(label)
 
     def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
         raise NotImplementedError
@@ -284,16 +296,27 @@ class TorchHeadPipe(TrainablePipe):
         return self
 
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        """Save ``cfg`` and ``model``, and their SHA-256 in ``checksums.sha256``
+        (``model_files``), which ``from_disk`` checks."""
         path = ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         self._build_module_if_possible()
         srsly.write_json(path / "cfg", self.cfg)
         (path / "model").write_bytes(self.model.to_bytes())
+        write_checksums(path, ["cfg", "model"])
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()):
+        """Load ``cfg`` and ``model``, each checked against its saved checksum (a
+        pipeline saved before checksums existed has none: nothing to check)."""
         path = ensure_path(path)
-        self._update_saved_cfg(self._read_cfg(path / "cfg"))
-        self._load_model((path / "model").read_bytes(), source=str(path / "model"))
+        checksums = self._read_checksums(path)
+        self._update_saved_cfg(self._read_cfg(path / "cfg", checksums))
+        model_path = path / "model"
+        try:
+            data = read_verified(model_path, checksums, path)
+        except ModelFileError as err:
+            raise ValueError(f"[{self.name}] {err}") from err
+        self._load_model(data, source=str(model_path))
         return self
 
     #: keys of a saved ``cfg`` to ignore: run-time settings that older releases saved
@@ -303,32 +326,26 @@ class TorchHeadPipe(TrainablePipe):
     def _update_saved_cfg(self, saved: Dict[str, Any]) -> None:
         self.cfg.update({key: value for key, value in saved.items() if key not in self.legacy_cfg_keys})
 
-    def _read_cfg(self, path) -> Dict[str, Any]:
-        """The saved settings; an unreadable file raises an error that names it."""
+    def _read_checksums(self, path) -> Optional[Dict[str, str]]:
         try:
-            cfg = srsly.read_json(path)
-        except ValueError as err:
-            raise ValueError(
-                f"[{self.name}] {path}: cannot read the saved settings ({err}): the file is missing, "
-                "truncated or corrupted. Save the pipeline again, or restore the file."
-            ) from err
-        if not isinstance(cfg, dict):
-            raise ValueError(f"[{self.name}] {path}: expected a JSON object, found {type(cfg).__name__}; corrupted file?")
-        return cfg
+            return read_checksums(path)
+        except ModelFileError as err:
+            raise ValueError(f"[{self.name}] {err}") from err
+
+    def _read_cfg(self, path, checksums: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+        """The saved settings (checked against ``checksums`` when given); an unreadable
+        file raises an error that names it."""
+        try:
+            return read_cfg(path, checksums, path.parent)
+        except ModelFileError as err:
+            raise ValueError(f"[{self.name}] {err}") from err
 
     def _load_error(self, data: bytes, source: str, err: Exception) -> ValueError:
         """Tell a truncated or corrupted file from weights that do not fit this component."""
-        try:
-            srsly.msgpack_loads(data)
-        except Exception as decode_err:
-            return ValueError(
-                f"[{self.name}] {source} is truncated or corrupted (not complete msgpack: {decode_err}). "
-                "Save the pipeline again, or restore the file."
-            )
-        return ValueError(
-            f"[{self.name}] cannot load the saved model into this component ({source}): {err}. "
+        return model_load_error(
+            self.name, data, source, err,
             "Was it saved with another configuration or label set? Load it with the config "
-            "it was saved with (its config.cfg), or retrain the pipeline with this one."
+            "it was saved with (its config.cfg), or retrain the pipeline with this one.",
         )
 
     def _load_model(self, data: bytes, source: str = "the saved model") -> None:

@@ -31,6 +31,7 @@ from spacy.tokens import Doc
 
 from .annotations import MENTIONS_KEY
 from .batch_annotator import AnnotateError, RecordError, doc_to_json
+from .safe_io import xml_safe
 
 LAYERS = ("entities", "mentions", "relations", "coref", "graph")
 LAYER_TITLES = {
@@ -171,11 +172,13 @@ def _as_json_docs(doc_or_docs: Union[DocLike, Iterable[DocLike]], mentions_key: 
 
 
 def assemble(blocks: Sequence[str], *, page: bool = True, title: str = "spacy-hmtl") -> str:
-    """Document blocks (``render_doc_json``) as a complete page or an embeddable fragment."""
+    """Document blocks (``render_doc_json``) as a complete page or an embeddable fragment.
+    Characters that XML 1.0 forbids are replaced (``safe_io.xml_safe``): the inline SVG
+    stays well-formed XML, whatever control characters the documents hold."""
     content = "\n".join(blocks)
     if not page:
-        return f'<div class="hmtl-render">{content}</div>'
-    return TPL_PAGE.format(title=html.escape(title), css=PAGE_CSS, content=content)
+        return xml_safe(f'<div class="hmtl-render">{content}</div>')
+    return xml_safe(TPL_PAGE.format(title=html.escape(title), css=PAGE_CSS, content=content))
 
 
 def _heading(data: Dict[str, Any], index: int) -> str:

@@ -1,4 +1,5 @@
-"""File safety shared by the commands (``convert``, ``annotate``, ``render``).
+"""File safety shared by the commands (``convert``, ``annotate``, ``render``, ``graph``,
+``evaluate``).
 
 * No command writes over one of its inputs (``output_problem``), nor over an existing
   output unless asked to (``--overwrite``).
@@ -11,12 +12,18 @@
   same bytes on every path (resume, retries, workers, the graph export).
 * Worker processes forked while ``children_die_with_parent`` is active are killed by
   the kernel when their parent dies, even by SIGKILL (Linux; elsewhere they poll for it).
+* A command that appends to its output (``annotate``, which resumes) holds an exclusive
+  lock on it (``output_lock``): a second run on the same output stops at once.
+* Exports are safe to open: a CSV cell that a spreadsheet would run as a formula is
+  neutralised (``spreadsheet_safe``), and XML never holds a character XML 1.0 forbids
+  (``xml_safe``).
 """
 import ctypes
 import glob
 import json
 import multiprocessing.util
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -26,6 +33,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, Optional, Tuple, Union
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (not POSIX: outputs are not locked)
+    fcntl = None  # type: ignore[assignment]
+
 PathLike = Union[str, Path]
 
 
@@ -34,7 +46,14 @@ def dumps_line(obj: Dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False) + "\n"
 
 TEMP_MARK = ".hmtl-tmp-"
+LOCK_MARK = ".hmtl-lock"
 _PR_SET_PDEATHSIG = 1
+# OWASP's rule for CSV injection: a spreadsheet runs a cell that starts with one of these
+# as a formula (TAB and CR too: some applications drop them and read what follows).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Everything XML 1.0's Char production leaves out: C0 controls but TAB, LF and CR, the
+# surrogates (only lone ones reach a Python str) and the two BMP non-characters.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 # --- inputs and outputs ---------------------------------------------------------------
@@ -65,6 +84,9 @@ def output_problem(output: PathLike, inputs: Iterable[PathLike], *, overwrite: b
             return f"is also an input of this command ({path}); write the output to another path"
     if output.is_dir():
         return "is a directory, not a file"
+    folder = next((parent for parent in output.parents if parent.exists()), None)
+    if folder is not None and not folder.is_dir():
+        return f"cannot be created: {folder} is a file, not a directory"
     if output.exists() and not overwrite:
         return "exists already; pass --overwrite to replace it"
     return None
@@ -96,7 +118,7 @@ def remove_stale_temps(target: PathLike) -> int:
     removed = 0
     for name in glob.glob(os.path.join(glob.escape(str(target.parent)), glob.escape(prefix) + "*.tmp")):
         pid = Path(name).name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid)):
             try:
                 os.unlink(name)
                 removed += 1
@@ -105,7 +127,7 @@ def remove_stale_temps(target: PathLike) -> int:
     return removed
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -200,3 +222,105 @@ def children_die_with_parent() -> Iterator[None]:
     finally:
         # The registry holds a weak reference: the hook goes when ``watch`` does.
         del watch
+
+
+# --- locking an output ------------------------------------------------------------------
+
+
+class OutputLockedError(RuntimeError):
+    """Another process holds the lock of an output (the message names the output)."""
+
+
+def lock_path(output: PathLike) -> Path:
+    """The lock file of ``output``: a hidden file next to it (``.NAME.hmtl-lock``)."""
+    output = Path(output)
+    return output.with_name(f".{output.name}{LOCK_MARK}")
+
+
+@contextmanager
+def output_lock(output: PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on ``output`` for the block (``flock`` on its lock file,
+    never waiting), so that two runs cannot append to one file. The lock file holds the
+    pid of its owner and is removed when the block ends; a lock left by a killed
+    process is released by the kernel. Where ``fcntl`` is missing, nothing is locked.
+
+    output: the file the command writes (it need not exist).
+    RETURNS (Iterator[Path]): the lock file's path.
+    RAISES OutputLockedError: another process holds the lock.
+    """
+    path = lock_path(output)
+    if fcntl is None:  # pragma: no cover
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire_lock(path, output)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        yield path
+    finally:
+        # Unlinked while still locked: a run that opens the name later gets a new file,
+        # and one that opened the old file sees it is gone (``_acquire_lock``).
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _acquire_lock(path: Path, output: PathLike) -> int:
+    """Open and lock ``path``; the open file descriptor. Retries when the file was
+    removed (by the owner that just finished) between opening and locking it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _lock_owner(fd)
+            os.close(fd)
+            raise OutputLockedError(
+                f"{output}: another run is writing this output{owner} (lock file {path}); "
+                "wait for it to finish, or write to another path"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            return fd
+        os.close(fd)
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file named ``path``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _lock_owner(fd: int) -> str:
+    """`` (process PID)`` from a held lock file, or "" when it holds no pid yet."""
+    pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return f" (process {pid})" if pid.isdigit() else ""
+
+
+# --- exports that are safe to open -----------------------------------------------------------
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text instead of running it as a formula.
+
+    A string that starts with ``FORMULA_STARTS`` (``=cmd|'/C calc'!A0``, ``@SUM(1)``,
+    ``-2+3``) gets a single quote in front (OWASP's rule for CSV injection); other
+    strings and the numbers a writer computes itself are returned as they are.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def xml_safe(text: str, replacement: str = "\ufffd") -> str:
+    """``text`` with every character that XML 1.0 forbids (control characters other than
+    TAB, LF and CR, lone surrogates, U+FFFE, U+FFFF) replaced by ``replacement``: no XML
+    parser accepts them, not even as character references."""
+    return _XML_FORBIDDEN.sub(replacement, text)

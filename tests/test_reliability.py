@@ -276,6 +276,11 @@ def test_saved_labels_that_do_not_fit_the_weights(trained, tmp_path):
     cfg = srsly.read_json(cfg_path)
     cfg["labels"] = cfg["labels"] + ["EXTRA"]
     srsly.write_json(cfg_path, cfg)
+    # the checksum saved with the file catches the edit first ...
+    with pytest.raises(ValueError, match=r"\[hmtl_ner\] .*cfg.*truncated or corrupted, or was replaced"):
+        spacy.load(tmp_path / "pipeline")
+    # ... and without one (a pipeline saved before checksums), the weights do not fit
+    (cfg_path.parent / "checksums.sha256").unlink()
     with pytest.raises(ValueError, match=r"(?s)\[hmtl_ner\] cannot load the saved model.*label set"):
         spacy.load(tmp_path / "pipeline")
 

@@ -5,8 +5,11 @@ The policy under test: a record that cannot be processed is reported (file, line
 reason) and, with ``--on-error skip`` (the default), left out and listed in the errors
 file, the run ending with exit status 3; ``--on-error stop`` stops at it (exit status 1)
 after writing the records before it. A fuzz test feeds the annotate command random
-Unicode records (lone surrogates, control characters, overlong texts, broken JSON).
+Unicode records (lone surrogates, control characters, overlong texts, broken JSON); two
+more feed ``graph`` random documents (names and labels with control characters and
+formula starts, broken lines) and ``evaluate`` random TEST files and output paths.
 """
+import csv
 import itertools
 import json
 import os
@@ -18,20 +21,22 @@ import sys
 import time
 from pathlib import Path
 
+import networkx
 import pytest
 import spacy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.language import Language
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin, Span
 from spacy.vocab import Vocab
 
 from spacy_hmtl import batch_annotator
+from spacy_hmtl.annotations import set_relation_records
 from spacy_hmtl.batch_annotator import AnnotateError, annotate_file
 from spacy_hmtl.cli import main
 from spacy_hmtl.converters import ConversionError, convert_litbank, convert_scierc
 
-from helpers import read_jsonl
+from helpers import read_jsonl, reference_docs
 
 DATA = Path(__file__).parent / "data" / "converters"
 GOOD_TEXTS = ["John Smith works for Acme Corp in Boston .", "Mary Jones lives in Paris .", "Acme Corp hired Mary ."]
@@ -442,5 +447,142 @@ def test_fuzz_annotate_cli(tmp_path, small_max_length, tiny_nlp_loaded_by_cli, c
         assert reported == bad
         for line_no in bad:
             assert f"{inp}:{line_no}: " in stderr
+
+    check()
+
+
+# --- the fuzz test, extended to graph and evaluate --------------------------------------------
+
+# A cell a spreadsheet would run as a formula starts with one of these (OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+LABEL = st.one_of(
+    st.sampled_from(["=1+1", "@SUM(A1)", "+x", "-2+", "\tT", "\rR", "ORG", "X\x00Y", "\ufffe\x1b"]),
+    st.text(VALID_CHAR, min_size=1, max_size=6),
+)
+# (kind, payload): "doc" a document of two to five words whose first and last are linked
+# entities; "surrogate" an escaped lone surrogate; "raw" a line that is never a JSON
+# object; "duplicate" the first document's line again.
+GRAPH_RECORD = st.one_of(
+    st.tuples(st.just("doc"), st.lists(st.text(VALID_CHAR, min_size=1, max_size=8), min_size=2, max_size=5),
+              LABEL, LABEL, LABEL, LABEL),
+    st.tuples(st.just("surrogate"), st.integers(0xD800, 0xDFFF)),
+    st.tuples(st.just("raw"), st.text(ANY_CHAR.filter(lambda c: c not in "\n}"), max_size=30)),
+    st.tuples(st.just("duplicate")),
+)
+
+
+def graph_fuzz_lines(records: list):
+    """JSONL lines for the drawn records, the number of documents and the first bad line."""
+    nlp = spacy.blank("en")
+    lines, first_bad = [], None
+    for i, (kind, *payload) in enumerate(records):
+        if kind == "doc":
+            words, head_type, tail_type, relation, id_prefix = payload
+            doc = Doc(nlp.vocab, words=words)
+            doc.ents = [Span(doc, 0, 1, head_type), Span(doc, len(doc) - 1, len(doc), tail_type)]
+            set_relation_records(doc, [[0, 1, len(doc) - 1, len(doc), relation, 0.5]])
+            lines.append(batch_annotator.dumps_line(batch_annotator.doc_to_json(doc, f"{i}:{id_prefix}")))
+            continue
+        if kind == "surrogate":
+            lines.append('{"id": %d, "text": "x\\u%04x", "tokens": []}\n' % (i, payload[0]))
+        elif kind == "duplicate" and lines and first_bad is None:
+            lines.append(lines[0])
+        else:
+            lines.append("{" + (payload[0] if payload else "") + "\n")
+        first_bad = first_bad or i + 1
+    return lines, len(lines) if first_bad is None else None, first_bad
+
+
+def check_graph_exports(outputs: dict, n_docs: int) -> None:
+    """Each export parses with its library, and no CSV cell would run as a formula."""
+    assert len(read_jsonl(outputs["jsonl"])) == n_docs
+    rows = list(csv.DictReader(outputs["csv"].open(encoding="utf8", newline="")))
+    assert len(rows) == n_docs
+    for row in rows:
+        for key in ("doc_id", "head", "head_type", "relation", "tail", "tail_type"):
+            assert not row[key].startswith(FORMULA_STARTS), (key, row[key])
+        assert 0.0 <= float(row["score"]) <= 1.0 and int(row["support"]) == 1
+    graph = networkx.read_graphml(outputs["graphml"])
+    assert graph.number_of_nodes() == 2 * n_docs and graph.number_of_edges() == n_docs
+
+
+def test_fuzz_graph_cli(tmp_path, capsys):
+    runs = itertools.count()
+
+    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(records=st.lists(GRAPH_RECORD, min_size=1, max_size=6))
+    def check(records):
+        run_dir = tmp_path / str(next(runs))
+        run_dir.mkdir()
+        lines, n_docs, first_bad = graph_fuzz_lines(records)
+        inp = run_dir / "annotated.jsonl"
+        inp.write_bytes("".join(lines).encode("utf8", "surrogatepass"))
+        outputs = {kind: run_dir / f"out.{kind}" for kind in ("jsonl", "csv", "graphml")}
+        capsys.readouterr()
+        code = main(["graph", str(inp)] + [arg for kind, path in outputs.items() for arg in (f"--{kind}", str(path))])
+        stderr = capsys.readouterr().err
+        assert "Traceback" not in stderr
+        if first_bad is not None:  # a bad line stops the command before anything is written
+            assert code == 1 and f"{inp}:{first_bad}: " in stderr, stderr
+            assert not any(path.exists() for path in outputs.values())
+            return
+        assert code == 0, stderr
+        check_graph_exports(outputs, n_docs)
+
+    check()
+
+
+TEST_KINDS = ("docbin", "empty", "json", "garbage", "missing")
+OUTPUT_KINDS = (None, "new", "existing", "overwrite", "dir", "test", "model_file", "under_test")
+
+
+def evaluate_fuzz_paths(run_dir: Path, model: Path, test_kind: str, out_kind, garbage: bytes):
+    """The TEST file and the output of one fuzz run, made as their kinds say."""
+    test = run_dir / ("test.json" if test_kind == "json" else "test.spacy")
+    if test_kind in ("docbin", "empty"):
+        DocBin(store_user_data=True, docs=reference_docs(Vocab()) if test_kind == "docbin" else []).to_disk(test)
+    elif test_kind == "json":
+        shutil.copy(DATA / "scierc_3.json", test)
+    elif test_kind == "garbage":
+        test.write_bytes(garbage)
+    output = {
+        None: None, "new": run_dir / "sub" / "scores.json", "existing": run_dir / "old.json",
+        "overwrite": run_dir / "old.json", "dir": run_dir, "test": test, "model_file": model / "config.cfg",
+        "under_test": test / "scores.json",
+    }[out_kind]
+    if out_kind in ("existing", "overwrite"):
+        output.write_text("previous")
+    return test, output
+
+
+def test_fuzz_evaluate_cli(tmp_path, tiny_pipeline_path, tiny_nlp_loaded_by_cli, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_pipeline_path, model)
+    runs = itertools.count()
+
+    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(test_kind=st.sampled_from(TEST_KINDS), out_kind=st.sampled_from(OUTPUT_KINDS),
+           garbage=st.binary(max_size=64))
+    def check(test_kind, out_kind, garbage):
+        run_dir = tmp_path / str(next(runs))
+        run_dir.mkdir()
+        test, output = evaluate_fuzz_paths(run_dir, model, test_kind, out_kind, garbage)
+        before = {p: p.read_bytes() for p in [*model.rglob("*"), *run_dir.rglob("*")] if p.is_file()}
+        args = ["evaluate", str(model), str(test)] + ([] if output is None else ["-o", str(output)])
+        capsys.readouterr()
+        code = main(args + (["--overwrite"] if out_kind == "overwrite" else []))
+        stderr = capsys.readouterr().err
+        assert "Traceback" not in stderr
+        after = {p: p.read_bytes() for p in [*model.rglob("*"), *run_dir.rglob("*")] if p.is_file()}
+        if test_kind == "docbin" and out_kind in (None, "new", "overwrite"):
+            assert code == 0, stderr
+            assert output is None or "ents_f" in json.loads(output.read_text(encoding="utf8"))
+            assert {p: b for p, b in after.items() if p != output} == {p: b for p, b in before.items() if p != output}
+            return
+        output_refused = out_kind in ("existing", "dir", "test", "model_file") or (
+            out_kind == "under_test" and test_kind != "missing"
+        )
+        assert code == 1 and f"{output if output_refused else test}: " in stderr, stderr
+        assert after == before  # nothing written, no input touched
 
     check()

@@ -7,7 +7,7 @@ import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from spacy.tokens import Doc, DocBin, Span
 from spacy.vocab import Vocab
@@ -212,6 +212,21 @@ def json_problem(err: json.JSONDecodeError) -> str:
     return f"invalid or truncated JSON ({err.msg}: column {err.colno})"
 
 
+def iter_jsonl(path: PathLike) -> Iterator[Tuple[Location, Any]]:
+    """Each non-blank line of a JSON-lines file, parsed, with its location.
+
+    RAISES ConversionError: unreadable file, or a line that is not valid JSON.
+    """
+    for line_no, line in enumerate(split_lines(read_text(path)), start=1):
+        if not line.strip():
+            continue
+        loc = Location(path, line=line_no)
+        try:
+            yield loc, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise loc.error(json_problem(err)) from None
+
+
 def whitespace_problem(word: str) -> Optional[str]:
     """What is wrong with a gold token: empty, or the whitespace character it contains."""
     if not word:
@@ -251,6 +266,12 @@ def check_span(start: int, end: int, n_tokens: int, what: str, loc: Location) ->
         raise loc.error(f"{what}: end < start (empty or reversed span)")
     if start < 0 or end > n_tokens:
         raise loc.error(f"{what}: offsets out of range (document has {n_tokens} tokens)")
+
+
+def note(summary: Optional[ConversionSummary], what: str, count: int = 1) -> None:
+    """Count something repaired or dropped in the summary, if there is one."""
+    if summary is not None:
+        summary.note(what, count)
 
 
 def dedupe(items: Iterable[T]) -> Tuple[List[T], int]:
@@ -322,6 +343,33 @@ def set_spans(doc: Doc, key: str, spans: Sequence[LabeledSpan]) -> None:
     doc.spans[key] = [Span(doc, s, e, label=l) for s, e, l in sorted(spans)]
 
 
+def strip_span(
+    text: str,
+    start: int,
+    end: int,
+    loc: Location,
+    what: str,
+    summary: Optional[ConversionSummary],
+    kind: str = "entities",
+) -> Tuple[int, int]:
+    """Character offsets without the whitespace the span starts or ends with (tokens
+    never contain whitespace, so the span's ends must fall on tokens).
+
+    kind: what the summary note calls the spans ("<kind> trimmed of surrounding whitespace").
+    RAISES ConversionError: the span covers only whitespace.
+    """
+    new_start, new_end = start, end
+    while new_start < new_end and text[new_start].isspace():
+        new_start += 1
+    while new_end > new_start and text[new_end - 1].isspace():
+        new_end -= 1
+    if new_start == new_end:
+        raise loc.error(f"{what}: the span covers only whitespace")
+    if (new_start, new_end) != (start, end) and summary is not None:
+        summary.note(f"{kind} trimmed of surrounding whitespace")
+    return new_start, new_end
+
+
 # --- writing ------------------------------------------------------------------------
 
 
@@ -360,6 +408,32 @@ def check_outputs(outputs: Iterable[Path], inputs: Iterable[PathLike], *, overwr
         problem = output_problem(output, inputs, overwrite=overwrite)
         if problem is not None:
             raise ConversionError(output, problem)
+
+
+def convert_to_file(
+    read: Callable[[ConversionSummary], Iterable[Doc]],
+    input_path: PathLike,
+    output_path: PathLike,
+    *,
+    desc: str,
+    show_progress: bool = False,
+    overwrite: bool = False,
+) -> ConversionSummary:
+    """The body of a one-input, one-output ``convert_<format>``: check the output, read
+    every doc (``read(summary)``, which may add notes), write them atomically, count.
+
+    output_path: a .spacy file, or an existing directory (then <input stem>.spacy in it).
+    overwrite: replace an existing output file (else ConversionError, before any work).
+    """
+    output = resolve_output_file(output_path, input_path)
+    check_outputs([output], [input_path], overwrite=overwrite)
+    summary = ConversionSummary()
+    docs = list(progress(read(summary), desc=desc, show=show_progress))
+    write_docbins({output: docs}, show_progress=show_progress)
+    for doc in docs:
+        summary.add_doc(doc)
+    summary.outputs.append(str(output))
+    return summary
 
 
 def write_docbins(outputs: Dict[Path, Sequence[Doc]], *, show_progress: bool = False) -> None:

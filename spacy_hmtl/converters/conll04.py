@@ -18,20 +18,17 @@ from .common import (
     LabeledSpan,
     Location,
     PathLike,
-    check_outputs,
     check_span,
+    convert_to_file,
     dedupe,
     expect_int,
     expect_list,
     expect_str,
     json_problem,
     make_doc,
-    progress,
     read_text,
-    resolve_output_file,
     set_entities,
     set_spans,
-    write_docbins,
 )
 
 
@@ -74,17 +71,14 @@ def convert_conll04(
     output_path: a .spacy file, or an existing directory (then <input stem>.spacy in it).
     overwrite: replace an existing output file (else ConversionError, before any work).
     """
-    output = resolve_output_file(output_path, input_path)
-    check_outputs([output], [input_path], overwrite=overwrite)
-    summary = ConversionSummary()
-    docs = list(
-        progress(read_conll04(input_path, summary=summary), desc=f"conll04 {Path(input_path).name}", show=show_progress)
+    return convert_to_file(
+        lambda summary: read_conll04(input_path, summary=summary),
+        input_path,
+        output_path,
+        desc=f"conll04 {Path(input_path).name}",
+        show_progress=show_progress,
+        overwrite=overwrite,
     )
-    write_docbins({output: docs}, show_progress=show_progress)
-    for doc in docs:
-        summary.add_doc(doc)
-    summary.outputs.append(str(output))
-    return summary
 
 
 def _record_to_doc(

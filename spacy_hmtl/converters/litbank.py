@@ -21,6 +21,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from ..annotations import MENTIONS_KEY, set_coref_clusters
+from .brat import parse_text_bound
 from .common import (
     ConversionError,
     ConversionSummary,
@@ -35,6 +36,7 @@ from .common import (
     set_entities,
     set_spans,
     split_lines,
+    strip_span,
     write_docbins,
 )
 
@@ -267,26 +269,11 @@ def _read_brat(
         if not line.startswith("T"):
             continue  # relations, notes, ...: not part of the entity layer
         loc = Location(ann_path, line=line_no, doc=stem)
-        fields = line.split("\t")
-        if len(fields) != 3:
-            raise loc.error(f"a brat entity line has 3 tab-separated fields, found {len(fields)}")
-        tid, type_and_offsets, span_text = fields
-        parts = type_and_offsets.split(" ")
-        if len(parts) != 3:
-            raise loc.error(
-                f"{tid}: expected 'TYPE start end' (discontinuous spans are not supported), got {type_and_offsets!r}"
-            )
-        label, char_start, char_end = parts
-        try:
-            cs, ce = int(char_start), int(char_end)
-        except ValueError:
-            raise loc.error(f"{tid}: character offsets must be integers, got {type_and_offsets!r}") from None
-        what = f"entity {tid} [{cs}, {ce})"
-        if not 0 <= cs < ce <= len(text):
-            raise loc.error(f"{what}: character offsets out of range or end < start (text has {len(text)} characters)")
-        if text[cs:ce] != span_text:
-            raise loc.error(f"{what}: span text {span_text!r} does not match the .txt ({text[cs:ce]!r})")
-        cs, ce = _strip_span(text, cs, ce, loc, what, summary)
+        tid, label, fragments, _ = parse_text_bound(line, loc, text)
+        if len(fragments) != 1:
+            raise loc.error(f"{tid}: discontinuous spans are not supported")
+        (cs, ce), what = fragments[0], f"entity {tid} {fragments[0]}"
+        cs, ce = strip_span(text, cs, ce, loc, what, summary)
         # 21 LitBank entities end inside a word ("a desolate coas") or cover part of a
         # hyphenated token ("home" in "home-ceremonies"): expand them to whole tokens.
         first = _token_at(starts, cs)
@@ -295,23 +282,6 @@ def _read_brat(
             summary.note("entities expanded to token boundaries")
         entities.append((first, last + 1, label))
     return entities
-
-
-def _strip_span(
-    text: str, start: int, end: int, loc: Location, what: str, summary: Optional[ConversionSummary]
-) -> Tuple[int, int]:
-    """Character offsets without the whitespace the span starts or ends with (tokens
-    never contain whitespace, so the span's ends must fall on tokens)."""
-    new_start, new_end = start, end
-    while new_start < new_end and text[new_start].isspace():
-        new_start += 1
-    while new_end > new_start and text[new_end - 1].isspace():
-        new_end -= 1
-    if new_start == new_end:
-        raise loc.error(f"{what}: the span covers only whitespace")
-    if (new_start, new_end) != (start, end) and summary is not None:
-        summary.note("entities trimmed of surrounding whitespace")
-    return new_start, new_end
 
 
 def _token_at(boundaries: Dict[int, int], char: int, inclusive_end: bool = False) -> int:

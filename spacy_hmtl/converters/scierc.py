@@ -6,7 +6,6 @@ document-level token indices with an *inclusive* end. ``ner``/``relations`` hold
 per sentence. A missing ``ner``/``relations``/``clusters`` key means the layer is not
 annotated (other DyGIE corpora lack some), an empty list that it is annotated and empty.
 """
-import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -19,21 +18,16 @@ from .common import (
     LabeledSpan,
     Location,
     PathLike,
-    check_outputs,
     check_span,
+    convert_to_file,
     dedupe,
     expect_int,
     expect_list,
     expect_str,
-    json_problem,
+    iter_jsonl,
     make_doc,
-    progress,
-    read_text,
-    resolve_output_file,
     set_entities,
     set_spans,
-    split_lines,
-    write_docbins,
 )
 
 # PTB escapes for brackets, mapped back so the text reads like what a user feeds the pipeline.
@@ -56,16 +50,8 @@ def read_scierc(
     RAISES ConversionError: malformed input, naming the file, line and problem.
     """
     vocab = vocab if vocab is not None else Vocab()
-    text = read_text(path)
     seen_keys: Set[str] = set()
-    for line_no, line in enumerate(split_lines(text), start=1):
-        if not line.strip():
-            continue
-        loc = Location(path, line=line_no)
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise loc.error(json_problem(err)) from None
+    for loc, record in iter_jsonl(path):
         doc = _record_to_doc(record, vocab, keep_ptb_brackets, loc, summary)
         key = doc._.hmtl_doc_key
         if key in seen_keys:
@@ -87,21 +73,14 @@ def convert_scierc(
     output_path: a .spacy file, or an existing directory (then <input stem>.spacy in it).
     overwrite: replace an existing output file (else ConversionError, before any work).
     """
-    output = resolve_output_file(output_path, input_path)
-    check_outputs([output], [input_path], overwrite=overwrite)
-    summary = ConversionSummary()
-    docs = list(
-        progress(
-            read_scierc(input_path, keep_ptb_brackets=keep_ptb_brackets, summary=summary),
-            desc=f"scierc {Path(input_path).name}",
-            show=show_progress,
-        )
+    return convert_to_file(
+        lambda summary: read_scierc(input_path, keep_ptb_brackets=keep_ptb_brackets, summary=summary),
+        input_path,
+        output_path,
+        desc=f"scierc {Path(input_path).name}",
+        show_progress=show_progress,
+        overwrite=overwrite,
     )
-    write_docbins({output: docs}, show_progress=show_progress)
-    for doc in docs:
-        summary.add_doc(doc)
-    summary.outputs.append(str(output))
-    return summary
 
 
 def _record_to_doc(

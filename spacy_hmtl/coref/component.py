@@ -4,7 +4,7 @@ Writes ``doc.spans["coref_clusters_N"]`` (one group per cluster, numbered from 1
 marker group ``doc.spans["coref_clusters"]`` through ``annotations.set_coref_clusters``;
 ``doc._.coref_clusters`` returns the clusters as lists of ``Span`` s.
 """
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import torch
 from spacy.language import Language
@@ -129,8 +129,8 @@ class HMTLCoref(TorchHeadPipe):
     def add_label(self, label: str) -> int:
         raise ValueError(f"[{self.name}] the coreference head has no labels (got {label!r})")
 
-    def initialize_labels(self, examples: Iterable[Example]) -> None:
-        return None
+    def gold_labels(self, examples: Iterable[Example]) -> Set[str]:
+        return set()
 
     def label_sets(self) -> LabelSets:
         return {}

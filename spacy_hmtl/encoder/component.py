@@ -7,10 +7,20 @@ from thinc.api import Config
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import ensure_path
 from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
+from ..model_files import (
+    ModelFileError,
+    model_load_error,
+    read_cfg,
+    read_checksums,
+    read_verified,
+    verify_files,
+    write_checksums,
+)
 from .listener import HMTLListener
 from .model import build_hierarchical_encoder, build_hmtl_embed  # noqa: F401  (registers architectures)
 
@@ -261,23 +271,44 @@ class HMTLEncoder(TrainablePipe):
     def add_label(self, label: str) -> int:
         raise NotImplementedError("hmtl_encoder has no labels")
 
-    # --- serialization: name the component when saved weights do not fit the config ---
+    # --- serialization: checksums, and errors that name the component and the file ---
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HMTLEncoder":
         try:
             return super().from_bytes(bytes_data, exclude=exclude)
         except (ValueError, RuntimeError, KeyError) as err:
-            raise ValueError(_load_error(self.name, err)) from err
+            raise model_load_error(self.name, None, "the saved bytes", err, _CONFIG_HINT) from err
+
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        """spaCy's files (``cfg``, ``model``, ``vocab`` unless excluded), and their SHA-256
+        in ``checksums.sha256`` (``model_files``), which ``from_disk`` checks."""
+        super().to_disk(path, exclude=exclude)
+        write_checksums(path, [name for name in _SAVED_FILES if name not in exclude])
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "HMTLEncoder":
+        """Load what ``to_disk`` saved, each file checked against its saved checksum (a
+        pipeline saved before checksums existed has none: nothing to check)."""
+        path = ensure_path(path)
         try:
-            return super().from_disk(path, exclude=exclude)
+            checksums = read_checksums(path)
+            if "cfg" not in exclude:
+                self.cfg.update(read_cfg(path / "cfg", checksums, path))
+            if "vocab" not in exclude and (path / "vocab").exists():
+                verify_files(path, "vocab", checksums)
+                self.vocab.from_disk(path / "vocab", exclude=exclude)
+            if "model" not in exclude:
+                self._load_model(read_verified(path / "model", checksums, path), str(path / "model"))
+        except ModelFileError as err:
+            raise ValueError(f"[{self.name}] {err}") from err
+        return self
+
+    def _load_model(self, data: bytes, source: str) -> None:
+        try:
+            self.model.from_bytes(data)
         except (ValueError, RuntimeError, KeyError) as err:
-            raise ValueError(_load_error(self.name, err)) from err
+            raise model_load_error(self.name, data, source, err, _CONFIG_HINT) from err
 
 
-def _load_error(name: str, err: Exception) -> str:
-    return (
-        f"[{name}] cannot load the saved encoder weights into this component: {err}. Was it "
-        "saved with another configuration (embedding width, level widths or depths)?"
-    )
+# The files spaCy's TrainablePipe.to_disk writes.
+_SAVED_FILES = ("cfg", "vocab", "model")
+_CONFIG_HINT = "Was it saved with another configuration (embedding width, level widths or depths)?"

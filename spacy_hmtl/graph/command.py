@@ -7,13 +7,15 @@ one, as ``annotate --output-format graph`` writes, else the graph is built from 
 layers) or a ``.spacy`` file (a DocBin with user data, e.g. a converted corpus: gold
 graphs). A line that is not a document stops the command with ``FILE:LINE: problem``
 (exit status 1) before anything is written. Outputs are written atomically, never over
-INPUT, and over an existing file only with ``--overwrite``.
+INPUT, and over an existing file only with ``--overwrite``; they are safe to open
+(``spacy_hmtl.graph.export``: no formula in a CSV cell, no character XML forbids).
 """
 import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from ..batch_annotator import unicode_problem
 from ..safe_io import output_problem, same_file
 from .entity_graph import EntityGraph, entity_graph
 
@@ -80,6 +82,10 @@ def _parse(raw: bytes, where: str) -> Dict[str, Any]:
         raise GraphCommandError(f"{where}: not a document written by annotate (no 'text' and 'tokens')")
     if data.get("id") is not None and (isinstance(data["id"], bool) or not isinstance(data["id"], (str, int))):
         raise GraphCommandError(f"{where}: 'id' must be a string or an integer")
+    # An escaped lone surrogate ("\\ud800") decodes, but no output file can hold it.
+    problem = unicode_problem(json.dumps(data, ensure_ascii=False))
+    if problem is not None:
+        raise GraphCommandError(f"{where}: the record {problem}")
     return data
 
 

@@ -3,7 +3,11 @@ row per edge, every document in one file) and GraphML (every document in one gra
 written by networkx: ``pip install "spacy-hmtl[graph]"``).
 
 Every writer takes ``(doc_id, graph)`` pairs (``graph``: an ``EntityGraph`` or its plain
-dict) and writes its file atomically (a temporary file moved into place).
+dict) and writes its file atomically (a temporary file moved into place). The files are
+safe to open: a CSV cell taken from the documents that a spreadsheet would run as a
+formula (``=``, ``+``, ``-``, ``@``, TAB, CR first) starts with a single quote, and the
+GraphML holds no character that XML 1.0 forbids (each is replaced by U+FFFD); see
+``spacy_hmtl.safe_io``.
 """
 import csv
 import io
@@ -11,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
-from ..safe_io import dumps_line, write_atomic
+from ..safe_io import dumps_line, spreadsheet_safe, write_atomic, xml_safe
 from .entity_graph import EntityGraph
 
 DocId = Union[str, int]
@@ -61,12 +65,18 @@ def triple_rows(doc_id: DocId, graph: GraphLike) -> List[Dict[str, Any]]:
 
 
 def triples_to_csv(items: Iterable[Tuple[DocId, GraphLike]]) -> str:
-    """CSV text (header + one row per edge of every document)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TRIPLE_FIELDS, lineterminator="\n")
+    """CSV text (header + one row per edge of every document). Every text cell goes
+    through ``spreadsheet_safe``: names, types, labels and ids come from the documents,
+    and a cell such as ``=HYPERLINK(...)`` would run when the file is opened. The numbers
+    (node ids, scores, support) are the graph's own and stay numbers."""
+    buffer = io.StringIO(newline="")
+    # CRLF (RFC 4180, the csv module's default): the writer quotes a cell holding either
+    # character of its line terminator, so only then is a CR inside a name quoted.
+    writer = csv.DictWriter(buffer, fieldnames=TRIPLE_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     for doc_id, graph in items:
-        writer.writerows(triple_rows(doc_id, graph))
+        for row in triple_rows(doc_id, graph):
+            writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
     return buffer.getvalue()
 
 
@@ -88,37 +98,39 @@ def to_networkx(items: Iterable[Tuple[DocId, GraphLike]], *, merge_names: bool =
     (``"<type>:<lower-cased name>"``). Node attributes: ``name``, ``type``, ``kind``,
     ``docs`` and ``mentions`` (how many); edge attributes: ``label``, ``score``,
     ``max_score``, ``support`` (how many), ``doc``. GraphML has no null: a missing type
-    is "".
+    is "". Every string (keys included) goes through ``xml_safe``: a document's text may
+    hold control characters that no XML file can carry.
     """
     nx = _networkx()
     out = nx.MultiDiGraph()
     for doc_id, graph in items:
         data = _data(graph)
-        keys = [_node_key(doc_id, node, merge_names) for node in data["nodes"]]
+        doc = xml_safe(str(doc_id))
+        keys = [_node_key(doc, node, merge_names) for node in data["nodes"]]
         for key, node in zip(keys, data["nodes"]):
-            _add_node(out, key, node, str(doc_id))
+            _add_node(out, key, node, doc)
         for edge in data["edges"]:
             out.add_edge(
-                keys[edge["head"]], keys[edge["tail"]], label=edge["label"], score=float(edge["score"]),
-                max_score=float(edge["max_score"]), support=len(edge["support"]), doc=str(doc_id),
+                keys[edge["head"]], keys[edge["tail"]], label=xml_safe(edge["label"]), score=float(edge["score"]),
+                max_score=float(edge["max_score"]), support=len(edge["support"]), doc=doc,
             )
     return out
 
 
-def _node_key(doc_id: DocId, node: Dict[str, Any], merge_names: bool) -> str:
+def _node_key(doc: str, node: Dict[str, Any], merge_names: bool) -> str:
     if merge_names:
-        return f"{node['type'] or ''}:{' '.join(node['name'].lower().split())}"
-    return f"{doc_id}:{node['id']}"
+        return xml_safe(f"{node['type'] or ''}:{' '.join(node['name'].lower().split())}")
+    return f"{doc}:{node['id']}"
 
 
-def _add_node(out: Any, key: str, node: Dict[str, Any], doc_id: str) -> None:
+def _add_node(out: Any, key: str, node: Dict[str, Any], doc: str) -> None:
     if key in out:
         attrs = out.nodes[key]
         attrs["mentions"] += len(node["mentions"])
-        if doc_id not in attrs["docs"].split(" "):
-            attrs["docs"] += " " + doc_id
+        if doc not in attrs["docs"].split(" "):
+            attrs["docs"] += " " + doc
         return
-    out.add_node(key, name=node["name"], type=node["type"] or "", kind=node["kind"], docs=doc_id,
+    out.add_node(key, name=xml_safe(node["name"]), type=xml_safe(node["type"] or ""), kind=node["kind"], docs=doc,
                  mentions=len(node["mentions"]))
 
 

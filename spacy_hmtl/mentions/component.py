@@ -9,7 +9,7 @@ the doc has sentence boundaries) is a candidate; gold mentions wider than ``max_
 can never be predicted (``initialize`` counts them and warns).
 """
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy
 import torch
@@ -123,13 +123,12 @@ class MentionDetector(TorchHeadPipe):
     def is_annotated(self, doc: Doc) -> bool:
         return has_mention_annotation(doc, self.spans_key)
 
-    def initialize_labels(self, examples: Iterable[Example]) -> None:
+    def gold_labels(self, examples: Iterable[Example]) -> Set[str]:
         labels = set()
         for eg in examples:
             if self.is_annotated(eg.reference):
                 labels.update(span.label_ for span in eg.reference.spans[self.spans_key])
-        for label in sorted(labels):
-            self.add_label(label)
+        return labels
 
     def initialize(
         self,

@@ -1,5 +1,5 @@
 """The ``hmtl_ner`` pipe: named entities from level 1 of the shared encoder."""
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Set, Tuple
 
 import torch
 from spacy.language import Language
@@ -58,12 +58,8 @@ class HMTLNer(TorchHeadPipe):
     def is_annotated(self, doc: Doc) -> bool:
         return has_ner_annotation(doc)
 
-    def initialize_labels(self, examples: Iterable[Example]) -> None:
-        labels = set()
-        for eg in examples:
-            labels.update(ent.label_ for ent in eg.reference.ents)
-        for label in sorted(labels):
-            self.add_label(label)
+    def gold_labels(self, examples: Iterable[Example]) -> Set[str]:
+        return {ent.label_ for eg in examples for ent in eg.reference.ents}
 
     def _gold_tags(self, examples: List[Example], max_len: int) -> torch.Tensor:
         """Gold tag indices (batch x time), -1 where unknown (missing or unseen label)."""

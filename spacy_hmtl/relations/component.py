@@ -19,7 +19,7 @@
   loss scale shared by all heads); docs with records ``None`` are skipped.
 """
 import warnings
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -208,13 +208,8 @@ class RelationExtractor(TorchHeadPipe):
     def is_annotated(self, doc: Doc) -> bool:
         return has_relation_annotation(doc)
 
-    def initialize_labels(self, examples: Iterable[Example]) -> None:
-        labels = set()
-        for eg in examples:
-            for record in get_relation_records(eg.reference) or []:
-                labels.add(str(record[4]))
-        for label in sorted(labels):
-            self.add_label(label)
+    def gold_labels(self, examples: Iterable[Example]) -> Set[str]:
+        return {str(record[4]) for eg in examples for record in get_relation_records(eg.reference) or []}
 
     def initialize(
         self,
