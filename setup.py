@@ -38,12 +38,14 @@ ENTRY_POINTS = {
     ],
     "spacy_callbacks": [
         "spacy_hmtl.cache_frozen_features.v1 = spacy_hmtl.training.feature_cache:make_frozen_feature_cache",
+        "spacy_hmtl.component_learn_rates.v1 = spacy_hmtl.training.learn_rates:make_component_learn_rates",
     ],
     "spacy_loggers": [
         "spacy_hmtl.TimedConsoleLogger.v1 = spacy_hmtl.training.timed_logger:make_timed_console_logger",
     ],
     "spacy_batchers": [
         "spacy_hmtl.task_batcher.v1 = spacy_hmtl.training.task_batcher:configure_task_batcher",
+        "spacy_hmtl.batch_by_length.v1 = spacy_hmtl.training.length_batcher:configure_batch_by_length",
     ],
     "spacy_misc": [
         "spacy_hmtl.installed_model_dir.v1 = spacy_hmtl.encoder.transformer_features:installed_model_dir",

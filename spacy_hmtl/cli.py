@@ -20,6 +20,7 @@ from .graph.command import add_graph
 from .render_command import add_render
 from .safe_io import sigterm_exits
 from .split_command import add_split
+from .train_command import add_train, split_overrides
 
 FORMATS = ("scierc", "conll04", "litbank", "conll", "conll2012", "prodigy", "labelstudio", "brat")
 TOOL_FORMATS = ("prodigy", "labelstudio", "brat")
@@ -113,7 +114,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
-    add_convert, add_split, add_evaluate, add_annotate, add_export, add_render, add_graph,
+    add_convert, add_split, add_train, add_evaluate, add_annotate, add_export, add_render, add_graph,
 ]
 
 
@@ -127,7 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run a command; returns the exit code (see the module docstring)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `train` takes spaCy's config overrides (--paths.train PATH ...), as `spacy train` does
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args.overrides = split_overrides(extra)
+    except ValueError as err:
+        args.parser.error(str(err))
     with sigterm_exits():
         return args.handler(args)
 

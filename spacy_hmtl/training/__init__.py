@@ -16,24 +16,30 @@ from .multitask_corpus import (  # noqa: F401
     strip_annotation,
     strip_docbin,
 )
+from .learn_rates import ScaledOptimizer, make_component_learn_rates, set_learn_rate_scale  # noqa: F401
 from .feature_cache import FrozenFeatureCache, make_frozen_feature_cache  # noqa: F401
 from .task_batcher import TaskBatcher, configure_task_batcher  # noqa: F401
+from .length_batcher import configure_batch_by_length  # noqa: F401
 from .timed_logger import make_timed_console_logger  # noqa: F401
 
 __all__ = [
     "CORPUS_TAG",
     "FrozenFeatureCache",
+    "ScaledOptimizer",
     "TASKS",
     "TASKS_TAG",
     "MultiTaskCorpus",
     "TaskBatcher",
+    "configure_batch_by_length",
     "configure_task_batcher",
     "create_multitask_corpus",
+    "make_component_learn_rates",
     "make_frozen_feature_cache",
     "make_timed_console_logger",
     "get_corpus_name",
     "get_corpus_tasks",
     "read_like_dev",
+    "set_learn_rate_scale",
     "strip_annotation",
     "strip_docbin",
 ]

@@ -1,0 +1,329 @@
+"""``spacy train`` that can stop and resume: ``python -m spacy_hmtl train``.
+
+Fine-tuning a transformer on a CPU takes hours, longer than a machine or a session may be
+held. spaCy's training loop keeps its state (optimizer moments, schedule position, the order
+of the batches, random generators) in memory only, and ``model-last`` holds the *averaged*
+weights, so a new ``spacy train`` sourcing from it starts a different run. This loop is spaCy's
+(``spacy.training.loop``: the same batches, updates, evaluations, logger, ``model-last`` and
+``model-best``) plus a checkpoint written at evaluations, from which a killed or stopped run
+continues as if it had never stopped (``tests/test_resumable_training.py`` checks that the
+resumed run's weights and scores equal the uninterrupted run's).
+
+A checkpoint (``OUTPUT/checkpoint``, replaced atomically) holds:
+
+* ``model/``: the pipeline with its raw (not averaged) weights;
+* ``optimizer/``: Adam's moments, the averages and update counts under stable parameter names
+  (:mod:`.optimizer_state`), and the schedules' position;
+* ``state.json``: the step, the evaluations so far (model selection and patience go on from
+  them), the random generators' states (Python, NumPy, torch), the config it was trained from,
+  and the lines of the training log written so far.
+
+On resume the batch stream is rebuilt from the seed and advanced past the batches already
+trained on (reading examples, not training: seconds), then the random states are restored.
+"""
+import base64
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from timeit import default_timer as timer
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+
+import numpy
+import torch
+from spacy import util
+from spacy.language import Language
+from spacy.schemas import ConfigSchemaTraining
+from spacy.training.initialize import init_nlp
+from spacy.training.loop import (
+    clean_output_dir,
+    create_before_to_disk_callback,
+    create_evaluation_callback,
+    create_train_batches,
+    subdivide_batch,
+    update_meta,
+)
+from spacy.util import registry, resolve_dot_names
+from thinc.api import Config, Optimizer, fix_random_seed
+from wasabi import Printer
+
+from .optimizer_state import restore_optimizer_state, save_optimizer_state
+
+CHECKPOINT = "checkpoint"
+MODEL_LAST = "model-last"
+MODEL_BEST = "model-best"
+
+
+class ResumeError(ValueError):
+    """A checkpoint that cannot be resumed (missing, or from another config)."""
+
+
+def train_resumable(
+    config: Config,
+    output_path: Path,
+    *,
+    resume: bool = False,
+    checkpoint_every: int = 1,
+    stop_after_step: Optional[int] = None,
+    stop_after_minutes: Optional[float] = None,
+    stdout: IO = sys.stdout,
+    stderr: IO = sys.stderr,
+) -> Tuple[Language, bool]:
+    """Train as ``spacy train`` does, writing a checkpoint to resume from.
+
+    config (Config): the training config, overrides applied, not interpolated.
+    output_path (Path): the output directory (``model-last``, ``model-best``, ``checkpoint``).
+    resume (bool): continue from ``output_path/checkpoint`` (which must exist and come from
+        the same config) instead of starting afresh.
+    checkpoint_every (int): write a checkpoint at every N-th evaluation (and at the end).
+    stop_after_step (Optional[int]): stop at the first evaluation at or after this step,
+        with a checkpoint, as an interruption would (to split a run across sessions).
+    stop_after_minutes (Optional[float]): stop at the first evaluation after this much wall
+        time in this process, with a checkpoint.
+    stdout (IO): where progress goes.
+    stderr (IO): where warnings go.
+    RETURNS (Tuple[Language, bool]): the pipeline and whether training finished (False: stopped
+        early by ``stop_after_*``; run again with ``resume``).
+    """
+    msg = Printer(no_print=True)
+    checkpoint_dir = output_path / CHECKPOINT
+    config_text = config.to_str()
+    if resume:
+        state = read_state(checkpoint_dir, config_text)
+        nlp = util.load_model_from_path(checkpoint_dir / "model")
+        stdout.write(msg.info(f"Resuming after step {state['step']} from {checkpoint_dir}") + "\n")
+    else:
+        state = None
+        nlp = init_nlp(config)
+        stdout.write(msg.good("Initialized pipeline") + "\n")
+    interpolated = nlp.config.interpolate()
+    seed = interpolated["training"]["seed"]
+    if seed is not None:
+        fix_random_seed(seed)
+    T = registry.resolve(interpolated["training"], schema=ConfigSchemaTraining)
+    train_corpus, dev_corpus = resolve_dot_names(interpolated, [T["train_corpus"], T["dev_corpus"]])
+    optimizer: Optimizer = T["optimizer"]
+    batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
+    start_step = 0
+    if state is not None:
+        restore_optimizer_state(optimizer, nlp, checkpoint_dir / "optimizer")
+        start_step = state["step"] + 1
+        skip_batches(batches, start_step)
+        set_random_states(state["random"])
+    else:
+        clean_output_dir(output_path)
+    before_to_disk = create_before_to_disk_callback(T["before_to_disk"])
+    frozen = T["frozen_components"]
+    stdout.write(msg.info(f"Pipeline: {nlp.pipe_names}") + "\n")
+    stdout.write(msg.info(f"Learn rate at step {start_step}: {optimizer.learn_rate}") + "\n")
+    with nlp.select_pipes(disable=frozen):
+        log_step, finalize_logger = T["logger"](nlp, stdout, stderr)
+    log_file = logger_output_file(interpolated)
+    log_prefix = state["log"] if state else ""
+    results: List[Tuple[float, int]] = [tuple(r) for r in state["results"]] if state else []  # type: ignore[misc]
+    started = time.perf_counter()
+    finished = True
+    evaluations = 0
+    try:
+        steps = training_steps(
+            nlp, optimizer, batches, create_evaluation_callback(nlp, dev_corpus, T["score_weights"]),
+            T, start_step=start_step, results=results, seconds=state["seconds"] if state else 0.0,
+            words=state["words"] if state else 0,
+        )
+        for info, is_best in steps:
+            if is_best is None:
+                log_step(None)
+                continue
+            evaluations += 1
+            with nlp.select_pipes(disable=frozen):
+                update_meta(T, nlp, info)
+            with nlp.use_params(optimizer.averages or {}):
+                before_to_disk(nlp).to_disk(output_path / MODEL_LAST)
+            if is_best:
+                if (output_path / MODEL_BEST).exists():
+                    shutil.rmtree(output_path / MODEL_BEST)
+                shutil.copytree(output_path / MODEL_LAST, output_path / MODEL_BEST)
+            info["output_path"] = str(output_path / MODEL_LAST)
+            log_step(info)
+            stop = (stop_after_step is not None and info["step"] >= stop_after_step) or (
+                stop_after_minutes is not None and time.perf_counter() - started >= 60 * stop_after_minutes
+            )
+            if stop or evaluations % checkpoint_every == 0:
+                write_checkpoint(
+                    checkpoint_dir, nlp, optimizer, info, config_text,
+                    log_prefix + read_log(log_file),
+                )
+            if stop:
+                finished = False
+                stdout.write(msg.warn(f"Stopped after step {info['step']}: resume with --resume") + "\n")
+                break
+    finally:
+        finalize_logger()
+    if log_prefix and log_file is not None:
+        # the logger opened its file afresh: put back the evaluations before the resumption
+        log_file.write_text(log_prefix + read_log(log_file), encoding="utf8")
+    if finished:
+        with nlp.use_params(optimizer.averages or {}):
+            before_to_disk(nlp).to_disk(output_path / MODEL_LAST)
+        stdout.write(msg.good("Saved pipeline to output directory", output_path / MODEL_LAST) + "\n")
+    return nlp, finished
+
+
+def training_steps(
+    nlp: Language,
+    optimizer: Optimizer,
+    batches: Iterator[Tuple[int, Any]],
+    evaluate: Any,
+    T: Dict[str, Any],
+    *,
+    start_step: int,
+    results: List[Tuple[float, int]],
+    seconds: float,
+    words: int,
+) -> Iterator[Tuple[Dict[str, Any], Optional[bool]]]:
+    """spaCy's ``train_while_improving`` starting at ``start_step`` with earlier evaluations.
+
+    Yields ``(info, is_best)`` after each step; ``is_best`` is None when the step was not
+    evaluated. Stops at ``max_steps`` or when ``patience`` steps passed without improvement.
+    """
+    dropout = T["dropout"]
+    exclude = T["frozen_components"]
+    losses: Dict[str, float] = {}
+    start_time = timer() - seconds
+    for step, (epoch, batch) in enumerate(batches, start=start_step):
+        if T["before_update"]:
+            T["before_update"](nlp, {"step": step, "epoch": epoch})
+        for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
+            nlp.update(subbatch, drop=dropout, losses=losses, sgd=False, exclude=exclude,
+                       annotates=T["annotating_components"])  # type: ignore[arg-type]
+        for name, proc in nlp.pipeline:
+            if name not in exclude and getattr(proc, "is_trainable", False) and proc.model not in (True, False, None):
+                proc.finish_update(optimizer)
+        optimizer.step_schedules()
+        is_best: Optional[bool] = None
+        score, other_scores = None, None
+        if not step % T["eval_frequency"]:
+            with nlp.use_params(optimizer.averages or {}):
+                score, other_scores = evaluate()
+            results.append((score, step))
+            is_best = score == max(results)[0]
+        words += sum(len(eg) for eg in batch)
+        info = {
+            "epoch": epoch, "step": step, "score": score, "other_scores": other_scores,
+            "losses": losses, "checkpoints": results, "seconds": int(timer() - start_time), "words": words,
+        }
+        yield info, is_best
+        if is_best is not None:
+            losses = {}
+        # the earliest of equal best scores, as spaCy's loop
+        best_step = -max((r_score, -r_step) for r_score, r_step in results)[1]
+        if T["patience"] and step - best_step >= T["patience"]:
+            break
+        if T["max_steps"] and step >= T["max_steps"]:
+            break
+
+
+def skip_batches(batches: Iterator[Any], count: int) -> None:
+    """Advance the batch stream past ``count`` batches (the data order of the stopped run)."""
+    for _ in range(count):
+        next(batches)
+
+
+def random_states() -> Dict[str, str]:
+    """The states of Python's, NumPy's and torch's global random generators, as text."""
+    return {
+        "python": json.dumps(random.getstate()),
+        "numpy": base64.b64encode(_pickle_free_numpy_state()).decode("ascii"),
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
+    }
+
+
+def set_random_states(states: Dict[str, str]) -> None:
+    """Restore what :func:`random_states` returned."""
+    version, internal, gauss_next = json.loads(states["python"])
+    random.setstate((version, tuple(internal), gauss_next))
+    raw = numpy.frombuffer(base64.b64decode(states["numpy"]), dtype=numpy.uint8)
+    keys = raw[: 624 * 4].view(numpy.uint32)
+    pos, has_gauss = raw[624 * 4 : 624 * 4 + 8].view(numpy.int32)
+    cached = float(raw[624 * 4 + 8 :].view(numpy.float64)[0])
+    numpy.random.set_state(("MT19937", keys, int(pos), int(has_gauss), cached))
+    torch_state = numpy.frombuffer(base64.b64decode(states["torch"]), dtype=numpy.uint8).copy()
+    torch.set_rng_state(torch.from_numpy(torch_state))
+
+
+def _pickle_free_numpy_state() -> bytes:
+    _, keys, pos, has_gauss, cached = numpy.random.get_state()
+    return (
+        numpy.asarray(keys, dtype=numpy.uint32).tobytes()
+        + numpy.asarray([pos, has_gauss], dtype=numpy.int32).tobytes()
+        + numpy.asarray([cached], dtype=numpy.float64).tobytes()
+    )
+
+
+def write_checkpoint(
+    checkpoint_dir: Path,
+    nlp: Language,
+    optimizer: Optimizer,
+    info: Dict[str, Any],
+    config_text: str,
+    log_text: str,
+) -> None:
+    """Write the checkpoint to a new directory, then swap it in (a kill leaves the old one whole)."""
+    partial = checkpoint_dir.with_name(checkpoint_dir.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    nlp.to_disk(partial / "model")
+    (partial / "optimizer").mkdir()
+    save_optimizer_state(optimizer, nlp, partial / "optimizer", steps=info["step"] + 1)
+    state = {
+        "step": info["step"],
+        "epoch": info["epoch"],
+        "seconds": info["seconds"],
+        "words": info["words"],
+        "results": [list(r) for r in info["checkpoints"]],
+        "random": random_states(),
+        "config": config_text,
+        "log": log_text,
+    }
+    (partial / "state.json").write_text(json.dumps(state), encoding="utf8")
+    old = checkpoint_dir.with_name(checkpoint_dir.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if checkpoint_dir.exists():
+        checkpoint_dir.rename(old)
+    partial.rename(checkpoint_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def read_state(checkpoint_dir: Path, config_text: str) -> Dict[str, Any]:
+    """The checkpoint's state, checked against the config of the run that resumes it."""
+    if not (checkpoint_dir / "state.json").exists():
+        old = checkpoint_dir.with_name(checkpoint_dir.name + ".old")
+        if (old / "state.json").exists():  # killed while swapping checkpoints
+            old.rename(checkpoint_dir)
+        else:
+            raise ResumeError(f"{checkpoint_dir}: no checkpoint to resume from (state.json missing)")
+    state = json.loads((checkpoint_dir / "state.json").read_text(encoding="utf8"))
+    if state["config"] != config_text:
+        raise ResumeError(
+            f"{checkpoint_dir}: the checkpoint was trained from another config (or other "
+            f"overrides); resume with the same config and overrides, or train afresh without --resume"
+        )
+    return state
+
+
+def logger_output_file(config: Config) -> Optional[Path]:
+    """The JSONL file the configured logger writes, if any."""
+    output_file = config["training"]["logger"].get("output_file")
+    return Path(output_file) if output_file else None
+
+
+def read_log(path: Optional[Path]) -> str:
+    """What the logger has written so far ("" when it writes no file)."""
+    if path is None or not path.exists():
+        return ""
+    return path.read_text(encoding="utf8")

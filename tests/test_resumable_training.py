@@ -1,0 +1,135 @@
+"""``python -m spacy_hmtl train``: spaCy's training, stoppable and resumable.
+
+A run stopped at an evaluation and resumed from its checkpoint must end with the weights, the
+dev scores at every evaluation, ``model-best`` and the training log of the run that never
+stopped: dropout (random state), averaged weights and a warm-up + decay schedule (optimizer
+state) and several epochs (the shuffled batch order) are all on, so that any of them not
+restored changes the result.
+"""
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.cli.train import train as spacy_train
+
+from helpers import PIPE_NAMES, TINY_CONFIG, reference_docs, write_docbin
+from spacy_hmtl.cli import main
+from spacy_hmtl.train_command import EXIT_STOPPED
+
+OPTIMIZER = """[training.optimizer]
+@optimizers = "Adam.v1"
+learn_rate = 0.01
+use_averages = false
+grad_clip = 5.0
+"""
+LOGGER = '@loggers = "spacy.ConsoleLogger.v1"\nprogress_bar = false\n'
+SCHEDULED_OPTIMIZER = """[training.optimizer]
+@optimizers = "Adam.v1"
+use_averages = true
+grad_clip = 5.0
+
+[training.optimizer.learn_rate]
+@schedules = "warmup_linear.v1"
+initial_rate = 0.03
+warmup_steps = 4
+total_steps = 24
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """train/dev DocBins of the reference docs and the tiny config with dropout, averages and a schedule."""
+    root = tmp_path_factory.mktemp("resumable")
+    docs = reference_docs(spacy.blank("en").vocab)
+    write_docbin(root / "train.spacy", docs)
+    write_docbin(root / "dev.spacy", docs)
+    assert OPTIMIZER in TINY_CONFIG
+    config = TINY_CONFIG.replace(OPTIMIZER, SCHEDULED_OPTIMIZER).replace("dropout = 0.0\naccumulate", "dropout = 0.2\naccumulate")
+    # a logger whose JSONL has every evaluation's scores and is written as it goes
+    config = config.replace(LOGGER, '@loggers = "spacy_hmtl.TimedConsoleLogger.v1"\nprogress_bar = null\noutput_file = null\n')
+    assert "TimedConsoleLogger" in config and "dropout = 0.2" in config
+    (root / "tiny.cfg").write_text(config, encoding="utf8")
+    return root
+
+
+def args(corpus: Path, output: Path, *extra: str) -> list:
+    return [
+        "train", str(corpus / "tiny.cfg"), "--output", str(output),
+        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"),
+        "--training.max_steps", "24", "--training.eval_frequency", "6",
+        "--training.logger.output_file", str(output / "log.jsonl"),
+        *extra,
+    ]
+
+
+def weights(model_dir: Path) -> dict:
+    nlp = spacy.load(model_dir)
+    return {name: nlp.get_pipe(name).model.to_bytes() for name in PIPE_NAMES}
+
+
+def evaluations(log: Path) -> list:
+    lines = [json.loads(line) for line in log.read_text(encoding="utf8").splitlines()]
+    for line in lines:  # wall time and words/s differ from run to run
+        line.pop("seconds")
+        line["scores"].pop("speed")
+    return lines
+
+
+def test_a_stopped_and_resumed_run_ends_as_the_uninterrupted_one(corpus, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main(args(corpus, whole)) == 0
+    assert main(args(corpus, split, "--stop-after-step", "8")) == EXIT_STOPPED
+    # stopped at the first evaluation at or after step 8: step 12, with a checkpoint
+    assert [e["step"] for e in evaluations(split / "log.jsonl")] == [0, 6, 12]
+    assert (split / "checkpoint" / "state.json").exists() and (split / "model-last").exists()
+    assert main(args(corpus, split, "--resume")) == 0
+
+    assert weights(split / "model-last") == weights(whole / "model-last")
+    assert weights(split / "model-best") == weights(whole / "model-best")
+    # every evaluation, the three before the stop included, in one log
+    assert evaluations(split / "log.jsonl") == evaluations(whole / "log.jsonl")
+    assert [e["step"] for e in evaluations(whole / "log.jsonl")] == [0, 6, 12, 18, 24]
+    # the scores moved: the comparison is not between two untrained pipelines
+    scores = [e["score"] for e in evaluations(whole / "log.jsonl")]
+    assert scores[-1] > scores[0]
+
+
+def test_a_run_resumed_twice_ends_as_the_uninterrupted_one(corpus, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main(args(corpus, whole)) == 0
+    assert main(args(corpus, split, "--stop-after-step", "6")) == EXIT_STOPPED
+    assert main(args(corpus, split, "--resume", "--stop-after-step", "18")) == EXIT_STOPPED
+    assert main(args(corpus, split, "--resume")) == 0
+    assert weights(split / "model-last") == weights(whole / "model-last")
+    assert evaluations(split / "log.jsonl") == evaluations(whole / "log.jsonl")
+
+
+def test_the_loop_trains_as_spacy_train(corpus, tmp_path):
+    assert main(args(corpus, tmp_path / "ours")) == 0
+    overrides = {
+        "paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy"),
+        "training.max_steps": 24, "training.eval_frequency": 6,
+        "training.logger.output_file": str(tmp_path / "spacy" / "log.jsonl"),
+    }
+    spacy_train(corpus / "tiny.cfg", tmp_path / "spacy", overrides=overrides)
+    assert weights(tmp_path / "ours" / "model-last") == weights(tmp_path / "spacy" / "model-last")
+    assert evaluations(tmp_path / "ours" / "log.jsonl") == evaluations(tmp_path / "spacy" / "log.jsonl")
+
+
+def test_resuming_refuses_another_config_or_a_missing_checkpoint(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(args(corpus, out, "--resume")) == 1
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+    assert main(args(corpus, out, "--stop-after-step", "0")) == EXIT_STOPPED
+    assert main(args(corpus, out, "--resume", "--training.dropout", "0.3")) == 1
+    assert "trained from another config" in capsys.readouterr().err
+    # the refused resume changed nothing: resuming with the right config still works
+    assert main(args(corpus, out, "--resume")) == 0
+
+
+def test_train_rejects_options_that_are_not_config_overrides(corpus, tmp_path):
+    with pytest.raises(SystemExit):
+        main(args(corpus, tmp_path / "run", "--no-such-option"))
+    with pytest.raises(SystemExit):  # only `train` takes overrides
+        main(["evaluate", "model", "test.spacy", "--paths.train", "x"])
