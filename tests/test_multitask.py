@@ -347,7 +347,9 @@ def test_mixed_config_resolves(corpus_paths):
     assert corpora["train"].specs["conll04"]["tasks"] == ["ner", "relations"]
     assert corpora["dev"].specs["litbank"]["tasks"] == ["mentions", "coref"]
     batcher = registry.resolve({"b": config["training"]["batcher"]})["b"]
-    assert isinstance(batcher, TaskBatcher) and batcher.sampling == "proportional"
+    # CoNLL04 and LitBank drawn 1:2, each task's single-corpus plateau budget in 3,000 steps
+    assert isinstance(batcher, TaskBatcher) and batcher.sampling == "weights"
+    assert batcher.weights == {"conll04": 1.0, "litbank": 2.0}
     nlp = spacy.blank("en")
     names = Counter(get_corpus_name(eg) for eg in corpora["train"](nlp))
     assert names == {"conll04": len(CORPUS_A), "litbank": len(CORPUS_B)}
