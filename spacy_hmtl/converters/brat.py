@@ -39,8 +39,8 @@ from .common import (
     read_text,
     split_lines,
 )
-from .tool_layers import DEFAULT_COREF_LABELS, LAYER_TAGS, Link, ToolDoc, ToolSpan, apply_layers, finish_doc
-from .tool_layers import resolve_layers, token_offsets
+from .tool_layers import DEFAULT_COREF_LABELS, LAYER_TAGS, Link, ToolDoc, ToolSpan, finish_doc, gold_docs
+from .tool_layers import token_offsets
 
 # Line kinds that carry nothing the heads learn from: skipped, counted by name.
 SKIPPED_KINDS = {"E": "events", "A": "attributes", "M": "attributes", "N": "normalizations", "#": "notes"}
@@ -106,9 +106,7 @@ def read_brat(
         raise ConversionError(root, "no .txt files (brat keeps a .txt and a .ann per document)")
     nlp = spacy.blank(lang)
     tool_docs = [_read_pair(path, path.with_suffix(".ann"), nlp.tokenizer, coref_labels, summary) for path in texts]
-    chosen = resolve_layers(tool_docs, layers, span_layer, coref_labels, summary)
-    for tool_doc in tool_docs:
-        yield apply_layers(tool_doc, chosen, span_layer, coref_labels, summary)
+    yield from gold_docs(tool_docs, layers, span_layer, coref_labels, summary)
 
 
 def convert_brat(

@@ -40,8 +40,8 @@ from .common import (
     note,
     read_text,
 )
-from .tool_layers import DEFAULT_COREF_LABELS, LAYER_TAGS, Link, ToolDoc, ToolSpan, apply_layers, finish_doc
-from .tool_layers import resolve_layers, token_offsets
+from .tool_layers import DEFAULT_COREF_LABELS, LAYER_TAGS, Link, ToolDoc, ToolSpan, finish_doc, gold_docs
+from .tool_layers import token_offsets
 
 DIRECTIONS = ("right", "left", "bi")
 # The key of ``data`` holding the document key (written by spacy_hmtl.exporters.labelstudio):
@@ -76,9 +76,7 @@ def read_labelstudio(
             tool_docs.append(tool_doc)
     if not tool_docs:
         raise Location(path).error("no annotated task (nothing to convert)")
-    chosen = resolve_layers(tool_docs, layers, span_layer, coref_labels, summary)
-    for tool_doc in tool_docs:
-        yield apply_layers(tool_doc, chosen, span_layer, coref_labels, summary)
+    yield from gold_docs(tool_docs, layers, span_layer, coref_labels, summary)
 
 
 def convert_labelstudio(

@@ -33,7 +33,7 @@ from .common import (
     iter_jsonl,
     note,
 )
-from .tool_layers import DEFAULT_COREF_LABELS, LAYERS, Link, ToolDoc, ToolSpan, apply_layers, finish_doc, resolve_layers
+from .tool_layers import DEFAULT_COREF_LABELS, LAYERS, Link, ToolDoc, ToolSpan, finish_doc, gold_docs
 
 ANSWERS = ("accept", "reject", "ignore")
 # The key of a span's own layers, written by spacy_hmtl.exporters.prodigy.
@@ -76,9 +76,7 @@ def read_prodigy(
         tool_docs.append(_record_to_tool_doc(record, vocab, loc, seen_keys, Path(path).stem))
     if not tool_docs:
         raise Location(path).error("no accepted record (nothing to convert)")
-    chosen = resolve_layers(tool_docs, layers, span_layer, coref_labels, summary)
-    for tool_doc in tool_docs:
-        yield apply_layers(tool_doc, chosen, span_layer, coref_labels, summary)
+    yield from gold_docs(tool_docs, layers, span_layer, coref_labels, summary)
 
 
 def convert_prodigy(

@@ -21,7 +21,7 @@ document has an annotation of it, so a ``rel.manual`` export does not claim to b
 annotated for coreference, nor a ``coref.manual`` export for relations.
 """
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
@@ -157,6 +157,20 @@ def link_clusters(links: Iterable[Tuple[Tuple[int, int], Tuple[int, int]]]) -> L
     for mention in sorted(parent):
         clusters.setdefault(find(mention), []).append(mention)
     return sorted(clusters.values())
+
+
+def gold_docs(
+    tool_docs: Sequence[ToolDoc],
+    layers: Union[None, str, Sequence[str]],
+    span_layer: str,
+    coref_labels: Sequence[str],
+    summary: Optional[ConversionSummary],
+) -> Iterator[Doc]:
+    """The documents of a whole export with their gold layers: the layers are chosen over all
+    documents (``resolve_layers``), then put on each (``apply_layers``)."""
+    chosen = resolve_layers(tool_docs, layers, span_layer, coref_labels, summary)
+    for tool_doc in tool_docs:
+        yield apply_layers(tool_doc, chosen, span_layer, coref_labels, summary)
 
 
 def apply_layers(
