@@ -7,5 +7,6 @@ imported by the components that need them.
 """
 from .about import __version__  # noqa: F401
 from .annotations import register_extensions
+from .gold_check import GoldLabelWarning  # noqa: F401  (filter it: warnings.filterwarnings)
 
 register_extensions()

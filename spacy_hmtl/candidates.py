@@ -147,6 +147,11 @@ def entity_spans(doc: Doc, source: str) -> List[Span]:
     return []
 
 
+def entity_source_name(source: str) -> str:
+    """Where an entity source lives, for messages: ``doc.ents`` or ``doc.spans["KEY"]``."""
+    return "doc.ents" if source == ENTS_SOURCE else f'doc.spans["{source}"]'
+
+
 def has_entity_source(doc: Doc, source: str) -> bool:
     """Whether an entity pipe annotated the doc's entity source (an empty doc always
     counts as annotated): ``doc.ents`` set (even to nothing) for ``"ents"``, the key

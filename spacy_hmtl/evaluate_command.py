@@ -21,18 +21,17 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from spacy.language import Language
 from spacy.training import Example
 
 from .batch_annotator import AnnotateError, load_model
+from .gold_check import some_labels
 from .safe_io import output_problem, write_atomic
 from .scores_table import format_scores
 
 PathLike = Union[str, Path]
-# Labels named in a warning, at most (a corpus can have hundreds).
-MAX_LABELS_SHOWN = 8
 
 
 class UnsharedLabelsWarning(UserWarning):
@@ -83,16 +82,10 @@ def unshared_labels(nlp: Language, examples: Sequence[Example]) -> List[str]:
         gold = pipe.gold_labels(examples)
         if gold and not gold & set(pipe.labels):
             messages.append(
-                f"{name}: the corpus's labels ({_some(gold)}) and the pipeline's ({_some(pipe.labels)}) share "
+                f"{name}: the corpus's labels ({some_labels(gold)}) and the pipeline's ({some_labels(pipe.labels)}) share "
                 "none, so its scores are 0; is this a test set of another corpus?"
             )
     return messages
-
-
-def _some(labels: Iterable[str]) -> str:
-    labels = sorted(labels)
-    shown = ", ".join(labels[:MAX_LABELS_SHOWN])
-    return shown + (f", ... {len(labels)} in all" if len(labels) > MAX_LABELS_SHOWN else "")
 
 
 def docbin_problem(path: PathLike) -> Optional[str]:

@@ -5,8 +5,9 @@ model owns its torch module, built from typed settings). The pipe gives the mode
 sizes at initialize (listener width, labels), calls it on a batch, computes the task's loss
 in torch with the gold annotation, and calls the model's backprop callback.
 """
+import warnings
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import srsly
 import torch
@@ -19,6 +20,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 
 from .annotations import register_extensions
+from .gold_check import GoldLabelWarning, UnlearnableGold, count_unlearnable, some_labels, unlearnable_message
 from .layers.torch_head import (
     HeadBatch,
     LabelSets,
@@ -42,7 +44,9 @@ class TorchHeadPipe(TrainablePipe):
     * ``decode(docs, batch)``: predictions, one per doc;
     * ``set_annotations(docs, predictions)``;
 
-    and may override ``label_sets()`` (the label sets the torch module is built for).
+    and may override ``label_sets()`` (the label sets the torch module is built for) and
+    ``unlearnable_gold(examples, nlp)`` (the gold it cannot learn or predict, reported at
+    initialize).
     """
 
     def __init__(
@@ -111,6 +115,17 @@ class TorchHeadPipe(TrainablePipe):
         for label in sorted(self.gold_labels(examples)):
             self.add_label(label)
 
+    def unlearnable_gold(self, examples: Iterable[Example], nlp: Optional[Language]) -> Iterator[UnlearnableGold]:
+        """Yield ``(problem, label)`` for each gold item of the references of ``examples``
+        that this head ignores in training or can never predict; ``problem`` is a plural
+        noun phrase that says what and why. Called once at initialize, after the labels
+        are set. By default nothing."""
+        return iter(())
+
+    def labelled_outside(self, what: str, effect: str) -> str:
+        """The problem "gold WHAT labelled outside the head's labels (...), EFFECT"."""
+        return f"gold {what} labelled outside the head's labels ({some_labels(self.labels)}), {effect}"
+
     def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
         raise NotImplementedError
 
@@ -159,6 +174,7 @@ class TorchHeadPipe(TrainablePipe):
                 f"[{self.name}] found no labels in the training data: are the documents "
                 f"annotated for this task (see spacy_hmtl.annotations)?"
             )
+        self._warn_unlearnable_gold(get_examples(), nlp)
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.cfg["input_width"] = self._find_input_width([doc for doc in sample if len(doc)][:1])
         drop_head_module(self.model)  # re-initializing rebuilds the module
@@ -166,6 +182,13 @@ class TorchHeadPipe(TrainablePipe):
         self.model.initialize(X=sample)
 
     _needs_labels = True
+
+    def _warn_unlearnable_gold(self, examples: Iterable[Example], nlp: Optional[Language]) -> None:
+        """One ``GoldLabelWarning`` with the counts of ``unlearnable_gold``, if any: a gold
+        label or span the head drops must not vanish from training unnoticed."""
+        counts = count_unlearnable(self.unlearnable_gold(examples, nlp))
+        if counts:
+            warnings.warn(unlearnable_message(self.name, counts), GoldLabelWarning, stacklevel=3)
 
     def input_width(self) -> int:
         """Width of the listener's output: its ``nO`` (set when an HMTLListener is linked,

@@ -5,7 +5,8 @@ one home of the test-fixture world (import what you need from ``helpers``, never
 (``TINY_CONFIG`` trained by ``build_tiny_nlp`` on the reference docs) saved to disk;
 ``tiny_nlp`` is that pipeline loaded back and ``tiny_texts`` the reference texts it predicts
 every layer on. Tests that run the pipeline in other processes (``n_process``, dask
-workers, the CLI, ``spacy package``) load it from the path.
+workers, the CLI, ``spacy package``) load it from the path. ``scierc_pipeline`` (session
+scope, minutes: trained once) is configs/scierc.cfg trained on real SciERC documents.
 """
 from pathlib import Path
 from typing import List
@@ -38,6 +39,15 @@ def tiny_texts() -> List[str]:
     from helpers import reference_texts
 
     return reference_texts()
+
+
+@pytest.fixture(scope="session")
+def scierc_pipeline(tmp_path_factory):
+    """``helpers.train_scierc_pipeline()``: a ``TrainedPipeline`` (``model``: the trained
+    SciERC pipeline's directory, ``train``: its training corpus)."""
+    from helpers import train_scierc_pipeline
+
+    return train_scierc_pipeline(tmp_path_factory.mktemp("scierc"))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,9 @@ and no test imports ``conftest``.
   (``standin_listener``) in place of ``hmtl_encoder`` and its listener (same
   ``List[Doc] -> List[Floats2d]`` interface), ``STANDIN_WIDTH`` wide.
 * ``build_minilm_pipeline``: configs/minilm.cfg assembled (the ``minilm_pipeline_path`` fixture).
+* The trained SciERC pipeline: ``train_scierc_pipeline`` trains configs/scierc.cfg with
+  ``spacy train`` on a fixed subset of the real SciERC training set (the session fixture
+  ``scierc_pipeline``: the accuracy guard, the tool-format round trip on real predictions).
 * Files and outputs: ``write_docbin``, ``write_scierc_subset``, ``read_jsonl``,
   ``normalise_annotations``, ``assert_same_jsonl``, ``snapshot``.
 * ``load_module``: a script of ``scripts/`` (no package) or ``tests/data`` as a module.
@@ -24,7 +27,7 @@ import importlib.util
 import json
 from types import ModuleType
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -397,6 +400,39 @@ def write_scierc_subset(split: str, n_docs: int, path: Path) -> Path:
         if len(docs) == n_docs:
             break
     return write_docbin(path, docs)
+
+
+# The SciERC training recipe of the tests: the first SCIERC_TRAIN_DOCS training documents,
+# SCIERC_TRAIN_OVERRIDES on configs/scierc.cfg (a few minutes on a 2-core CPU, seed 0).
+SCIERC_TRAIN_DOCS = 50
+SCIERC_TRAIN_OVERRIDES = {
+    "training.max_steps": 300,
+    "training.eval_frequency": 300,
+    "training.batcher.size": 250,
+    "training.optimizer.learn_rate": 0.002,
+    "training.seed": 0,
+}
+
+
+class TrainedPipeline(NamedTuple):
+    """A pipeline trained by ``spacy train`` and the corpus it was trained on."""
+
+    model: Path  # the model-last directory (``spacy.load`` it)
+    train: Path  # the training corpus (.spacy), also its dev corpus
+
+
+def train_scierc_pipeline(root: Path) -> TrainedPipeline:
+    """configs/scierc.cfg trained with ``spacy train`` (``SCIERC_TRAIN_OVERRIDES``) on the
+    first ``SCIERC_TRAIN_DOCS`` SciERC training documents, which are its dev set too; the
+    corpus and the training output are written under ``root``. Every head learns enough to
+    predict on real text (``test_accuracy_guard`` holds it to floors)."""
+    from spacy.cli.train import train
+
+    root = Path(root)
+    train_path = write_scierc_subset("train", SCIERC_TRAIN_DOCS, root / "train.spacy")
+    overrides = {"paths.train": str(train_path), "paths.dev": str(train_path), **SCIERC_TRAIN_OVERRIDES}
+    train(ROOT / "configs" / "scierc.cfg", root / "model", overrides=overrides)
+    return TrainedPipeline(model=root / "model" / "model-last", train=train_path)
 
 
 def read_jsonl(path: Path) -> list:

@@ -1,7 +1,8 @@
 """CI-sized accuracy guard on real data: the shipped SciERC config, trained with `spacy
 train` for a few minutes' worth of steps on a fixed subset of the SciERC training set
-(fixed seed), must keep every head above a floor on that subset (how well each head fits
-real data in a fixed budget; a dev subset is too noisy at this size). A refactor or a
+(fixed seed; ``helpers.train_scierc_pipeline``, the session fixture ``scierc_pipeline``
+that other tests share), must keep every head above a floor on that subset (how well each
+head fits real data in a fixed budget; a dev subset is too noisy at this size). A refactor or a
 "speed-up" that quietly costs accuracy fails here.
 
 The floors sit about a third below what this test measured when they were set (the
@@ -9,23 +10,12 @@ figures in FLOORS' comment), so float noise across machines does not trip it whi
 loss of accuracy does.
 """
 import json
-from pathlib import Path
 
 import pytest
 import spacy
-from spacy.cli.train import train
 
-from helpers import write_scierc_subset
+from helpers import SCIERC_TRAIN_DOCS
 
-ROOT = Path(__file__).resolve().parent.parent
-N_TRAIN = 50
-OVERRIDES = {
-    "training.max_steps": 300,
-    "training.eval_frequency": 300,
-    "training.batcher.size": 250,
-    "training.optimizer.learn_rate": 0.002,
-    "training.seed": 0,
-}
 # head score -> floor, about two thirds of what this test measured when the floors were set
 # (2-core CPU, seed 0): ents_f 0.583, mentions_f 0.697, rel_micro_f 0.226, coref_f 0.558;
 # with the relation pair features (context_pooling, distance_embedding) rel_micro_f 0.356
@@ -39,17 +29,15 @@ FLOORS = {
 
 
 @pytest.fixture(scope="module")
-def guard_scores(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("guard")
-    train_path = write_scierc_subset("train", N_TRAIN, root / "train.spacy")
-    overrides = {"paths.train": str(train_path), "paths.dev": str(train_path), **OVERRIDES}
-    train(ROOT / "configs" / "scierc.cfg", root / "model", overrides=overrides)
-    nlp = spacy.load(root / "model" / "model-last")
+def guard_scores(scierc_pipeline) -> dict:
+    """The trained SciERC pipeline (the session fixture: ``helpers.train_scierc_pipeline``,
+    SCIERC_TRAIN_DOCS documents) scored on its training subset."""
     from spacy.training import Corpus
 
-    scores = nlp.evaluate(list(Corpus(str(train_path))(nlp)))
-    (root / "scores.json").write_text(json.dumps({k: scores[k] for k in FLOORS}))
-    print("accuracy guard:", {k: round(scores[k], 4) for k in FLOORS})
+    nlp = spacy.load(scierc_pipeline.model)
+    scores = nlp.evaluate(list(Corpus(str(scierc_pipeline.train))(nlp)))
+    (scierc_pipeline.train.parent / "scores.json").write_text(json.dumps({k: scores[k] for k in FLOORS}))
+    print(f"accuracy guard ({SCIERC_TRAIN_DOCS} documents):", {k: round(scores[k], 4) for k in FLOORS})
     return scores
 
 

@@ -1,9 +1,11 @@
-"""Training on one's own data (docs/OWN_DATA.md): the shipped Prodigy sample, the `split`
-command, and the `own-data` workflow of project.yml run end to end (convert -> split ->
-train -> evaluate -> package) in CI-sized steps."""
+"""Training on one's own data (docs/OWN_DATA.md): the shipped samples (Prodigy, Label
+Studio, brat: the same documents and gold), the `split` command, and the `own-data`
+workflow of project.yml run end to end (convert -> split -> train -> evaluate -> package)
+in CI-sized steps."""
 import json
 import shutil
 from pathlib import Path
+from typing import Dict, Tuple
 
 import pytest
 from spacy.tokens import DocBin
@@ -11,11 +13,14 @@ from spacy.vocab import Vocab
 
 import spacy_hmtl  # noqa: F401  (registers the Doc extensions)
 from spacy_hmtl.annotations import get_coref_clusters, get_relation_records
-from spacy_hmtl.converters import ConversionError, convert_prodigy
+from spacy_hmtl.converters import ConversionError, convert_brat, convert_labelstudio, convert_prodigy
 from spacy_hmtl.split_command import split_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "assets" / "own_data" / "annotations.jsonl"
+OWN_DATA = ROOT / "assets" / "own_data"
+SAMPLE = OWN_DATA / "annotations.jsonl"
+# the Prodigy sample in the other formats (the project.yml var own_data for each)
+SAMPLES = {"labelstudio": OWN_DATA / "labelstudio.json", "brat": OWN_DATA / "brat"}
 
 
 def keys(path: Path):
@@ -37,6 +42,53 @@ def test_sample_has_every_layer(corpus):
     assert summary.notes["records answered 'reject' (dropped)"] == 1
     docs = list(DocBin(store_user_data=True).from_disk(corpus).get_docs(Vocab()))
     assert all(get_relation_records(doc) is not None and get_coref_clusters(doc) is not None for doc in docs)
+
+
+def gold_layers(path: Path) -> Dict[str, Tuple]:
+    """Each document of a corpus (by key): its text and gold layers in character offsets
+    (the readers tokenize differently): entities, mentions, relations, clusters."""
+    def offsets(span) -> Tuple[int, int]:
+        return span.start_char, span.end_char
+
+    gold = {}
+    for doc in DocBin(store_user_data=True).from_disk(path).get_docs(Vocab()):
+        gold[doc._.hmtl_doc_key] = (
+            doc.text,
+            sorted((*offsets(ent), ent.label_) for ent in doc.ents),
+            sorted((*offsets(span), span.label_) for span in doc.spans["mentions"]),
+            sorted((*offsets(r.head), *offsets(r.tail), r.label) for r in doc._.relations),
+            sorted(sorted(map(offsets, cluster)) for cluster in doc._.coref_clusters),
+        )
+    return gold
+
+
+@pytest.mark.parametrize("fmt", sorted(SAMPLES))
+def test_sample_in_each_format_holds_the_same_gold(tmp_path, corpus, fmt):
+    """labelstudio.json and brat/ convert to the Prodigy sample's documents and gold; the
+    Label Studio export's cancelled annotation is dropped and counted (Prodigy's reject)."""
+    convert = {"labelstudio": convert_labelstudio, "brat": convert_brat}[fmt]
+    summary = convert(SAMPLES[fmt], tmp_path / "all.spacy")
+    assert set(summary.layers) == {"entities", "mentions", "relations", "coref"}
+    if fmt == "labelstudio":
+        assert summary.notes["annotations cancelled (dropped)"] == 1
+    expected = gold_layers(corpus)
+    assert gold_layers(tmp_path / "all.spacy") == expected
+    assert all(layers[1] and layers[2] for layers in expected.values())
+
+
+def test_own_data_convert_step_reads_each_format(tmp_path, corpus):
+    """The workflow's convert step with ``--vars.own_data SAMPLE --vars.own_data_format
+    FORMAT`` (a brat directory too: weasel hashes it as a dependency)."""
+    from weasel.cli.run import project_run
+
+    shutil.copy(ROOT / "project.yml", tmp_path / "project.yml")
+    shutil.copytree(OWN_DATA, tmp_path / "assets" / "own_data")
+    output = tmp_path / "corpus" / "own_data" / "all.spacy"
+    for fmt, path in SAMPLES.items():
+        output.unlink(missing_ok=True)
+        overrides = {"vars.own_data": str(path.relative_to(ROOT)), "vars.own_data_format": fmt}
+        project_run(tmp_path, "own-data-convert", overrides=overrides, capture=True)
+        assert keys(output) == keys(corpus)
 
 
 def test_split_by_document(tmp_path, corpus):

@@ -1,12 +1,15 @@
 """Annotation-tool formats (issue 30): the Prodigy, Label Studio and brat readers on
 hand-written samples that follow each format's documentation, their errors, and the
-Prodigy export of a pipeline's predictions read back (round trip, F1 = 100 per head)."""
+export of a pipeline's predictions read back (round trip, F1 = 100 per head), of the tiny
+pipeline and of a pipeline trained on SciERC (on real SciERC test documents)."""
 import json
 import os
 from pathlib import Path
 from typing import List, Set, Tuple
 
 import pytest
+import spacy
+from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.vocab import Vocab
@@ -25,6 +28,8 @@ from spacy_hmtl.batch_annotator import annotate_file, doc_to_json
 from spacy_hmtl.converters import ConversionError, convert_brat, convert_labelstudio, convert_prodigy
 from spacy_hmtl.converters.tool_layers import link_clusters, parse_layers
 from spacy_hmtl.exporters import ExportError, export_file, to_brat, to_labelstudio, to_prodigy, written_format
+
+from helpers import write_scierc_subset
 
 DATA = Path(__file__).parent / "data" / "converters" / "tools"
 
@@ -296,18 +301,24 @@ def _score_all(nlp, examples) -> dict:
     return scores
 
 
+def _annotate(nlp, texts: List[str], folder: Path, output_format: str = "doc") -> Path:
+    """``nlp``'s predictions on ``texts`` (ids d0, d1..., written to FOLDER/texts.jsonl)
+    in annotate's ``output_format``: FOLDER/predictions.jsonl."""
+    source = folder / "texts.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    annotate_file(nlp, source, folder / "predictions.jsonl", output_format=output_format, show_progress=False)
+    return folder / "predictions.jsonl"
+
+
 def test_prodigy_round_trip_of_predictions(tmp_path, tiny_nlp, tiny_texts):
     """Predictions exported with `annotate --output-format prodigy` and read back with
     `convert prodigy` score F1 = 100 against the pipeline's own output, on every head."""
-    source = tmp_path / "texts.jsonl"
-    source.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(tiny_texts)))
-    exported = tmp_path / "predictions.jsonl"
-    annotate_file(tiny_nlp, source, exported, output_format="prodigy", show_progress=False)
+    exported = _annotate(tiny_nlp, tiny_texts, tmp_path, output_format="prodigy")
     lines = [json.loads(line) for line in exported.read_text().splitlines()]
     assert [line["id"] for line in lines] == [f"d{i}" for i in range(len(tiny_texts))]
     # resuming in another format is refused
     with pytest.raises(Exception, match="written with --output-format prodigy"):
-        annotate_file(tiny_nlp, source, exported, output_format="doc", show_progress=False)
+        annotate_file(tiny_nlp, tmp_path / "texts.jsonl", exported, output_format="doc", show_progress=False)
     summary = convert_prodigy(exported, tmp_path / "gold.spacy")
     assert summary.documents == len(tiny_texts)
     _assert_reads_back_predictions(tiny_nlp, tiny_texts, tmp_path / "gold.spacy")
@@ -321,6 +332,7 @@ def _assert_reads_back_predictions(nlp, texts: List[str], corpus: Path) -> None:
     assert sorted(gold) == sorted(predicted)
     # the pipeline predicts every layer somewhere, so every head is scored
     assert any(doc.ents for doc in predicted.values())
+    assert any(doc.spans[MENTIONS_KEY] for doc in predicted.values())
     assert any(doc._.relations for doc in predicted.values())
     assert any(doc._.coref_clusters for doc in predicted.values())
     examples = [Example(predicted[key], gold[key]) for key in predicted]
@@ -336,38 +348,67 @@ def _assert_reads_back_predictions(nlp, texts: List[str], corpus: Path) -> None:
     assert scores["coref_f"] == pytest.approx(1.0)
 
 
+
+
+def _export_and_read_back(fmt: str, annotated: Path, n_docs: int, folder: Path) -> Path:
+    """``annotated`` exported with `export FORMAT` (its output checked) and read back
+    with `convert FORMAT`: the corpus."""
+    exported = folder / ("predictions" if fmt == "brat" else f"predictions.{fmt}")
+    summary = export_file(fmt, annotated, exported)
+    assert summary.documents == n_docs and summary.spans and summary.links
+    if fmt == "labelstudio":
+        tasks = json.loads(exported.read_text())
+        assert [task["data"]["doc_id"] for task in tasks] == [f"d{i}" for i in range(n_docs)]
+        assert all("annotations" not in task for task in tasks)
+        convert_labelstudio(exported, folder / "gold.spacy", from_predictions=True)
+    elif fmt == "brat":
+        assert sorted(p.name for p in exported.iterdir())[:3] == ["annotation.conf", "d0.ann", "d0.txt"]
+        assert "hmtl_layer Arg:<ENTITY>, Value:both|entities|mentions|arguments" in (exported / "annotation.conf").read_text()
+        convert_brat(exported, folder / "gold.spacy")
+    else:
+        assert exported.read_text() == "".join(
+            json.dumps(to_prodigy(json.loads(line)), ensure_ascii=False) + "\n" for line in annotated.read_text().splitlines()
+        )
+        convert_prodigy(exported, folder / "gold.spacy")
+    return folder / "gold.spacy"
+
+
 @pytest.fixture(scope="module")
 def annotated(tmp_path_factory, tiny_nlp, tiny_texts) -> Path:
     """The tiny pipeline's predictions on the reference texts: annotate's default output."""
-    folder = tmp_path_factory.mktemp("annotated")
-    source = folder / "texts.jsonl"
-    source.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(tiny_texts)))
-    annotate_file(tiny_nlp, source, folder / "predictions.jsonl", show_progress=False)
-    return folder / "predictions.jsonl"
+    return _annotate(tiny_nlp, tiny_texts, tmp_path_factory.mktemp("annotated"))
 
 
 @pytest.mark.parametrize("fmt", ["labelstudio", "brat", "prodigy"])
 def test_export_round_trip_of_predictions(tmp_path, tiny_nlp, tiny_texts, annotated, fmt):
     """Predictions exported with `export FORMAT` and read back with `convert FORMAT` score
     F1 = 100 against the pipeline's own output, on every head."""
-    exported = tmp_path / ("predictions" if fmt == "brat" else f"predictions.{fmt}")
-    summary = export_file(fmt, annotated, exported)
-    assert summary.documents == len(tiny_texts) and summary.spans and summary.links
-    if fmt == "labelstudio":
-        tasks = json.loads(exported.read_text())
-        assert [task["data"]["doc_id"] for task in tasks] == [f"d{i}" for i in range(len(tiny_texts))]
-        assert all("annotations" not in task for task in tasks)
-        convert_labelstudio(exported, tmp_path / "gold.spacy", from_predictions=True)
-    elif fmt == "brat":
-        assert sorted(p.name for p in exported.iterdir())[:3] == ["annotation.conf", "d0.ann", "d0.txt"]
-        assert "hmtl_layer Arg:<ENTITY>, Value:both|entities|mentions|arguments" in (exported / "annotation.conf").read_text()
-        convert_brat(exported, tmp_path / "gold.spacy")
-    else:
-        assert exported.read_text() == "".join(
-            json.dumps(to_prodigy(json.loads(line)), ensure_ascii=False) + "\n" for line in annotated.read_text().splitlines()
-        )
-        convert_prodigy(exported, tmp_path / "gold.spacy")
-    _assert_reads_back_predictions(tiny_nlp, tiny_texts, tmp_path / "gold.spacy")
+    corpus = _export_and_read_back(fmt, annotated, len(tiny_texts), tmp_path)
+    _assert_reads_back_predictions(tiny_nlp, tiny_texts, corpus)
+
+
+# SciERC test documents the trained SciERC pipeline annotates for the round trip.
+N_SCIERC_DOCS = 20
+
+
+@pytest.fixture(scope="module")
+def scierc_annotated(tmp_path_factory, scierc_pipeline) -> Tuple[Language, List[str], Path]:
+    """The trained SciERC pipeline (session fixture), the texts of the first
+    ``N_SCIERC_DOCS`` SciERC test documents, and its predictions on them."""
+    folder = tmp_path_factory.mktemp("scierc_annotated")
+    texts = [doc.text for doc in load(write_scierc_subset("test", N_SCIERC_DOCS, folder / "test.spacy"))]
+    nlp = spacy.load(scierc_pipeline.model)
+    return nlp, texts, _annotate(nlp, texts, folder)
+
+
+@pytest.mark.parametrize("fmt", ["labelstudio", "brat", "prodigy"])
+def test_export_round_trip_of_scierc_predictions(tmp_path, scierc_annotated, fmt):
+    """Issue 30's "done when": the predictions of a pipeline trained on SciERC, on real
+    SciERC test documents, exported to each tool's format and read back, score F1 = 100
+    against the pipeline's own output on every head (each predicting something)."""
+    nlp, texts, annotated = scierc_annotated
+    corpus = _export_and_read_back(fmt, annotated, len(texts), tmp_path)
+    _assert_reads_back_predictions(nlp, texts, corpus)
 
 
 # --- export: formats in detail ----------------------------------------------------------

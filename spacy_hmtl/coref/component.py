@@ -4,7 +4,7 @@ Writes ``doc.spans["coref_clusters_N"]`` (one group per cluster, numbered from 1
 marker group ``doc.spans["coref_clusters"]`` through ``annotations.set_coref_clusters``;
 ``doc._.coref_clusters`` returns the clusters as lists of ``Span`` s.
 """
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import torch
 from spacy.language import Language
@@ -15,8 +15,9 @@ from thinc.api import Config, Model
 
 from ..annotations import get_coref_clusters, has_coref_annotation, set_coref_clusters
 from ..candidates import align_span_offsets, lowercase_keys, sentence_ids
+from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
-from ..layers.torch_head import HeadBatch, LabelSets
+from ..layers.torch_head import HeadBatch, LabelSets, head_settings
 from . import model as _model  # noqa: F401  (registers the architecture)
 from . import scorer as _scorer  # noqa: F401  (registers the scorer)
 
@@ -139,6 +140,20 @@ class HMTLCoref(TorchHeadPipe):
 
     def is_annotated(self, doc: Doc) -> bool:
         return has_coref_annotation(doc)
+
+    def unlearnable_gold(self, examples: Iterable[Example], nlp: Optional[Language]) -> Iterator[UnlearnableGold]:
+        """Gold coreference mentions wider than the model's ``max_width``: never
+        candidates, so never predicted (their links are lost)."""
+        max_width = head_settings(self.model).max_width
+        wide = (
+            f"gold coreference mentions wider than max_width={max_width} tokens, never candidates "
+            "(raise the model's max_width to cover them; their links are lost)"
+        )
+        for eg in examples:
+            for cluster in get_coref_clusters(eg.reference) or []:
+                for start, end in cluster:
+                    if end - start > max_width:
+                        yield wide, None
 
     def gold_clusters(self, eg: Example) -> List[List[Tuple[int, int]]]:
         """Gold clusters of ``eg.reference`` in the token offsets of ``eg.predicted``."""

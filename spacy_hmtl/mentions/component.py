@@ -6,21 +6,21 @@ one probability per span (like spaCy's ``spancat``).
 
 Every span of at most ``max_width`` tokens that does not cross a sentence boundary (when
 the doc has sentence boundaries) is a candidate; gold mentions wider than ``max_width``
-can never be predicted (``initialize`` counts them and warns).
+can never be predicted (``initialize`` counts them and warns: ``unlearnable_gold``).
 """
-import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
-from spacy.training import Example, validate_get_examples
+from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..annotations import MENTIONS_KEY, has_mention_annotation
 from ..candidates import align_spans, enumerate_spans, padded_sentence_ids
+from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, head_settings
 from .model import SpanClassifierSettings
@@ -130,39 +130,23 @@ class MentionDetector(TorchHeadPipe):
                 labels.update(span.label_ for span in eg.reference.spans[self.spans_key])
         return labels
 
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Example]],
-        *,
-        nlp: Optional[Language] = None,
-        labels: Optional[Sequence[str]] = None,
-    ) -> None:
-        """Initialize the component: labels from the data (or ``labels``, e.g. from
-        ``spacy init labels``), then the torch module.
-        Warns about gold mentions wider than ``max_width``: they cannot be predicted.
-
-        get_examples (Callable[[], Iterable[Example]]): the training data.
-        nlp (Language): the current nlp object.
-        labels (Optional[Sequence[str]]): the mention types.
-        """
-        validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
-        self._warn_wide_mentions(get_examples())
-        super().initialize(get_examples, nlp=nlp, labels=labels)
-
-    def _warn_wide_mentions(self, examples: Iterable[Example]) -> None:
-        total = wide = 0
+    def unlearnable_gold(self, examples: Iterable[Example], nlp: Optional[Language]) -> Iterator[UnlearnableGold]:
+        """Gold mentions labelled outside the head's labels (their span's target is "no
+        mention", ``_gold_grid``) and gold mentions wider than ``max_width`` (never a
+        candidate)."""
+        label_ids = set(self.labels)
+        unknown = self.labelled_outside("mentions", 'trained as "no mention"')
+        wide = (
+            f"gold mentions wider than max_width={self.max_width} tokens, never candidates "
+            "(raise max_width to cover them; cost grows linearly with it)"
+        )
         for eg in examples:
             if self.is_annotated(eg.reference):
                 for span in eg.reference.spans[self.spans_key]:
-                    total += 1
-                    wide += len(span) > self.max_width
-        if wide:
-            warnings.warn(
-                f"[{self.name}] {wide} of {total} gold mentions in the training data are wider "
-                f"than max_width={self.max_width} tokens and can never be predicted; raise "
-                "max_width to cover them (cost grows linearly with it)",
-                UserWarning,
-            )
+                    if span.label_ not in label_ids:
+                        yield unknown, span.label_
+                    elif len(span) > self.max_width:
+                        yield wide, span.label_
 
     # --- candidates and gold ------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The ``hmtl_ner`` pipe: named entities from level 1 of the shared encoder."""
-from typing import Callable, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Set, Tuple
 
 import torch
 from spacy.language import Language
@@ -9,6 +9,7 @@ from spacy.training import Example
 from thinc.api import Model
 
 from ..annotations import has_ner_annotation
+from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch
 from .crf import bioul_tag_names
@@ -60,6 +61,16 @@ class HMTLNer(TorchHeadPipe):
 
     def gold_labels(self, examples: Iterable[Example]) -> Set[str]:
         return {ent.label_ for eg in examples for ent in eg.reference.ents}
+
+    def unlearnable_gold(self, examples: Iterable[Example], nlp: Optional[Language]) -> Iterator[UnlearnableGold]:
+        """Gold entities labelled outside the head's labels: their tokens are left out of
+        the loss (``_gold_tags``), so the head never learns them."""
+        known = set(self.labels)
+        problem = self.labelled_outside("entities", "left out of the loss, never predicted")
+        for eg in examples:
+            for ent in eg.reference.ents:
+                if ent.label_ not in known:
+                    yield problem, ent.label_
 
     def _gold_tags(self, examples: List[Example], max_len: int) -> torch.Tensor:
         """Gold tag indices (batch x time), -1 where unknown (missing or unseen label)."""

@@ -19,7 +19,7 @@
   loss scale shared by all heads); docs with records ``None`` are skipped.
 """
 import warnings
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ from ..annotations import (
     has_relation_annotation,
     set_relation_records,
 )
-from ..candidates import entity_spans, has_entity_source, sentence_segments
+from ..candidates import ENTS_SOURCE, entity_source_name, entity_spans, has_entity_source, sentence_segments
+from ..gold_check import UnlearnableGold, some_labels
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, LabelSets, label_sets
 from .model import build_relation_extractor  # noqa: F401  (registers the architecture)
@@ -46,7 +47,7 @@ from .pairs import (
     canonical_direction,
     select_one_per_pair,
 )
-from .scorer import make_relation_scorer  # noqa: F401  (registers the scorer)
+from .scorer import entity_types, make_relation_scorer  # noqa: F401  (registers the scorer)
 
 __all__ = ["RelationExtractor"]
 
@@ -235,6 +236,87 @@ class RelationExtractor(TorchHeadPipe):
             self.cfg["entity_labels"] = sorted(types)
         super().initialize(get_examples, nlp=nlp, labels=labels)
 
+    # --- the label-set check at initialize -----------------------------------------
+
+    def unlearnable_gold(self, examples: Iterable[Example], nlp: Optional[Language]) -> Iterator[UnlearnableGold]:
+        """Gold relations labelled outside the head's labels (their pair's target is "no
+        relation"), and, in documents whose entity source is annotated, gold relations
+        with an argument the entity source never gives the head: a span that is not in it
+        (the arguments at inference are its spans), or one typed with a label that the
+        pipes writing it never predict (``argument_type_problem``). One problem per
+        relation, the first found."""
+        known = set(self.labels)
+        unknown = self.labelled_outside("relations", 'trained as "no relation"')
+        where = entity_source_name(self.entity_source)
+        not_in_source = f"gold relations with an argument that is not a span of {where} (the arguments at inference)"
+        type_problem = self.argument_type_problem(nlp)
+        for eg in examples:
+            records = get_relation_records(eg.reference)
+            if not records:
+                continue
+            types = None
+            if has_entity_source(eg.reference, self.entity_source):
+                types = entity_types(eg.reference, self.entity_source)
+            for record in records:
+                label = str(record[4])
+                if label not in known:
+                    yield unknown, label
+                    continue
+                if types is None:  # the entity source is not annotated: nothing to compare
+                    continue
+                arg_types = (types.get((int(record[0]), int(record[1]))), types.get((int(record[2]), int(record[3]))))
+                if None in arg_types:
+                    yield not_in_source, label
+                    continue
+                problem = next(filter(None, map(type_problem, arg_types)), None)
+                if problem is not None:
+                    yield problem, label
+
+    def argument_type_problem(self, nlp: Optional[Language]) -> Callable[[str], Optional[str]]:
+        """A function that says what is wrong with an argument type (None: nothing). A
+        type is wrong when the pipes before this one that write the entity source (e.g.
+        ``hmtl_ner`` for ``doc.ents``) never predict it, or, when no such pipe has a label
+        set to read, when it is not among the head's ``entity_labels`` (given at
+        initialize: it is then read as an unknown type)."""
+        writers, predicted = self._entity_source_writers(nlp)
+        if predicted is not None:
+            known = predicted
+            verb = "predicts" if len(writers) == 1 else "predict"
+            why = (
+                f"which {' and '.join(writers)} never {verb} into {entity_source_name(self.entity_source)} "
+                f"(labels: {some_labels(predicted)})"
+            )
+        else:
+            known = set(self.entity_labels)
+            why = f"outside the head's entity_labels ({some_labels(known)}): read as an unknown type"
+
+        def problem(entity_type: str) -> Optional[str]:
+            return None if entity_type in known else f"gold relations with an argument typed {entity_type!r}, {why}"
+
+        return problem
+
+    def _entity_source_writers(self, nlp: Optional[Language]) -> Tuple[List[str], Optional[Set[str]]]:
+        """The pipes before this one that write the entity source (``doc.ents``: those
+        that assign it; a ``doc.spans`` key: those whose ``spans_key`` it is), and the
+        union of their labels: None when there is no such pipe, or one of them has no
+        labels to read."""
+        names: List[str] = []
+        labels: Set[str] = set()
+        for name, pipe in nlp.pipeline if nlp is not None else []:
+            if pipe is self:
+                break
+            if self.entity_source == ENTS_SOURCE:
+                writes = "doc.ents" in nlp.get_pipe_meta(name).assigns
+            else:
+                writes = getattr(pipe, "spans_key", None) == self.entity_source
+            if writes:
+                names.append(name)
+                pipe_labels = getattr(pipe, "labels", None)
+                if not pipe_labels:
+                    return names, None
+                labels.update(pipe_labels)
+        return names, labels if names else None
+
     # --- candidates (the pair algorithm: relations/pairs.py) ------------------------
 
     def pair_builder(self) -> PairCandidateBuilder:
@@ -326,8 +408,7 @@ class RelationExtractor(TorchHeadPipe):
         if getattr(self, "_warned_missing_source", False):
             return
         self._warned_missing_source = True
-        source = self.entity_source
-        where = "doc.ents" if source == "ents" else f'doc.spans["{source}"]'
+        where = entity_source_name(self.entity_source)
         warnings.warn(
             f"[{self.name}] {where} is not set on some documents (is the entity pipe, e.g. "
             f"hmtl_ner or hmtl_mentions, missing, disabled or after {self.name}?): their "
