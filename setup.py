@@ -80,8 +80,12 @@ setup(
         # GraphML export of entity graphs (python -m spacy_hmtl graph --graphml)
         "graph": ["networkx>=3"],
         # learning-curve PNGs of the benchmark and the ablation
-    "plots": ["matplotlib>=3.7"],
-    "dev": ["pytest>=7", "hypothesis>=6", "dask[distributed]>=2023.9", "networkx>=3", "matplotlib>=3.7"],
+        "plots": ["matplotlib>=3.7"],
+        # the linters are pinned: a new release's new findings should not fail CI by themselves
+        "dev": [
+            "pytest>=7", "hypothesis>=6", "dask[distributed]>=2023.9", "networkx>=3", "matplotlib>=3.7",
+            "ruff==0.17.6", "mypy==2.4.1", "import-linter==2.17",
+        ],
     },
     entry_points=ENTRY_POINTS,
     classifiers=[

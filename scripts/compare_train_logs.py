@@ -30,7 +30,7 @@ def read_log(path: Path) -> Dict[int, Dict[str, float]]:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as err:
-            raise SystemExit(f"{path}:{n}: not a JSON line ({err})")
+            raise SystemExit(f"{path}:{n}: not a JSON line ({err})") from None
         values = {f"loss {pipe}": float(v) for pipe, v in (entry.get("losses") or {}).items()}
         values.update({k: float(v) for k, v in (entry.get("scores") or {}).items() if isinstance(v, (int, float))})
         values["score"] = float(entry.get("score", 0.0))

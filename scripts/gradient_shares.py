@@ -17,7 +17,7 @@ import spacy
 from spacy.training import Corpus
 from spacy.util import fix_random_seed, load_config, registry
 
-import spacy_hmtl  # noqa: F401
+import spacy_hmtl  # noqa: F401  (registers the pipes and extensions)
 from spacy_hmtl.training.gradient_shares import annotate_predicted, encoder_gradient_shares, heads_of
 
 

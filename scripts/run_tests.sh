@@ -14,4 +14,9 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
         apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
     fi
 fi
+# Lint, type check and the import contracts (docs/ARCHITECTURE.md) before the tests; any
+# finding fails the script (set -e). Config: ruff.toml, setup.cfg [mypy], .importlinter.
+ruff check
+mypy
+lint-imports
 exec python -m pytest tests -q -p no:cacheprovider "$@"

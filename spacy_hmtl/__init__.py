@@ -5,7 +5,7 @@ spaCy imports the factory modules through entry points on every ``spacy.blank()`
 ``spacy.load()``, so this package keeps its import cheap: torch-heavy modules are only
 imported by the components that need them.
 """
-from .about import __version__  # noqa: F401
+from .about import __version__  # noqa: F401  (public re-export)
 from .annotations import register_extensions
 from .gold_check import GoldLabelWarning  # noqa: F401  (filter it: warnings.filterwarnings)
 

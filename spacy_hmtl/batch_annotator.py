@@ -532,7 +532,7 @@ class ErrorReport:
         self.errors_path = errors_path
         self.stream = stream
         self.count = 0
-        self.fileh = None
+        self.fileh: Optional[TextIO] = None
         if errors_path.exists():
             errors_path.unlink()
 
@@ -636,7 +636,7 @@ def _pipe_until_error(
             yield dumps_line(doc_to_json(doc, doc_id, mentions_key=mentions_key))
         yield from _pop_not_sent(in_flight)
     finally:
-        docs.close()
+        docs.close()  # type: ignore[attr-defined]  # spaCy types Language.pipe as Iterator; it returns a generator
 
 
 def _texts_to_pipe(
@@ -828,6 +828,7 @@ def _formatted(batches: Iterator[List[Result]], output_format: str) -> Iterator[
     entity graph added ("graph"), or exported (``spacy_hmtl.exporters``)."""
     if output_format == "doc":
         return batches
+    convert: Callable[[str], str]
     if output_format == "graph":
         from .graph.export import add_graph_to_line as convert
     else:

@@ -227,9 +227,9 @@ class TorchHeadPipe(TrainablePipe):
             if getattr(node, "is_linked", True) is False:
                 pipeline = nlp.pipe_names if nlp is not None else "?"
                 raise ValueError(
-                    f"[{self.name}] listens to '{node.upstream_name}', which is not in the pipeline "
+                    f"[{self.name}] listens to '{node.upstream_name}', which is not in the pipeline "  # type: ignore[attr-defined]  # an HMTLListener (is_linked above); thinc types walk() as Model
                     f"before it (pipeline: {pipeline}). Add an hmtl_encoder named "
-                    f"'{node.upstream_name}' earlier, or fix model.tok2vec.upstream."
+                    f"'{node.upstream_name}' earlier, or fix model.tok2vec.upstream."  # type: ignore[attr-defined]  # an HMTLListener (is_linked above); thinc types walk() as Model
                 )
 
     def predict(self, docs: Iterable[Doc]) -> List[Any]:

@@ -424,7 +424,7 @@ def _token_xs(widths: List[float], row_start: int, row_end: int) -> Dict[int, fl
     """Token index -> x of its left edge in the row; ``row_end`` -> the x after the last
     token and its trailing space."""
     x_of: Dict[int, float] = {}
-    x = MARGIN
+    x: float = MARGIN
     for i in range(row_start, row_end):
         x_of[i] = x
         x += widths[i] + CHAR_WIDTH

@@ -300,7 +300,7 @@ def make_reference_doc(vocab, spec: DocSpec) -> Doc:
     words, sent_starts, ents, mentions, relations, clusters = spec
     doc = Doc(vocab, words=words, sent_starts=sent_starts)
     doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
-    doc.spans[MENTIONS_KEY] = SpanGroup(doc, name=MENTIONS_KEY, spans=[Span(doc, s, e, label=l) for s, e, l in mentions])
+    doc.spans[MENTIONS_KEY] = SpanGroup(doc, name=MENTIONS_KEY, spans=[Span(doc, s, e, label=label) for s, e, label in mentions])
     set_relation_records(doc, [list(r) + [1.0] for r in relations])
     set_coref_clusters(doc, clusters, span_groups=False)
     return doc

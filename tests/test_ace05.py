@@ -11,7 +11,7 @@ from spacy.cli.evaluate import evaluate
 from spacy.cli.train import train
 from spacy.tokens import DocBin
 
-import spacy_hmtl  # noqa: F401
+import spacy_hmtl  # noqa: F401  (registers the Doc extensions)
 from spacy_hmtl.cli import main
 from spacy_hmtl.graph import entity_graph
 

@@ -120,9 +120,9 @@ def test_plan_segments_covers_the_rows_still_running():
     lengths = [300, 250, 240, 180, 120, 90, 40]
     segments = plan_segments(lengths, 320)
     assert segments[0][0] == 0 and segments[-1][1] == 300
-    for (s0, e0, _), (s1, _, _) in zip(segments, segments[1:]):
+    for (_s0, e0, _), (s1, _, _) in zip(segments, segments[1:]):
         assert e0 == s1  # contiguous
-    for start, end, rows in segments:
+    for start, _end, rows in segments:
         assert start in [0] + lengths  # boundaries only at a row's end
         assert rows == sum(1 for n in lengths if n > start)  # every running row, no other
     computed = sum(rows * (end - start) for start, end, rows in segments)

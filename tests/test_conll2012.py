@@ -12,7 +12,7 @@ from spacy.cli.evaluate import evaluate
 from spacy.cli.train import train
 from spacy.tokens import DocBin
 
-import spacy_hmtl  # noqa: F401
+import spacy_hmtl  # noqa: F401  (registers the Doc extensions)
 from spacy_hmtl.cli import main
 from spacy_hmtl.converters import ConversionError, convert_conll2012, read_conll2012
 from spacy_hmtl.graph import entity_graph, resolve_text

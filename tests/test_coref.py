@@ -448,7 +448,7 @@ def test_non_crossing_pruning_matches_the_greedy_definition():
 
     rng = numpy.random.RandomState(0)
     T, W = 12, 4
-    for trial in range(20):
+    for _trial in range(20):
         scores = torch.from_numpy(rng.randn(1, T * W).astype("float32"))
         scores[0, rng.rand(T * W) < 0.2] = -1e30  # some non-candidates
         ends = numpy.arange(T * W) // W + numpy.arange(T * W) % W

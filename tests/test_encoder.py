@@ -34,9 +34,9 @@ def _examples(nlp, ner: bool = True, mentions: bool = True):
     for text, ents in DATA:
         ref = nlp.make_doc(text)
         if ner:
-            ref.set_ents([ref.char_span(s, e, label=l) for s, e, l in ents], default="outside")
+            ref.set_ents([ref.char_span(s, e, label=label) for s, e, label in ents], default="outside")
         if mentions:
-            ref.spans["mentions"] = [ref.char_span(s, e, label=l) for s, e, l in ents]
+            ref.spans["mentions"] = [ref.char_span(s, e, label=label) for s, e, label in ents]
         examples.append(Example(nlp.make_doc(text), ref))
     return examples
 
@@ -142,7 +142,7 @@ def _train_both_ways(n_batches: int):
     for path in ("nlp.update", "spacy train"):
         fix_random_seed(0)
         nlp = _pipeline(with_mentions=True)
-        nlp.initialize(lambda: _examples(nlp))
+        nlp.initialize(lambda: _examples(nlp))  # noqa: B023  (called at once, inside the iteration)
         optimizer = Adam(0.01, L2=0.0)
         for step in range(n_batches):
             # every third batch has no NER gold: hmtl_ner declines it
@@ -211,7 +211,7 @@ def test_grad_factor_scales_what_a_head_sends_to_the_encoder():
         nlp.add_pipe("hmtl_encoder", config=SMALL_ENCODER)
         nlp.add_pipe("hmtl_ner", config={"model": {"tok2vec": {"grad_factor": factor}}})
         torch.manual_seed(0)
-        nlp.initialize(lambda: _examples(nlp))
+        nlp.initialize(lambda: _examples(nlp))  # noqa: B023  (called at once, inside the iteration)
         nlp.update(_examples(nlp), sgd=False)
         norms.append(_grad_norm(_levels(nlp)[0]))
     assert norms[0] > 0 and norms[1] == 0

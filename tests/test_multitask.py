@@ -57,8 +57,8 @@ CORPUS_B = [
 
 def _doc(vocab, words, ents, mentions) -> Doc:
     doc = Doc(vocab, words=words.split())
-    doc.ents = [Span(doc, s, e, label=l) for s, e, l in ents]
-    doc.spans["mentions"] = [Span(doc, s, e, label=l) for s, e, l in mentions]
+    doc.ents = [Span(doc, s, e, label=label) for s, e, label in ents]
+    doc.spans["mentions"] = [Span(doc, s, e, label=label) for s, e, label in mentions]
     doc.spans[ENTS_OVERFLOW_KEY] = []
     return doc
 

@@ -172,7 +172,7 @@ def test_frozen_transformer_features_overfit_ner_and_leave_minilm_untouched(mini
 
     # odd inputs go through MiniLM and the encoder without crashing
     odd = ["", "Hi", "naïve café — 東京 🙂 " * 3, "word " * 600]
-    for text, doc in zip(odd, loaded.pipe(odd)):
+    for _text, doc in zip(odd, loaded.pipe(odd)):
         assert doc.tensor.shape == (len(doc), LEXICAL_WIDTH + MINILM_WIDTH + 64)
 
 
@@ -188,7 +188,7 @@ def test_fine_tuning_sends_the_heads_gradient_through_the_encoder_into_minilm(mi
     # get their gradient applied one call later)
     nlp.update(examples, sgd=False, losses=losses)
     optimizer = Adam(1e-3)
-    for name, proc in nlp.pipeline:
+    for _name, proc in nlp.pipeline:
         proc.finish_update(optimizer)
     assert losses["hmtl_ner"] > 0 and losses["transformer"] > 0
     changed = numpy.abs(transformer_weights(nlp) - before).sum(axis=1) > 0

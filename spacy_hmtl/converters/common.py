@@ -298,7 +298,7 @@ def make_doc(
     """A Doc from tokenized sentences, keeping the gold tokenization (no spaces given:
     spaCy's Corpus then keeps these tokens because doc.has_unknown_spaces)."""
     words: List[str] = []
-    sent_starts: List[bool] = []
+    sent_starts: List[Union[bool, int, None]] = []
     for i, sentence in enumerate(sentences):
         if not sentence:
             raise loc.error(f"sentence {i} has no tokens")
@@ -333,14 +333,14 @@ def set_entities(doc: Doc, entities: Sequence[LabeledSpan]) -> int:
         else:
             taken[start:end] = [True] * (end - start)
             flat.append(entities[i])
-    doc.set_ents([Span(doc, s, e, label=l) for s, e, l in sorted(flat)], default="outside")
-    doc.spans[ENTS_OVERFLOW_KEY] = [Span(doc, s, e, label=l) for s, e, l in sorted(overflow)]
+    doc.set_ents([Span(doc, s, e, label=label) for s, e, label in sorted(flat)], default="outside")
+    doc.spans[ENTS_OVERFLOW_KEY] = [Span(doc, s, e, label=label) for s, e, label in sorted(overflow)]
     return len(overflow)
 
 
 def set_spans(doc: Doc, key: str, spans: Sequence[LabeledSpan]) -> None:
     """Store labelled spans (nesting allowed) under a span key, sorted by position."""
-    doc.spans[key] = [Span(doc, s, e, label=l) for s, e, l in sorted(spans)]
+    doc.spans[key] = [Span(doc, s, e, label=label) for s, e, label in sorted(spans)]
 
 
 def strip_span(

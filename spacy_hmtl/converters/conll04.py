@@ -125,7 +125,7 @@ def _record_to_doc(
         what = f"relation {i} {rel!r}"
         if not isinstance(rel, dict) or not {"type", "head", "tail"} <= set(rel):
             raise loc.error(f"{what} must be an object with 'type', 'head' and 'tail'")
-        args = []
+        args: List[Any] = []
         for name in ("head", "tail"):
             ent_index = expect_int(rel[name], f"{what}: {name}", loc)
             if not 0 <= ent_index < len(entities):

@@ -101,7 +101,7 @@ def convert_litbank(
     splits = read_fold(input_path, fold)
     vocab = Vocab()
     parts: Dict[str, ConversionSummary] = {}
-    outputs: Dict[Path, List[Doc]] = {}
+    outputs: Dict[Path, Sequence[Doc]] = {}
     for split, stems in splits.items():
         parts[split] = ConversionSummary()
         reader = read_litbank(input_path, stems, vocab=vocab, summary=parts[split])
@@ -109,8 +109,8 @@ def convert_litbank(
         outputs[Path(output_path) / f"{split}.spacy"] = list(docs)
     write_docbins(outputs, show_progress=show_progress)
     summary = ConversionSummary()
-    for (path, docs), (split, part) in zip(outputs.items(), parts.items()):
-        for doc in docs:
+    for (path, split_docs), (split, part) in zip(outputs.items(), parts.items()):
+        for doc in split_docs:
             part.add_doc(doc)
         part.outputs.append(str(path))
         summary.parts[split] = part

@@ -21,7 +21,7 @@ document has an annotation of it, so a ``rel.manual`` export does not claim to b
 annotated for coreference, nor a ``coref.manual`` export for relations.
 """
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
@@ -107,7 +107,7 @@ def detect_layers(docs: Iterable[ToolDoc], span_layer: str, coref_labels: Sequen
     """The layers a corpus is annotated for: those one of its documents has an
     annotation of (a span, a relation link, a coreference link)."""
     default = check_span_layer(span_layer)
-    found = set()
+    found: Set[str] = set()
     for tool_doc in docs:
         for span in tool_doc.spans or ():
             found.update(span.layers if span.layers is not None else default)

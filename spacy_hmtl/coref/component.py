@@ -4,7 +4,7 @@ Writes ``doc.spans["coref_clusters_N"]`` (one group per cluster, numbered from 1
 marker group ``doc.spans["coref_clusters"]`` through ``annotations.set_coref_clusters``;
 ``doc._.coref_clusters`` returns the clusters as lists of ``Span`` s.
 """
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, cast
 
 import torch
 from spacy.language import Language
@@ -20,6 +20,8 @@ from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, LabelSets, head_settings
 from . import model as _model  # noqa: F401  (registers the architecture)
 from . import scorer as _scorer  # noqa: F401  (registers the scorer)
+from .model import CorefRankerSettings
+from .torch_module import CorefRanker
 
 DEFAULT_COREF_MODEL = """
 [model]
@@ -144,7 +146,7 @@ class HMTLCoref(TorchHeadPipe):
     def unlearnable_gold(self, examples: Iterable[Example], nlp: Optional[Language]) -> Iterator[UnlearnableGold]:
         """Gold coreference mentions wider than the model's ``max_width``: never
         candidates, so never predicted (their links are lost)."""
-        max_width = head_settings(self.model).max_width
+        max_width = cast(CorefRankerSettings, head_settings(self.model)).max_width
         wide = (
             f"gold coreference mentions wider than max_width={max_width} tokens, never candidates "
             "(raise the model's max_width to cover them; their links are lost)"
@@ -163,7 +165,7 @@ class HMTLCoref(TorchHeadPipe):
 
     def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
         """Marginal log-likelihood loss over the docs annotated for coreference only."""
-        X, lengths, module = batch.X, batch.lengths, batch.module
+        X, lengths, module = batch.X, batch.lengths, cast(CorefRanker, batch.module)
         keep = [i for i, eg in enumerate(examples) if self.is_annotated(eg.reference)]
         if not keep:
             return X.new_zeros(())
@@ -179,7 +181,7 @@ class HMTLCoref(TorchHeadPipe):
     # --- inference ------------------------------------------------------------------
 
     def decode(self, docs: List[Doc], batch: HeadBatch) -> List[Any]:
-        return batch.module.predict(
+        return cast(CorefRanker, batch.module).predict(
             batch.X,
             batch.lengths,
             [sentence_ids(doc) for doc in docs],

@@ -174,7 +174,7 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den else 0.0
 
 
-def prf(counts: Counts) -> Tuple[float, float, float]:
+def prf(counts: Sequence[float]) -> Tuple[float, float, float]:
     """(precision, recall, f1) from summed counts; 0 where a denominator is 0."""
     r_num, r_den, p_num, p_den = counts
     r = _ratio(r_num, r_den)

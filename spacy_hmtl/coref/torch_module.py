@@ -62,7 +62,7 @@ def non_crossing_top_spans(
             continue
         row = flat_scores[b]
         order = torch.argsort(row, descending=True, stable=True)
-        order = order[row[order] > _NEG / 2].tolist()
+        order = order[row[order] > _NEG / 2].tolist()  # type: ignore[assignment]  # re-bound to its list form on purpose
         max_end_from = [-1] * T  # per start: the largest end of a kept span starting there
         min_start_to = [T] * T  # per end: the smallest start of a kept span ending there
         chosen: List[int] = []
@@ -190,7 +190,7 @@ class CorefRanker(nn.Module):
     def _encode(self, X: torch.Tensor, lengths: torch.Tensor, sent_ids: Optional[Sequence]):
         """Flatten the batch: per-token states of all docs, concatenated."""
         device = X.device
-        B, T = X.shape[0], X.shape[1]
+        T = X.shape[1]
         lengths_dev = lengths.to(device)
         mask = torch.arange(T, device=device)[None, :] < lengths_dev[:, None]
         X = self.input_dropout(X)
@@ -468,7 +468,7 @@ class CorefRanker(nn.Module):
         if K >= 2:
             g = self._span_embeddings(x_flat, h_flat, start, width)
             match_keys = self._span_match_keys(token_keys, lengths, start, width)
-            for rows, scores, ant, ok in self._antecedent_scores(g, m_scores, valid, max_antecedents, match_keys):
+            for rows, scores, ant, _ok in self._antecedent_scores(g, m_scores, valid, max_antecedents, match_keys):
                 top, arg = scores.max(-1)
                 chosen = ant[torch.arange(ant.shape[0], device=X.device)[None, :], arg]
                 best[:, rows] = torch.where(top > link_threshold, chosen, torch.full_like(chosen, -1))
@@ -476,7 +476,7 @@ class CorefRanker(nn.Module):
         local_start = local_start.tolist()
         width = width.tolist()
         valid = valid.tolist()
-        best = best.tolist()
+        best = best.tolist()  # type: ignore[assignment]  # re-bound to its list form on purpose
         results = []
         for b in range(B):
             cluster_of = {}

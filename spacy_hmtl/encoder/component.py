@@ -1,6 +1,6 @@
 """The ``hmtl_encoder`` pipe: runs the shared hierarchy once, feeds every head its level."""
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, cast
 
 from spacy.language import Language
 from thinc.api import Config
@@ -89,7 +89,7 @@ class _PendingBackprop:
         if d_outputs is not None:
             for acc, d in zip(self.d_outputs, d_outputs):
                 acc += d
-                self.losses[self.name] += float((d**2).sum())
+                self.losses[self.name] += float((d**2).sum())  # type: ignore[call-overload]  # thinc's Floats2d.sum stub requires an axis
             self.has_gradient = True
         self.received += 1
         if self.received >= self.expected:
@@ -200,7 +200,7 @@ class HMTLEncoder(TrainablePipe):
     def set_annotations(self, docs: Sequence[Doc], states: List[Floats2d]) -> None:
         """Store each doc's encoder states in ``doc.tensor`` for the listeners."""
         for doc, state in zip(docs, states):
-            doc.tensor = state
+            doc.tensor = state  # type: ignore[assignment]  # spaCy's Doc.tensor stub is numpy-only; thinc arrays are stored
 
     # --- training --------------------------------------------------------------------
 
@@ -237,7 +237,7 @@ class HMTLEncoder(TrainablePipe):
         self._pending = pending
         batch_id = HMTLListener.get_batch_id(docs)
         for listener in listeners:
-            listener.receive(batch_id, outputs, pending.callback)
+            cast(HMTLListener, listener).receive(batch_id, outputs, pending.callback)
         return losses
 
     def _flush(self) -> bool:

@@ -32,7 +32,7 @@ class HMTLListener(Model):
         )
         self.upstream_name = upstream_name
         self._batch_id: Optional[int] = None
-        self._outputs = None
+        self._outputs: Optional[List[Floats2d]] = None
         self._backprop: Optional[Callable] = None
         self._columns: Optional[Tuple[int, ...]] = None
         self._encoder_width: Optional[int] = None
@@ -142,7 +142,7 @@ def _listener_forward(model: HMTLListener, docs: List[Doc], is_train: bool):
                 f"({len(doc)}, {model._encoder_width}) from '{model.upstream_name}'; did another "
                 "component overwrite doc.tensor?"
             )
-        Y.append(model.ops.asarray2f(tensor[:, columns]))
+        Y.append(model.ops.asarray2f(tensor[:, columns]))  # type: ignore[arg-type]  # thinc's asarray2f stub does not accept a plain ndarray
     return Y, lambda dY: []
 
 

@@ -18,8 +18,8 @@ from .torch_module import HierarchicalBiLSTM
 @registry.architectures("spacy_hmtl.HMTLEmbed.v1")
 def build_hmtl_embed(
     width: int = 96,
-    attrs: List[str] = ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
-    rows: List[int] = [5000, 1000, 2500, 2500],
+    attrs: List[str] = ["NORM", "PREFIX", "SUFFIX", "SHAPE"],  # noqa: B006  (never mutated; spaCy writes the default into filled configs as a list)
+    rows: List[int] = [5000, 1000, 2500, 2500],  # noqa: B006  (never mutated; spaCy writes the default into filled configs as a list)
     include_static_vectors: bool = False,
     char_embed_nM: int = 16,
     char_embed_nC: int = 8,
@@ -41,7 +41,7 @@ def build_hmtl_embed(
     embed = MultiHashEmbed(width=width, attrs=attrs, rows=rows, include_static_vectors=include_static_vectors)
     if not char_embed_nM or not char_embed_nC:
         return embed
-    model = concatenate(embed, CharacterEmbed(nM=char_embed_nM, nC=char_embed_nC))
+    model: Model[List[Doc], List[Floats2d]] = concatenate(embed, CharacterEmbed(nM=char_embed_nM, nC=char_embed_nC))
     model.set_dim("nO", width + char_embed_nM * char_embed_nC)
     return model
 
@@ -100,8 +100,8 @@ def _concat_forward(
 @registry.architectures("spacy_hmtl.HierarchicalEncoder.v1")
 def build_hierarchical_encoder(
     embed: Model[List[Doc], List[Floats2d]],
-    level_widths: List[int] = [64, 64],
-    level_depths: List[int] = [2, 2],
+    level_widths: List[int] = [64, 64],  # noqa: B006  (never mutated; spaCy writes the default into filled configs as a list)
+    level_depths: List[int] = [2, 2],  # noqa: B006  (never mutated; spaCy writes the default into filled configs as a list)
     dropout: float = 0.2,
     context: str = "doc",
 ) -> Model[List[Doc], List[Floats2d]]:
@@ -140,7 +140,7 @@ def build_hierarchical_encoder(
     wrapped.name = "hmtl_hierarchy"
     # the same tree as chain(embed, wrapped) (saved pipelines load unchanged), but the
     # hierarchy also gets each doc's sentences
-    model = Model(
+    model: Model[List[Doc], List[Floats2d]] = Model(
         "hmtl_encoder",
         _encoder_forward,
         init=_encoder_init,
@@ -195,7 +195,7 @@ def _pad_inputs(model: Model, inputs: Tuple[List[Floats2d], Optional[torch.Tenso
 
     def backprop(d_inputs: ArgsKwargs) -> List[Floats2d]:
         d_padded = torch2xp(d_inputs.args[0])
-        return [d_padded[i, :n] for i, n in enumerate(lengths)]
+        return [d_padded[i, :n] for i, n in enumerate(lengths)]  # type: ignore[call-overload, misc]  # thinc's array stubs do not type 2-d indexing of a padded batch
 
     return ArgsKwargs(args=(X_torch, lengths_torch, segments), kwargs={}), backprop
 
@@ -205,7 +205,7 @@ def _unpad_outputs(model: Model, inputs_outputs, is_train: bool):
     lengths = [int(x.shape[0]) for x in Xs]
     # thinc layers and listeners expect float32, whatever precision torch ran in
     Y_padded = torch2xp(Y_torch.float())
-    Ys = [Y_padded[i, :n] for i, n in enumerate(lengths)]
+    Ys = [Y_padded[i, :n] for i, n in enumerate(lengths)]  # type: ignore[call-overload]  # thinc's array stubs do not type 2-d indexing of a padded batch
 
     def backprop(dYs: List[Floats2d]) -> ArgsKwargs:
         d_padded = model.ops.alloc3f(*Y_padded.shape)

@@ -44,7 +44,7 @@ class HierarchicalBiLSTM(nn.Module):
             levels.append(BiLSTM(n_in + below, width, depth=depth, dropout=dropout))
             below = 2 * width
         self.levels = nn.ModuleList(levels)
-        self.n_out = n_in + sum(level.n_out for level in self.levels)
+        self.n_out = n_in + sum(level.n_out for level in levels)
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor, segments: Optional[torch.Tensor] = None) -> torch.Tensor:
         """X (batch, time, n_in), lengths (batch,), optional sentence segments ``(n, 3)``

@@ -53,7 +53,7 @@ class ExportSummary:
     files: List[str] = field(default_factory=list)
 
     def format(self) -> str:
-        rows = [("documents", self.documents), ("spans", self.spans), ("links", self.links)]
+        rows: List[Tuple[str, Union[int, str]]] = [("documents", self.documents), ("spans", self.spans), ("links", self.links)]
         if self.files:
             rows.append(("files", len(self.files)))
         rows.append(("output", self.output))

@@ -9,7 +9,7 @@
 
 See ``docs/GRAPH.md``.
 """
-from .entity_graph import (  # noqa: F401
+from .entity_graph import (  # noqa: F401  (public re-export)
     EntityGraph,
     GraphEdge,
     GraphMention,
@@ -19,8 +19,8 @@ from .entity_graph import (  # noqa: F401
     entity_graph,
     noisy_or,
 )
-from .resolve import Replacement, ResolvedText, resolve_text  # noqa: F401
-from .source import DocLayers, layers_from_doc, layers_from_json  # noqa: F401
+from .resolve import Replacement, ResolvedText, resolve_text  # noqa: F401  (public re-export)
+from .source import DocLayers, layers_from_doc, layers_from_json  # noqa: F401  (public re-export)
 
 __all__ = [
     "DocLayers",

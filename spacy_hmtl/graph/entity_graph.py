@@ -24,7 +24,7 @@ function of the doc's layers, so it survives every round trip they survive.
 """
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 from spacy.tokens import Doc, Span
 
@@ -223,7 +223,7 @@ class _Builder:
             return
         node = self._new_node(index)
         for span in dict.fromkeys(spans):
-            self._add_mention(node, span, "coref")
+            self._add_mention(node, cast(Tuple[int, int], span), "coref")
 
     def add_span(self, span: TokenSpan, label: str, source: str) -> int:
         """Place a labelled span (label "" for none); return its node."""

@@ -40,4 +40,4 @@ def pad_to_torch(
 def unpad_from_torch(batch: torch.Tensor, lengths: torch.Tensor) -> List[Floats2d]:
     """Inverse of ``pad_to_torch``: one ``(n_tokens, width)`` float32 array per doc."""
     full = torch2xp(batch.detach().float())
-    return [full[i, : int(n)] for i, n in enumerate(lengths.tolist())]
+    return [full[i, : int(n)] for i, n in enumerate(lengths.tolist())]  # type: ignore[call-overload, misc]  # thinc's array stubs do not type 2-d indexing of a padded batch

@@ -28,7 +28,7 @@ class AveragingPyTorchShim(PyTorchShim):
     def __init__(
         self, model: Any, *args: Any, deserialize_model: Optional[Callable[..., Any]] = None, **kwargs: Any
     ) -> None:
-        super().__init__(model, *args, deserialize_model=deserialize_model or load_torch_weights, **kwargs)
+        super().__init__(model, *args, deserialize_model=deserialize_model or load_torch_weights, **kwargs)  # type: ignore[misc]  # mypy cannot rule out *args filling deserialize_model; thinc's callers pass keywords
 
     @contextlib.contextmanager
     def use_params(self, params: Dict[Any, Any]) -> Iterator[None]:

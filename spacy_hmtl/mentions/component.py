@@ -8,7 +8,7 @@ Every span of at most ``max_width`` tokens that does not cross a sentence bounda
 the doc has sentence boundaries) is a candidate; gold mentions wider than ``max_width``
 can never be predicted (``initialize`` counts them and warns: ``unlearnable_gold``).
 """
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy
 import torch
@@ -24,6 +24,7 @@ from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, head_settings
 from .model import SpanClassifierSettings
+from .torch_module import SpanClassifier
 from .scorer import make_mentions_scorer  # noqa: F401  (registers the scorer)
 
 # (start, end exclusive, label, score)
@@ -124,7 +125,7 @@ class MentionDetector(TorchHeadPipe):
         return has_mention_annotation(doc, self.spans_key)
 
     def gold_labels(self, examples: Iterable[Example]) -> Set[str]:
-        labels = set()
+        labels: Set[str] = set()
         for eg in examples:
             if self.is_annotated(eg.reference):
                 labels.update(span.label_ for span in eg.reference.spans[self.spans_key])
@@ -172,7 +173,7 @@ class MentionDetector(TorchHeadPipe):
     # --- training and prediction -----------------------------------------------------------
 
     def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
-        X, lengths, module = batch.X, batch.lengths, batch.module
+        X, lengths, module = batch.X, batch.lengths, cast(SpanClassifier, batch.module)
         annotated = [i for i, eg in enumerate(examples) if self.is_annotated(eg.reference)]
         if not annotated:
             return X.new_zeros(())
@@ -195,7 +196,7 @@ class MentionDetector(TorchHeadPipe):
         )
 
     def decode(self, docs: List[Doc], batch: HeadBatch) -> List[List[MentionPrediction]]:
-        X, lengths, module = batch.X, batch.lengths, batch.module
+        X, lengths, module = batch.X, batch.lengths, cast(SpanClassifier, batch.module)
         predictions: List[List[MentionPrediction]] = [[] for _ in docs]
         doc_idx, starts, ends = self._candidates(docs, lengths)
         if doc_idx.numel() == 0:

@@ -1,18 +1,17 @@
 """The ``hmtl_ner`` pipe: named entities from level 1 of the shared encoder."""
-from typing import Callable, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Set, Tuple, cast
 
 import torch
 from spacy.language import Language
-from thinc.api import Config
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from thinc.api import Model
+from thinc.api import Config, Model
 
 from ..annotations import has_ner_annotation
 from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch
-from .crf import bioul_tag_names
+from .crf import CRFTagger, bioul_tag_names
 from .model import build_crf_tagger  # noqa: F401  (registers the architecture)
 
 DEFAULT_NER_MODEL = """
@@ -85,12 +84,14 @@ class HMTLNer(TorchHeadPipe):
         return tags
 
     def compute_loss(self, examples: List[Example], batch: HeadBatch) -> torch.Tensor:
-        emissions = batch.module.emissions(batch.X)
+        crf = cast(CRFTagger, batch.module)
+        emissions = crf.emissions(batch.X)
         tags = self._gold_tags(examples, batch.X.shape[1]).to(batch.X.device)
-        return batch.module.neg_log_likelihood(emissions, batch.lengths, tags)
+        return crf.neg_log_likelihood(emissions, batch.lengths, tags)
 
     def decode(self, docs: List[Doc], batch: HeadBatch) -> List[List[Tuple[int, int, str]]]:
-        paths = batch.module.viterbi(batch.module.emissions(batch.X), batch.lengths)
+        crf = cast(CRFTagger, batch.module)
+        paths = crf.viterbi(crf.emissions(batch.X), batch.lengths)
         names = bioul_tag_names(self.labels)
         return [tags_to_spans([names[t] for t in path]) for path in paths]
 

@@ -56,6 +56,7 @@ class CRFTagger(nn.Module):
         super().__init__()
         self.n_tags = 1 + 4 * n_labels
         self.dropout = Dropout(dropout)
+        self.emit: nn.Module
         if hidden_width:
             self.emit = nn.Sequential(nn.Linear(n_in, hidden_width), nn.ReLU(), nn.Linear(hidden_width, self.n_tags))
         else:
@@ -132,7 +133,7 @@ class CRFTagger(nn.Module):
             score = np.where(active, best + scores[:, t], score)
             history[t - 1] = np.where(active, idx, stay)
         last = (score + end).argmax(axis=1)
-        paths = []
+        paths: List[List[int]] = []
         for b, n in enumerate(lengths_np.tolist()):
             if n == 0:
                 paths.append([])

@@ -217,7 +217,7 @@ class RelationExtractor(TorchHeadPipe):
         get_examples: Callable[[], Iterable[Example]],
         *,
         nlp: Optional[Language] = None,
-        labels: Optional[List[str]] = None,
+        labels: Optional[Sequence[str]] = None,
         entity_labels: Optional[List[str]] = None,
     ) -> None:
         """Collect the relation labels (unless given) and the entity types of the entity
@@ -230,7 +230,7 @@ class RelationExtractor(TorchHeadPipe):
         if entity_labels is not None:
             self.cfg["entity_labels"] = sorted(set(entity_labels))
         elif not self.cfg["entity_labels"]:
-            types = set()
+            types: Set[str] = set()
             for eg in get_examples():
                 types.update(span.label_ for span in entity_spans(eg.reference, self.entity_source))
             self.cfg["entity_labels"] = sorted(types)
@@ -414,6 +414,7 @@ class RelationExtractor(TorchHeadPipe):
             f"hmtl_ner or hmtl_mentions, missing, disabled or after {self.name}?): their "
             f"relations are left unannotated (doc._.relations is None), not empty",
             UserWarning,
+            stacklevel=1,  # the default, stated
         )
 
     def _decode_doc(self, cands: Candidates, probs: np.ndarray) -> List[list]:
@@ -424,14 +425,14 @@ class RelationExtractor(TorchHeadPipe):
         else:
             hit_pairs, hit_labels = np.nonzero(probs >= threshold)
         records = []
-        for p, l in zip(hit_pairs.tolist(), hit_labels.tolist()):
+        for p, lab in zip(hit_pairs.tolist(), hit_labels.tolist()):
             h, t = int(cands.pairs[p, 0]), int(cands.pairs[p, 1])
             head = (int(cands.starts[h]), int(cands.ends[h]))
             tail = (int(cands.starts[t]), int(cands.ends[t]))
-            label = self.labels[l]
+            label = self.labels[lab]
             if label in self.symmetric_labels:
                 head, tail = canonical_direction(head, tail)
-            records.append([head[0], head[1], tail[0], tail[1], label, float(probs[p, l])])
+            records.append([head[0], head[1], tail[0], tail[1], label, float(probs[p, lab])])
         return records
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[List[list]]) -> None:

@@ -279,6 +279,6 @@ class PairCandidateBuilder:
         n_samples = int(round(self.negative_spans * n_gold))
         n_types = len(self.entity_labels)
         # numpy's global generator: spaCy's fixed seed makes the sample reproducible
-        for start, end in sample_negative_spans(sents, set(spans), n_samples, max_width, np.random):
+        for start, end in sample_negative_spans(sents, set(spans), n_samples, max_width, np.random):  # type: ignore[arg-type]  # numpy's global generator module has RandomState's interface
             type_id = int(np.random.randint(n_types)) + 1 if n_types else UNKNOWN_TYPE
             spans[(start, end)] = (type_id, int(sents[start]))

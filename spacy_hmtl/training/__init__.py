@@ -4,7 +4,7 @@
 Importing this package registers both (they are also found through the ``spacy_readers``
 and ``spacy_batchers`` entry points). See the two modules' docstrings for the design.
 """
-from .multitask_corpus import (  # noqa: F401
+from .multitask_corpus import (  # noqa: F401  (public re-export; registers the functions)
     CORPUS_TAG,
     TASKS,
     TASKS_TAG,
@@ -16,11 +16,11 @@ from .multitask_corpus import (  # noqa: F401
     strip_annotation,
     strip_docbin,
 )
-from .learn_rates import ScaledOptimizer, make_component_learn_rates, set_learn_rate_scale  # noqa: F401
-from .feature_cache import FrozenFeatureCache, make_frozen_feature_cache  # noqa: F401
-from .task_batcher import TaskBatcher, configure_task_batcher  # noqa: F401
-from .length_batcher import configure_batch_by_length  # noqa: F401
-from .timed_logger import make_timed_console_logger  # noqa: F401
+from .learn_rates import ScaledOptimizer, make_component_learn_rates, set_learn_rate_scale  # noqa: F401  (public re-export; registers the functions)
+from .feature_cache import FrozenFeatureCache, make_frozen_feature_cache  # noqa: F401  (public re-export; registers the functions)
+from .task_batcher import TaskBatcher, configure_task_batcher  # noqa: F401  (public re-export; registers the functions)
+from .length_batcher import configure_batch_by_length  # noqa: F401  (public re-export; registers the functions)
+from .timed_logger import make_timed_console_logger  # noqa: F401  (public re-export; registers the functions)
 
 __all__ = [
     "CORPUS_TAG",

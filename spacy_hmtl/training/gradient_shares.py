@@ -7,7 +7,7 @@ divided by the norm of the sum of all heads' gradients (so shares need not add u
 gradients that point in different directions partly cancel). A head whose share is near 0
 does not shape the shared levels, whatever its loss says.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy
 from spacy.language import Language
@@ -42,7 +42,8 @@ def clear_gradients(model) -> None:
 
 def heads_of(nlp: Language, encoder: str) -> List[str]:
     """The names of the pipes listening to the encoder, in pipeline order."""
-    listening = set(nlp.get_pipe(encoder).listening_components)
+    enc: Any = nlp.get_pipe(encoder)  # an hmtl_encoder; spaCy types pipes as Callable[[Doc], Doc]
+    listening = set(enc.listening_components)
     return [name for name in nlp.pipe_names if name in listening]
 
 
@@ -70,16 +71,17 @@ def encoder_gradient_shares(
     heads (Optional[List[str]]): the heads to measure (default: every listener).
     RETURNS (Dict[str, float]): head name -> ``|g_head| / |sum of g|``.
     """
-    enc = nlp.get_pipe(encoder)
+    enc: Any = nlp.get_pipe(encoder)  # an hmtl_encoder; spaCy types pipes as Callable[[Doc], Doc]
     heads = heads or heads_of(nlp, encoder)
     gradients: Dict[str, numpy.ndarray] = {}
     for head in heads:
+        head_pipe: Any = nlp.get_pipe(head)
         clear_gradients(enc.model)
         enc.update(examples, drop=0.0)
-        nlp.get_pipe(head).update(examples, drop=0.0)
+        head_pipe.update(examples, drop=0.0)
         enc._flush()  # backpropagate this head's gradient alone
         gradients[head] = encoder_gradient(enc.model)
-        clear_gradients(nlp.get_pipe(head).model)
+        clear_gradients(head_pipe.model)
     clear_gradients(enc.model)
     total = numpy.linalg.norm(sum(gradients.values()))
     if not total:

@@ -70,7 +70,7 @@ def save_optimizer_state(optimizer: Optimizer, nlp: Language, path: Path, steps:
         for key, value in getattr(optimizer, table).items():
             if key in names:
                 counts[table][names[key]] = int(value)
-    numpy.savez(path / "arrays.npz", **arrays)
+    numpy.savez(path / "arrays.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub types savez's **kwds as bool
     state = {"schedule_steps": steps, "counts": counts, "scalars": {name: getattr(optimizer, name) for name in ("learn_rate", "b1", "b2", "eps", "L2", "grad_clip")}}
     (path / "state.json").write_text(json.dumps(state), encoding="utf8")
 
@@ -98,7 +98,7 @@ def restore_optimizer_state(optimizer: Optimizer, nlp: Language, path: Path) -> 
             table_values = getattr(optimizer, table)
             if table_values is None:  # averages saved, but this optimizer keeps none
                 continue
-            table_values[keys[name]] = ops.asarray(numpy.ascontiguousarray(arrays[stored_name]))
+            table_values[keys[name]] = ops.asarray(numpy.ascontiguousarray(arrays[stored_name]))  # type: ignore[arg-type]  # thinc's Ops.asarray stub does not accept a plain ndarray
     if unknown:
         raise ValueError(
             f"{path}: the optimizer state names {len(unknown)} parameters that the pipeline "

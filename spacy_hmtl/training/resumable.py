@@ -196,9 +196,10 @@ def training_steps(
         if T["before_update"]:
             T["before_update"](nlp, {"step": step, "epoch": epoch})
         for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
-            nlp.update(subbatch, drop=dropout, losses=losses, sgd=False, exclude=exclude,
-                       annotates=T["annotating_components"])  # type: ignore[arg-type]
-        for name, proc in nlp.pipeline:
+            nlp.update(subbatch, drop=dropout, losses=losses, sgd=False, exclude=exclude,  # type: ignore[arg-type]  # sgd=False: spaCy's way to skip the step, not in its stub
+                       annotates=T["annotating_components"])
+        for name, pipe in nlp.pipeline:
+            proc: Any = pipe  # a trainable pipe when it has is_trainable; spaCy types pipes as Callable[[Doc], Doc]
             if name not in exclude and getattr(proc, "is_trainable", False) and proc.model not in (True, False, None):
                 proc.finish_update(optimizer)
         optimizer.step_schedules()

@@ -110,7 +110,7 @@ def _module_regions(nlp: Any, regions: _Regions) -> List[Any]:
             stack.pop().__exit__(None, None, None)
 
     for pipe_name, pipe in nlp.pipeline:
-        for node_name, root in torch_modules(pipe).items():
+        for _node_name, root in torch_modules(pipe).items():
             targets = [(f"{pipe_name}: {type(root).__name__}", root)]
             targets += [
                 (f"{pipe_name}: {type(root).__name__}.{child_name}", child)
