@@ -24,6 +24,7 @@ and no test imports ``conftest``.
 * ``load_module``: a script of ``scripts/`` (no package) or ``tests/data`` as a module.
 """
 import importlib.util
+import time
 import json
 from types import ModuleType
 from pathlib import Path
@@ -479,3 +480,13 @@ def snapshot(doc: Doc, digits: Optional[int] = None) -> Dict:
             (k, [(s.start, s.end) for s in g]) for k, g in doc.spans.items() if k.startswith("coref_clusters")
         ),
     }
+
+
+def wait_for(condition, timeout: float) -> bool:
+    """Poll ``condition()`` every 50 ms until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

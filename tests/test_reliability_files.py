@@ -31,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -42,7 +41,7 @@ import srsly
 import torch
 from spacy.tokens import Doc, DocBin, Span
 
-from helpers import DOC_SPECS, ROOT, make_reference_doc, read_jsonl, reference_docs, snapshot, write_docbin
+from helpers import DOC_SPECS, ROOT, make_reference_doc, read_jsonl, reference_docs, snapshot, write_docbin, wait_for
 from spacy_hmtl import batch_annotator
 from spacy_hmtl.annotations import register_extensions, set_relation_records
 from spacy_hmtl.batch_annotator import doc_to_json, dumps_line
@@ -192,15 +191,6 @@ def test_setup_requires_a_torch_that_loads_weights_only():
 
 
 # --- 3. one run at a time on an OUTPUT --------------------------------------------------------------
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def has_a_line(path: Path) -> bool:

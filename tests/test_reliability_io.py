@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import networkx
@@ -36,7 +35,7 @@ from spacy_hmtl.batch_annotator import AnnotateError, annotate_file
 from spacy_hmtl.cli import main
 from spacy_hmtl.converters import ConversionError, convert_litbank, convert_scierc
 
-from helpers import read_jsonl, reference_docs
+from helpers import read_jsonl, reference_docs, wait_for
 
 DATA = Path(__file__).parent / "data" / "converters"
 GOOD_TEXTS = ["John Smith works for Acme Corp in Boston .", "Mary Jones lives in Paris .", "Acme Corp hired Mary ."]
@@ -230,15 +229,6 @@ def process_state(pid: int):
     except OSError:
         return None
     return None if fields[0] in ("Z", "X") else (fields[0], int(fields[1]))
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
