@@ -34,7 +34,9 @@ def main(argv=None) -> int:
     if args.model:
         nlp = spacy.load(args.model)
     else:
-        config = load_config(args.config, overrides={"paths.train": args.corpus, "paths.dev": args.corpus})
+        # interpolated: nlp.initialize() resolves [training.optimizer] from nlp.config as it is,
+        # and a schedule's `total_steps = ${training.max_steps}` must be a number by then
+        config = load_config(args.config, overrides={"paths.train": args.corpus, "paths.dev": args.corpus}, interpolate=True)
         nlp = spacy.util.load_model_from_config(config, auto_fill=True)
         nlp.initialize(lambda: Corpus(args.corpus)(nlp))
     config = nlp.config.interpolate() if args.model else load_config(args.config)

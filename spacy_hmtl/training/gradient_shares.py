@@ -47,14 +47,18 @@ def heads_of(nlp: Language, encoder: str) -> List[str]:
     return [name for name in nlp.pipe_names if name in listening]
 
 
-def annotate_predicted(nlp: Language, examples: Sequence[Example]) -> None:
-    """Run on the predicted docs, in pipeline order, what ``spacy train`` runs on them
-    before the update: the non-trainable pipes (e.g. the sentencizer) and the pipes named
-    in the config's ``[training] annotating_components`` (e.g. a frozen transformer,
-    whose listeners read the features it stores on the docs)."""
+def annotate_predicted(nlp: Language, examples: Sequence[Example], encoder: str = "hmtl_encoder") -> None:
+    """Run on the predicted docs, in pipeline order, what the encoder and its heads read
+    before their update: the non-trainable pipes (e.g. the sentencizer), the pipes named in
+    the config's ``[training] annotating_components`` (e.g. a frozen transformer, whose
+    listeners read the features it stores on the docs), and every pipe before the encoder
+    (a *fine-tuned* transformer: ``spacy train`` feeds its listeners through its own update,
+    which this measurement does not run, so its features are set on the docs instead; the
+    encoder's gradient is the same either way, dropout aside)."""
     annotating = set(nlp.config.get("training", {}).get("annotating_components") or [])
+    before_encoder = set(nlp.pipe_names[: nlp.pipe_names.index(encoder)]) if encoder in nlp.pipe_names else set()
     for name, proc in nlp.pipeline:
-        if name in annotating or not getattr(proc, "is_trainable", False):
+        if name in annotating or name in before_encoder or not getattr(proc, "is_trainable", False):
             for eg in examples:
                 eg.predicted = proc(eg.predicted)
 
