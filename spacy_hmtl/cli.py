@@ -20,7 +20,7 @@ from .graph.command import add_graph
 from .render_command import add_render
 from .safe_io import sigterm_exits
 from .split_command import add_split
-from .train_command import add_train, split_overrides
+from .train_command import add_train, check_overrides
 
 FORMATS = ("scierc", "conll04", "litbank", "conll", "conll2012", "prodigy", "labelstudio", "brat")
 TOOL_FORMATS = ("prodigy", "labelstudio", "brat")
@@ -134,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        args.overrides = split_overrides(extra)
+        args.overrides = check_overrides(extra)
     except ValueError as err:
         args.parser.error(str(err))
     with sigterm_exits():

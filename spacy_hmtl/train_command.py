@@ -76,7 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0 if finished else EXIT_STOPPED
 
 
-def split_overrides(argv: List[str]) -> List[str]:
+def check_overrides(argv: List[str]) -> List[str]:
     """Check that ``argv`` (what argparse did not recognise) are ``--section.key value`` pairs."""
     for arg in argv:
         if arg.startswith("--") and "." not in arg.split("=", 1)[0]:
