@@ -1,4 +1,5 @@
 """spacy-hmtl: HMTL (Sanh, Wolf & Ruder 2018) as spaCy v3 pipeline components."""
+import sys
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -13,9 +14,9 @@ ENTRY_POINTS = {
     "spacy_factories": [
         "hmtl_encoder = spacy_hmtl.encoder.component:make_hmtl_encoder",
         "hmtl_ner = spacy_hmtl.ner.component:make_hmtl_ner",
-        "hmtl_mentions = spacy_hmtl.mentions.component:make_mention_detector",
-        "hmtl_relations = spacy_hmtl.relations.component:make_relation_extractor",
-        "hmtl_coref = spacy_hmtl.coref.component:make_coref",
+        "hmtl_mentions = spacy_hmtl.mentions.component:make_hmtl_mentions",
+        "hmtl_relations = spacy_hmtl.relations.component:make_hmtl_relations",
+        "hmtl_coref = spacy_hmtl.coref.component:make_hmtl_coref",
     ],
     "spacy_architectures": [
         "spacy_hmtl.HierarchicalEncoder.v1 = spacy_hmtl.encoder.model:build_hierarchical_encoder",
@@ -39,6 +40,7 @@ ENTRY_POINTS = {
     "spacy_callbacks": [
         "spacy_hmtl.cache_frozen_features.v1 = spacy_hmtl.training.feature_cache:make_frozen_feature_cache",
         "spacy_hmtl.component_learn_rates.v1 = spacy_hmtl.training.learn_rates:make_component_learn_rates",
+        "spacy_hmtl.quantize_transformer.v1 = spacy_hmtl.encoder.quantization:make_quantize_transformer",
     ],
     "spacy_loggers": [
         "spacy_hmtl.TimedConsoleLogger.v1 = spacy_hmtl.training.timed_logger:make_timed_console_logger",
@@ -50,7 +52,25 @@ ENTRY_POINTS = {
     "spacy_misc": [
         "spacy_hmtl.installed_model_dir.v1 = spacy_hmtl.encoder.transformer_features:installed_model_dir",
     ],
+    # Each head's task description (spacy_hmtl.tasks): what annotate, render, the corpus
+    # reader, the score tables and the scripts know of its task. A head in another package
+    # registers its own in this group.
+    "spacy_hmtl_tasks": [
+        "ner = spacy_hmtl.ner.task:NER_TASK",
+        "mentions = spacy_hmtl.mentions.task:MENTIONS_TASK",
+        "relations = spacy_hmtl.relations.task:RELATIONS_TASK",
+        "coref = spacy_hmtl.coref.task:COREF_TASK",
+    ],
 }
+
+# The runtime package, in every build. spacy_hmtl_dev (the measurements of scripts/ and the
+# tests: docs/ARCHITECTURE.md, "The development package") is importable from a checkout, in an
+# editable install only (`pip install -e .` builds with the editable_wheel command): a wheel
+# or sdist of spacy-hmtl, and so what a pipeline package built by `spacy package` installs,
+# carries none of it, and spacy_hmtl never imports it (.importlinter).
+PACKAGES = ["spacy_hmtl", "spacy_hmtl.*"]
+if "editable_wheel" in sys.argv or "develop" in sys.argv:
+    PACKAGES += ["spacy_hmtl_dev", "spacy_hmtl_dev.*"]
 
 setup(
     name="spacy-hmtl",
@@ -60,7 +80,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=find_packages(include=["spacy_hmtl", "spacy_hmtl.*"]),
+    packages=find_packages(include=PACKAGES),
     include_package_data=True,
     install_requires=[
         "spacy>=3.8.0,<3.9.0",

@@ -15,70 +15,11 @@ writes OUTPUT.md and OUTPUT.json with the command, the machine and, per split:
   mentions has k - 1), against all gold links.
 """
 import argparse
-import json
 import shlex
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
-import spacy
-from spacy.tokens import DocBin
-from spacy.training import Example
-
-import spacy_hmtl  # noqa: F401  (registers the pipes and extensions)
-from spacy_hmtl.benchmarking import machine_info, md_table
-from spacy_hmtl.candidates import align_span_offsets, sentence_ids
-
-
-def string_overlap(docs) -> Dict[str, Any]:
-    """Shares of anaphoric gold mentions with the same words / last word as an earlier one."""
-    anaphoric = same_words = same_last = 0
-    for doc in docs:
-        for cluster in doc._.coref_clusters or []:
-            spans = sorted(cluster, key=lambda span: (span.start, span.end))
-            for i, span in enumerate(spans[1:], start=1):
-                anaphoric += 1
-                same_words += any(span.text.lower() == prev.text.lower() for prev in spans[:i])
-                same_last += any(span[-1].lower == prev[-1].lower for prev in spans[:i])
-    return {
-        "anaphoric_mentions": anaphoric,
-        "same_words": same_words / anaphoric if anaphoric else None,
-        "same_last_word": same_last / anaphoric if anaphoric else None,
-    }
-
-
-def pruning_recall(nlp, docs, batch_size: int = 16) -> Dict[str, Any]:
-    """Gold mentions and links left among the coreference head's kept spans."""
-    coref = nlp.get_pipe("hmtl_coref")
-    # the pipes from hmtl_coref on stay off: the head's listener reads the encoder's output
-    later = nlp.pipe_names[nlp.pipe_names.index("hmtl_coref") :]
-    mentions = kept = links = kept_links = 0
-    for i in range(0, len(docs), batch_size):
-        gold = docs[i : i + batch_size]
-        predicted = list(nlp.pipe([doc.text for doc in gold], disable=later))
-        batch = coref.model.predict(predicted)
-        spans = batch.module.kept_spans(batch.X, batch.lengths, [sentence_ids(doc) for doc in predicted])
-        for doc, pred, keep in zip(gold, predicted, spans):
-            keep = set(keep)
-            example = Example(pred, doc)
-            for cluster in doc._.coref_clusters or []:
-                aligned = align_span_offsets(example, [(span.start, span.end) for span in cluster])
-                found = sum(offsets is not None and offsets in keep for offsets in aligned)
-                mentions += len(cluster)
-                kept += found
-                links += len(cluster) - 1
-                kept_links += max(0, found - 1)
-    return {
-        "gold_mentions": mentions,
-        "kept_mentions": kept / mentions if mentions else None,
-        "gold_links": links,
-        "kept_links": kept_links / links if links else None,
-    }
-
-
-def percent(value: Optional[float]) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
+from spacy_hmtl_dev.coref_diagnostics import load_pipeline, run_coref_diagnostics
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -88,53 +29,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--splits", nargs="+", default=["train", "dev", "test"])
     parser.add_argument("--output", required=True, help="OUTPUT.md and OUTPUT.json are written")
     args = parser.parse_args(argv)
-    nlp = spacy.load(args.model) if args.model else spacy.blank("en")
-    if args.model and "hmtl_coref" not in nlp.pipe_names:
-        parser.error(f"{args.model} has no hmtl_coref pipe")
-    rows: Dict[str, Dict[str, Any]] = {}
-    for split in args.splits:
-        path = Path(args.corpus) / f"{split}.spacy"
-        print(f"[coref_diagnostics] {path}", file=sys.stderr)
-        docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
-        rows[split] = {"docs": len(docs), **string_overlap(docs)}
-        if args.model:
-            rows[split].update(pruning_recall(nlp, docs))
     command = shlex.join(["python", "scripts/coref_diagnostics.py"] + list(sys.argv[1:] if argv is None else argv))
-    report = {
-        "command": command,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "corpus": args.corpus,
-        "model": args.model,
-        "splits": rows,
-    }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
-    header = ["split", "docs", "anaphoric mentions", "same words %", "same last word %"]
-    if args.model:
-        header += ["gold mentions", "kept by pruning %", "gold links", "links among kept spans %"]
-    table = []
-    for split, row in rows.items():
-        line = [split, row["docs"], row["anaphoric_mentions"], percent(row["same_words"]), percent(row["same_last_word"])]
-        if args.model:
-            line += [row["gold_mentions"], percent(row["kept_mentions"]), row["gold_links"], percent(row["kept_links"])]
-        table.append([str(cell) for cell in line])
-    md = [
-        "# Coreference diagnostics",
-        "",
-        f"Generated by `{command}` on {report['date']}.",
-        "",
-        "Anaphoric mentions: gold mentions with an earlier mention in their cluster; *same words* / "
-        "*same last word*: as an earlier mention of their cluster (lowercased). Kept by pruning: gold "
-        "mentions among the spans the coreference head keeps (raw text re-tokenized, as `spacy evaluate` "
-        "reads it); links among kept spans: k - 1 per cluster with k kept mentions, over all gold links.",
-        "",
-        md_table(header, table),
-        "",
-    ]
-    out.with_suffix(".md").write_text("\n".join(md), encoding="utf8")
-    print("\n".join(md))
+    try:
+        nlp = load_pipeline(args.model)
+    except ValueError as err:
+        parser.error(str(err))
+    run_coref_diagnostics(nlp, args.corpus, args.splits, args.output, command, model=args.model)
     return 0
 
 

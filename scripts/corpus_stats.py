@@ -10,44 +10,11 @@ mentions per token and the share of mentions wider than 8 tokens (the heads' def
 ``max_width``). Writes a JSON file (atomically) and prints one line per file.
 """
 import argparse
-import json
-import statistics
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
-
-def corpus_stats(path: Path, nlp) -> Dict[str, Any]:
-    """The statistics of one ``.spacy`` file; ``nlp`` provides the vocab (and its vectors)."""
-    from spacy.tokens import DocBin
-
-    from spacy_hmtl.annotations import get_coref_clusters
-
-    docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
-    if not docs:
-        return {"path": str(path), "docs": 0}
-    lengths = [len(doc) for doc in docs]
-    entity_tokens = [token for doc in docs for ent in doc.ents for token in ent]
-    clusters = [get_coref_clusters(doc) or [] for doc in docs]
-    mentions = [(s, e) for doc_clusters in clusters for cluster in doc_clusters for s, e in cluster]
-    has_vectors = nlp.vocab.vectors.shape[0] > 0
-    return {
-        "path": str(path),
-        "docs": len(docs),
-        "tokens": sum(lengths),
-        "tokens_per_doc_mean": round(statistics.fmean(lengths), 1),
-        "tokens_per_doc_max": max(lengths),
-        "entities": sum(len(doc.ents) for doc in docs),
-        "entity_tokens_with_vector": (
-            round(sum(t.has_vector for t in entity_tokens) / len(entity_tokens), 3) if has_vectors and entity_tokens else None
-        ),
-        "clusters_per_doc": round(statistics.fmean(len(c) for c in clusters), 2),
-        "mentions_per_cluster": (
-            round(len(mentions) / sum(len(c) for c in clusters), 2) if any(clusters) else None
-        ),
-        "mentions_per_token": round(len(mentions) / sum(lengths), 3) if mentions else None,
-        "mentions_wider_than_8": round(sum(e - s > 8 for s, e in mentions) / len(mentions), 3) if mentions else None,
-    }
+from spacy_hmtl_dev.corpus_stats import write_corpus_stats
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -56,25 +23,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--vectors", default=None, help="a spaCy pipeline (package name or path) whose vectors to look up")
     parser.add_argument("--output", required=True, type=Path, help="JSON file to write")
     args = parser.parse_args(argv)
-    import spacy
-
-    import spacy_hmtl  # noqa: F401  (registers the Doc extensions the corpora carry)
-    from spacy_hmtl.safe_io import write_atomic
-
-    missing = [str(p) for p in args.corpus if not p.is_file()]
-    if missing:
-        print(f"no such corpus file: {', '.join(missing)}", file=sys.stderr)
+    command = "python scripts/corpus_stats.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        write_corpus_stats(args.corpus, args.vectors, args.output, command)
+    except FileNotFoundError as err:
+        print(err, file=sys.stderr)
         return 1
-    nlp = spacy.load(args.vectors, exclude=["tagger", "parser", "ner", "lemmatizer", "attribute_ruler", "senter"]) if args.vectors else spacy.blank("en")
-    rows = [corpus_stats(path, nlp) for path in args.corpus]
-    report = {
-        "command": "python scripts/corpus_stats.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "vectors": args.vectors,
-        "corpora": rows,
-    }
-    write_atomic(args.output, (json.dumps(report, indent=2) + "\n").encode("utf8"))
-    for row in rows:
-        print(json.dumps(row))
     return 0
 
 

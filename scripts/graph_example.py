@@ -4,7 +4,8 @@ drawn by ``spacy_hmtl.render`` and a PNG screenshot of the graph (headless Chrom
     python scripts/graph_example.py training/scierc/model-best corpus/scierc/test.spacy \\
         --output-dir docs --image-dir docs/images
 
-The pipeline annotates every test document (gold tokens, its own sentences and layers);
+CORPUS may also be a .txt file of paragraphs (e.g. ``docs/news_paragraph.txt``, the README's
+example on a news-style text that no corpus here contains). The pipeline annotates every test document (gold tokens, its own sentences and layers);
 unless ``--doc-key`` or ``--index`` names one, the document shown is the one (of at most
 ``--max-tokens`` tokens and ``--max-edges`` edges, for a readable picture) with the most
 relation edges that coreference joins (an edge between two entities, one of them mentioned
@@ -37,6 +38,16 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
 ]
+
+
+def read_documents(nlp: Language, path: Path) -> Tuple[List[Doc], List[Optional[str]]]:
+    """The documents of a .spacy corpus (with their keys), or the paragraphs of a .txt file
+    (separated by blank lines; tokenized by the pipeline, keyed ``<file stem>-<index>``)."""
+    if path.suffix == ".txt":
+        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", path.read_text(encoding="utf8")) if p.strip()]
+        return [nlp.make_doc(text) for text in paragraphs], [f"{path.stem}-{i}" for i in range(len(paragraphs))]
+    gold = list(DocBin(store_user_data=True).from_disk(path).get_docs(nlp.vocab))
+    return gold, [d._.hmtl_doc_key for d in gold]
 
 
 def annotate(nlp: Language, gold: List[Doc]) -> List[Doc]:
@@ -105,7 +116,7 @@ def svg_size(markup: str) -> Tuple[int, int]:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="trained pipeline directory or name")
-    parser.add_argument("corpus", help=".spacy test corpus")
+    parser.add_argument("corpus", help=".spacy test corpus, or a .txt file of paragraphs (blank lines between them)")
     parser.add_argument("--output-dir", default="docs", help="where the JSON and HTML go (default docs)")
     parser.add_argument("--image-dir", default="docs/images", help="where the PNG goes (default docs/images)")
     parser.add_argument("--doc-key", default=None, help="show this document (its hmtl_doc_key)")
@@ -116,8 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     nlp = spacy.load(args.model)
-    gold = list(DocBin(store_user_data=True).from_disk(args.corpus).get_docs(nlp.vocab))
-    keys = [d._.hmtl_doc_key for d in gold]
+    gold, keys = read_documents(nlp, Path(args.corpus))
     docs = annotate(nlp, gold)
     i = pick(docs, keys, args.doc_key, args.index, args.max_tokens, args.max_edges)
     doc, key = docs[i], keys[i] if keys[i] is not None else str(i)

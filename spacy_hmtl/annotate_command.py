@@ -5,9 +5,15 @@ The work is done by ``spacy_hmtl.batch_annotator.annotate_file`` (one machine) a
 arguments and picks one, so neither library module imports the other's command line.
 """
 import sys
-from typing import Any, Dict
+from typing import Any
 
-from .batch_annotator import INPUT_FORMATS, MENTIONS_KEY, ON_ERROR, OUTPUT_FORMATS, AnnotateError, annotate_file
+from .annotate_input import INPUT_FORMATS
+from .annotate_options import ON_ERROR, AnnotateOptions
+from .annotate_output import OUTPUT_FORMATS
+from .annotate_records import AnnotateError
+from .annotations import MENTIONS_KEY
+from .batch_annotator import annotate_file
+from .tasks import registered_tasks
 
 
 def add_annotate(subparsers: Any) -> None:
@@ -21,7 +27,7 @@ def add_annotate(subparsers: Any) -> None:
         description=(
             "Run MODEL over INPUT (JSONL with a text field and an optional id, or plain text "
             "with one document per line) and write one JSON object per document to OUTPUT: "
-            "id, text, tokens, entities, mentions, relations, coref_clusters. Re-running with "
+            f"{', '.join(['id', 'text', 'tokens'] + [task.json_key for task in registered_tasks()])}. Re-running with "
             "an existing OUTPUT resumes: documents already written are skipped and a "
             "truncated last line is repaired; an input edited since is refused. Records that "
             "cannot be annotated are reported (file:line, id, reason) and, with --on-error "
@@ -41,11 +47,14 @@ def add_annotate(subparsers: Any) -> None:
                              "file, exit status 3) or stop there (exit status 1)")
     parser.add_argument("--errors", metavar="PATH", default=None,
                         help="errors file for --on-error skip (default: OUTPUT with .errors.jsonl for its extension)")
-    parser.add_argument("--n-process", type=int, default=1, help="processes for nlp.pipe (default 1)")
+    parser.add_argument("--n-process", type=int, default=1,
+                        help="worker processes (default 1; -1: one per CPU), each taking a batch at a time "
+                             "and running one torch thread")
     parser.add_argument("--batch-size", type=int, default=32, help="documents per batch and per flushed write")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to use (default -1: CPU)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="torch threads per process (default: torch's, or CPUs / processes)")
+                        help="torch threads of a one-process run (default: torch's; with --n-process, "
+                             "each worker runs one)")
     parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming OUTPUT")
     parser.add_argument("--fsync", action="store_true", help="fsync OUTPUT after every batch")
     parser.add_argument("--mentions-key", default=MENTIONS_KEY, help="doc.spans key of the mentions")
@@ -82,13 +91,13 @@ def run_annotate(args: Any) -> int:
                 args.model,
                 args.input,
                 args.output,
+                options,
                 scheduler=args.dask_scheduler,
                 local_workers=args.dask_local_workers,
                 partition_size=args.dask_partition_size,
-                **options,
             )
         else:
-            summary = annotate_file(args.model, args.input, args.output, n_process=args.n_process, **options)
+            summary = annotate_file(args.model, args.input, args.output, options)
     except (AnnotateError, OSError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -110,9 +119,11 @@ def _check_args(args: Any) -> bool:
     return use_dask
 
 
-def _annotate_options(args: Any) -> Dict[str, Any]:
-    """The keyword arguments that ``annotate_file`` and ``annotate_file_dask`` share."""
-    return dict(
+def _annotate_options(args: Any) -> AnnotateOptions:
+    """The options of the run (``annotate_file`` and ``annotate_file_dask`` take the same;
+    ``n_process`` is 1 with dask, ``_check_args`` saw to it)."""
+    return AnnotateOptions(
+        n_process=args.n_process,
         batch_size=args.batch_size,
         text_key=args.text_key,
         id_key=args.id_key,

@@ -21,6 +21,10 @@ document annotated for relations is not annotated for coreference:
 Spans cannot be msgpacked, so the stored data is ints and strings only: it survives
 ``Doc.to_bytes``, ``DocBin(store_user_data=True)`` and ``nlp.pipe(n_process=2)``.
 
+Each head's task description (``spacy_hmtl.tasks``) declares the ``doc._`` extensions of its
+layer (``RELATION_EXTENSIONS``, ``COREF_EXTENSIONS`` for the two layers defined here);
+``register_extensions`` registers those of every registered task.
+
 The ``doc._`` extensions exist once ``spacy_hmtl`` is imported (``spacy.load`` of a
 pipeline with HMTL components imports it). Unpickling a Doc imports it by itself (the
 records are ``LayerRecords``); ``Doc.from_bytes`` and ``DocBin`` cannot: in a process
@@ -37,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
+
+from .tasks import DocExtension, registered_tasks
 
 RELATIONS_ATTR = "hmtl_relations_data"
 COREF_ATTR = "hmtl_coref_data"
@@ -76,24 +82,10 @@ class ExtensionConflictWarning(UserWarning):
     """A ``Doc._`` extension that spacy-hmtl uses was registered differently by other code."""
 
 
-def _extensions() -> Dict[str, Dict[str, Any]]:
-    """Each Doc extension of spacy-hmtl: its ``Doc.set_extension`` keyword arguments."""
-    return {
-        RELATIONS_ATTR: {"default": None},
-        "relations": {"getter": _get_relations, "setter": _set_relations},
-        "coref_clusters": {"getter": _get_coref_cluster_spans},
-        COREF_ATTR: {"default": None},
-        DOC_KEY_ATTR: {"default": None},
-    }
-
-
-# What another registration of an extension hides, and where the pipe's output still is.
-_CONFLICT_EFFECTS = {
-    "relations": "doc._.relations shows that code's value, not the relations hmtl_relations predicts "
-    "(read them with spacy_hmtl.annotations.get_relation_records(doc))",
-    "coref_clusters": "doc._.coref_clusters shows that code's value, not the clusters hmtl_coref predicts "
-    "(read them with spacy_hmtl.annotations.get_coref_clusters(doc) or doc.spans['coref_clusters_N'])",
-}
+def _extensions() -> List[DocExtension]:
+    """Each Doc extension of spacy-hmtl: the document key's, and those of every registered
+    task's layer (``Task.extensions``)."""
+    return [DocExtension(DOC_KEY_ATTR)] + [ext for task in registered_tasks() for ext in task.extensions]
 
 
 def register_extensions() -> List[str]:
@@ -104,12 +96,13 @@ def register_extensions() -> List[str]:
     RETURNS (List[str]): the names registered differently by other code.
     """
     conflicts = []
-    for name, kwargs in _extensions().items():
+    for extension in _extensions():
+        name, kwargs = extension.name, extension.kwargs()
         if not Doc.has_extension(name):
             Doc.set_extension(name, **kwargs)
         elif not _is_ours(Doc.get_extension(name), kwargs):
             conflicts.append(name)
-            effect = _CONFLICT_EFFECTS.get(name, "spacy-hmtl's pipes and converters may store or read it wrongly")
+            effect = extension.hides or "spacy-hmtl's pipes and converters may store or read it wrongly"
             warnings.warn(
                 f"Doc._.{name} is registered by other code, not as spacy_hmtl registers it: spacy_hmtl "
                 f"leaves it as it is, so {effect}. Register yours under another name.",
@@ -204,6 +197,19 @@ def _set_relations(doc: Doc, relations: Optional[Iterable[Relation]]) -> None:
         set_relation_records(doc, [rel.to_record() for rel in relations])
 
 
+# The Doc extensions of the relation layer (``relations/task.py`` declares them).
+RELATION_EXTENSIONS = (
+    DocExtension(RELATIONS_ATTR),
+    DocExtension(
+        "relations",
+        getter=_get_relations,
+        setter=_set_relations,
+        hides="doc._.relations shows that code's value, not the relations hmtl_relations predicts "
+        "(read them with spacy_hmtl.annotations.get_relation_records(doc))",
+    ),
+)
+
+
 # --- coreference --------------------------------------------------------------------
 
 
@@ -267,3 +273,15 @@ def _get_coref_cluster_spans(doc: Doc) -> Optional[List[List[Span]]]:
     if clusters is None:
         return None
     return [[doc[s:e] for s, e in cluster] for cluster in clusters]
+
+
+# The Doc extensions of the coreference layer (``coref/task.py`` declares them).
+COREF_EXTENSIONS = (
+    DocExtension(
+        "coref_clusters",
+        getter=_get_coref_cluster_spans,
+        hides="doc._.coref_clusters shows that code's value, not the clusters hmtl_coref predicts "
+        "(read them with spacy_hmtl.annotations.get_coref_clusters(doc) or doc.spans['coref_clusters_N'])",
+    ),
+    DocExtension(COREF_ATTR),
+)

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional
 from .annotate_command import add_annotate
 from .evaluate_command import add_evaluate
 from .export_command import add_export
+from .package_command import add_package
 from .graph.command import add_graph
 from .render_command import add_render
 from .safe_io import sigterm_exits
@@ -114,7 +115,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 COMMANDS: List[Callable[[argparse._SubParsersAction], None]] = [
-    add_convert, add_split, add_train, add_evaluate, add_annotate, add_export, add_render, add_graph,
+    add_convert, add_split, add_train, add_evaluate, add_annotate, add_export, add_render, add_graph, add_package,
 ]
 
 

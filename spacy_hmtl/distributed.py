@@ -33,23 +33,16 @@ import os
 import threading
 from collections import deque
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 
-from .annotations import MENTIONS_KEY
-from .batch_annotator import (
-    AnnotateError,
-    AnnotateSummary,
-    DocId,
-    Result,
-    Runner,
-    annotate_file,
-    batched,
-    load_pipeline,
-    pipe_to_lines,
-)
+from .annotate_options import AnnotateOptions, resolve_options
+from .annotate_records import AnnotateError, DocId
+from .batch_annotator import AnnotateSummary, Result, Runner, annotate_file, batched, pipe_to_lines
+from .pipeline_loading import load_pipeline
 
 try:  # the plugin must subclass dask's WorkerPlugin; this module imports without dask
     from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
@@ -109,14 +102,13 @@ class PipelinePlugin(_WorkerPlugin):
         pass
 
 
-def annotate_partition(
-    model: str, gpu_id: int, records: List[Tuple[DocId, str]], batch_size: int, mentions_key: str = MENTIONS_KEY
-) -> List[Result]:
-    """The task: annotate ``(id, text)`` pairs on a worker, return one result per record
-    (its JSONL line, or a ``RecordError``)."""
-    nlp, lock = get_pipeline(model, gpu_id)
+def annotate_partition(model: str, records: List[Tuple[DocId, str]], options: AnnotateOptions) -> List[Result]:
+    """The task: annotate ``(id, text)`` pairs on a worker (``options``: the run's, its
+    ``gpu_id``, ``batch_size`` and line settings), return one result per record (its JSONL
+    line, or a ``RecordError``)."""
+    nlp, lock = get_pipeline(model, options.gpu_id)
     with lock:
-        return list(pipe_to_lines(nlp, records, batch_size=batch_size, n_process=1, mentions_key=mentions_key))
+        return list(pipe_to_lines(nlp, records, options, n_process=1))
 
 
 def _model_ref(model: Union[str, Path]) -> str:
@@ -131,11 +123,9 @@ def _model_ref(model: Union[str, Path]) -> str:
 def dask_runner(
     client: Any,
     model: str,
+    options: AnnotateOptions,
     *,
-    batch_size: int,
     partition_size: int,
-    gpu_id: int = -1,
-    mentions_key: str = MENTIONS_KEY,
     max_in_flight: Optional[int] = None,
 ) -> Runner:
     """A runner for ``annotate_file``: pending ``(id, text)`` pairs -> lists of results
@@ -143,7 +133,8 @@ def dask_runner(
 
     client: a ``distributed.Client`` whose workers have the ``PipelinePlugin``.
     model: the pipeline name or path, as the workers load it.
-    batch_size: documents per ``nlp.pipe`` batch on a worker.
+    options: the run's options, sent with each task (``batch_size``: documents per
+        ``nlp.pipe`` batch on a worker).
     partition_size: documents per task.
     max_in_flight: tasks submitted at once (default: twice the number of workers).
     """
@@ -155,11 +146,7 @@ def dask_runner(
         futures: Deque[Any] = deque()
         try:
             for part in batched(records, partition_size):
-                futures.append(
-                    client.submit(
-                        annotate_partition, model, gpu_id, part, batch_size, mentions_key, pure=False
-                    )
-                )
+                futures.append(client.submit(annotate_partition, model, part, options, pure=False))
                 if len(futures) >= max_in_flight:
                     yield futures.popleft().result()
             while futures:
@@ -176,57 +163,40 @@ def annotate_file_dask(
     model: Union[str, Path],
     input_path: Union[str, Path],
     output_path: Union[str, Path],
+    options: Optional[AnnotateOptions] = None,
     *,
     client: Any = None,
     scheduler: Optional[str] = None,
     local_workers: Optional[int] = None,
     partition_size: Optional[int] = None,
-    batch_size: int = 32,
-    gpu_id: int = -1,
-    mentions_key: str = MENTIONS_KEY,
     max_in_flight: Optional[int] = None,
-    torch_threads: Optional[int] = None,
-    **kwargs: Any,
+    **overrides: Any,
 ) -> AnnotateSummary:
     """``annotate_file`` on Dask: same output file, same order, same resume rules.
 
+    options: the run's ``AnnotateOptions`` (not ``n_process``: dask runs the processes);
+        its ``torch_threads`` are each worker's (default: the CPUs shared out among local
+        workers; left alone on a remote cluster); ``overrides`` replace fields of it.
     client: an existing ``distributed.Client``; else ``scheduler`` (an address) is
         connected to, or a ``LocalCluster`` of ``local_workers`` processes (1 thread each)
         is started and closed at the end.
     partition_size: documents per task, rounded up to a multiple of ``batch_size``
         (default ``4 * batch_size``).
-    torch_threads: torch threads per worker (default: the CPUs shared out among local
-        workers; left alone on a remote cluster).
-    kwargs: the other options of ``annotate_file`` (not ``n_process``).
     """
+    options = resolve_options(options, overrides)
     distributed = _import_distributed()
-    partition_size = _partition_size(batch_size, partition_size)
+    partition_size = _partition_size(options.batch_size, partition_size)
     model_ref = _model_ref(model)
+    torch_threads = options.torch_threads
     with ExitStack() as owned:  # what this call starts, closed at the end
         if client is None:
             if scheduler is None and torch_threads is None:
                 torch_threads = max(1, (os.cpu_count() or 1) // (local_workers or 1))
             client = _open_client(distributed, scheduler, local_workers, owned)
-        _register_plugin(client, PipelinePlugin(model_ref, gpu_id, torch_threads))
-        runner = dask_runner(
-            client,
-            model_ref,
-            batch_size=batch_size,
-            partition_size=partition_size,
-            gpu_id=gpu_id,
-            mentions_key=mentions_key,
-            max_in_flight=max_in_flight,
-        )
-        return annotate_file(
-            model_ref,
-            input_path,
-            output_path,
-            batch_size=batch_size,
-            gpu_id=gpu_id,
-            mentions_key=mentions_key,
-            runner=runner,
-            **kwargs,
-        )
+        _register_plugin(client, PipelinePlugin(model_ref, options.gpu_id, torch_threads))
+        runner = dask_runner(client, model_ref, options, partition_size=partition_size, max_in_flight=max_in_flight)
+        # The torch threads are the workers': this process only writes.
+        return annotate_file(model_ref, input_path, output_path, replace(options, torch_threads=None), runner=runner)
 
 
 def _partition_size(batch_size: int, partition_size: Optional[int]) -> int:

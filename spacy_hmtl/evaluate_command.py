@@ -26,8 +26,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from spacy.language import Language
 from spacy.training import Example
 
-from .batch_annotator import AnnotateError, load_model
+from .annotate_records import AnnotateError
 from .gold_check import some_labels
+from .pipeline_loading import load_model
 from .safe_io import output_problem, write_atomic
 from .scores_table import format_scores
 

@@ -13,8 +13,11 @@ import argparse
 import sys
 from typing import Any, List, Optional, Sequence
 
-from .batch_annotator import EXIT_SKIPPED, AnnotateError, doc_to_json, load_model, unicode_problem
-from .render import LAYERS, assemble, render_blocks, render_jsonl
+from .annotate_input import unicode_problem
+from .annotate_records import EXIT_SKIPPED, AnnotateError
+from .doc_json import doc_to_json
+from .pipeline_loading import load_model
+from .render import assemble, render_blocks, render_jsonl, render_layers
 from .safe_io import output_problem, write_atomic
 
 
@@ -41,8 +44,8 @@ def add_render(subparsers: Any) -> None:
     parser.add_argument("--on-error", choices=("skip", "stop"), default="skip",
                         help="--jsonl: a record that cannot be rendered is left out (default; exit status 3) "
                              "or stops the command (exit status 1)")
-    parser.add_argument("--layers", default=",".join(LAYERS),
-                        help=f"comma-separated layers to show (default {','.join(LAYERS)})")
+    layers = ",".join(render_layers())
+    parser.add_argument("--layers", default=layers, help=f"comma-separated layers to show (default {layers})")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to use (default -1: CPU)")
     parser.set_defaults(handler=run_render, parser=parser)
 
@@ -72,9 +75,10 @@ def run_render(args: argparse.Namespace) -> int:
 def _parsed_layers(args: argparse.Namespace) -> List[str]:
     """The ``--layers`` to show; an unknown one is a usage error (exit status 2)."""
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
-    bad = [layer for layer in layers if layer not in LAYERS]
+    known = render_layers()
+    bad = [layer for layer in layers if layer not in known]
     if bad:
-        args.parser.error(f"unknown layers {bad}; choose from {','.join(LAYERS)}")
+        args.parser.error(f"unknown layers {bad}; choose from {','.join(known)}")
     return layers
 
 

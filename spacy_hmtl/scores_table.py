@@ -2,18 +2,18 @@
 (``spacy evaluate`` itself prints only the NER and sentence scores of these pipes)."""
 from typing import Any, Dict, List, Optional, Tuple
 
-# (title, key prefix) of each head's P / R / F triple, in pipeline order
-SCORE_ROWS: List[Tuple[str, str]] = [
-    ("entities (hmtl_ner)", "ents"),
-    ("mentions (hmtl_mentions)", "mentions"),
-    ("relations, boundaries (hmtl_relations)", "rel_micro"),
-    ("relations, strict (hmtl_relations)", "rel_strict"),
-    ("coreference, CoNLL avg (hmtl_coref)", "coref"),
-    ("  MUC", "coref_muc"),
-    ("  B3", "coref_b3"),
-    ("  CEAFe", "coref_ceafe"),
-    ("  LEA", "coref_lea"),
-]
+from .tasks import registered_tasks
+
+
+def score_rows() -> List[Tuple[str, str]]:
+    """(title, key prefix) of each P / R / F triple of the registered tasks, in task order:
+    a headline row is titled with its head's factory, a detail row indented under it."""
+    rows = []
+    for task in registered_tasks():
+        for row in task.score_rows:
+            title = f"{row.title} ({task.factory})" if row.headline else f"  {row.title}"
+            rows.append((title, row.prefix))
+    return rows
 
 
 def _percent(value: Optional[float]) -> str:
@@ -29,7 +29,7 @@ def format_scores(scores: Dict[str, Any]) -> str:
     RETURNS (str): the table.
     """
     lines = [f"{'task':42s} {'P':>6s} {'R':>6s} {'F':>6s}"]
-    for title, prefix in SCORE_ROWS:
+    for title, prefix in score_rows():
         p, r, f = (scores.get(f"{prefix}_{part}") for part in ("p", "r", "f"))
         if f is None:
             continue

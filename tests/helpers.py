@@ -15,20 +15,23 @@ and no test imports ``conftest``.
   (``standin_tok2vec``, ``add_standin_tok2vec``) and ``spacy.Tok2VecListener.v1``
   (``standin_listener``) in place of ``hmtl_encoder`` and its listener (same
   ``List[Doc] -> List[Floats2d]`` interface), ``STANDIN_WIDTH`` wide.
+  ``make_head_nlp`` builds a single-head test's pipeline over it (or over an
+  ``hmtl_encoder``).
 * ``build_minilm_pipeline``: configs/minilm.cfg assembled (the ``minilm_pipeline_path`` fixture).
 * The trained SciERC pipeline: ``train_scierc_pipeline`` trains configs/scierc.cfg with
   ``spacy train`` on a fixed subset of the real SciERC training set (the session fixture
   ``scierc_pipeline``: the accuracy guard, the tool-format round trip on real predictions).
 * Files and outputs: ``write_docbin``, ``write_scierc_subset``, ``read_jsonl``,
   ``normalise_annotations``, ``assert_same_jsonl``, ``snapshot``.
-* ``load_module``: a script of ``scripts/`` (no package) or ``tests/data`` as a module.
+* ``load_module``: a Python file of ``tests/data`` (no package) as a module. Scripts of
+  ``scripts/`` are not loaded by path: their code is ``spacy_hmtl_dev``'s, imported as such.
 """
 import importlib.util
 import time
 import json
 from types import ModuleType
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -39,8 +42,6 @@ from thinc.api import Adam, Config
 from spacy_hmtl.annotations import MENTIONS_KEY, set_coref_clusters, set_relation_records
 
 ROOT = Path(__file__).resolve().parent.parent
-
-PIPE_NAMES = ["hmtl_encoder", "hmtl_ner", "hmtl_mentions", "hmtl_relations", "hmtl_coref"]
 
 # --- the tiny four-head pipeline ------------------------------------------------------------
 
@@ -216,6 +217,10 @@ init_tok2vec = ${paths.init_tok2vec}
 """
 
 
+# The tiny pipeline's pipes, in order (as its config names them).
+PIPE_NAMES: List[str] = list(Config().from_str(TINY_CONFIG, interpolate=False)["nlp"]["pipeline"])
+
+
 def nlp_from_config(config_str: str = TINY_CONFIG, overrides: Optional[Dict] = None) -> Language:
     """The untrained pipeline of ``config_str`` (``TINY_CONFIG`` unless a test edits it)."""
     config = Config().from_str(config_str, overrides=overrides or {})
@@ -358,6 +363,46 @@ def add_standin_tok2vec(nlp: Language, depth: int = 2) -> None:
     nlp.add_pipe("tok2vec", config={"model": standin_tok2vec(depth)})
 
 
+def factory_meta(name: str):
+    """The ``FactoryMeta`` of the factory ``name``. ``Language.get_factory_meta`` only knows
+    the factories of the modules imported already; creating a ``Language`` imports every
+    factory's module through its entry point (spaCy does it in ``Language.__init__``)."""
+    spacy.blank("en")
+    return Language.get_factory_meta(name)
+
+
+def make_head_nlp(
+    factory: str,
+    model: Optional[Dict[str, Any]] = None,
+    *,
+    standin_depth: Optional[int] = 2,
+    encoder: Optional[Dict[str, Any]] = None,
+    **pipe_config: Any,
+) -> Language:
+    """The pipeline of a single-head test: an upstream pipe, then the head ``factory``
+    with the pipe settings ``pipe_config``.
+
+    model (Optional[Dict[str, Any]]): the head's model config, merged over the factory's
+        default; with the stand-in, its ``tok2vec`` defaults to ``standin_listener()``.
+    standin_depth (Optional[int]): CNN layers of the stand-in ``tok2vec`` pipe put
+        upstream; None: no upstream pipe (the head's listener then has nothing to hear).
+    encoder (Optional[Dict[str, Any]]): the model config of an ``hmtl_encoder`` to put
+        upstream instead of the stand-in; the head keeps its default listener of it.
+    """
+    nlp = spacy.blank("en")
+    config: Dict[str, Any] = dict(pipe_config)
+    if encoder is not None:
+        nlp.add_pipe("hmtl_encoder", config={"model": encoder})
+        if model is not None:
+            config["model"] = model
+    else:
+        if standin_depth is not None:
+            add_standin_tok2vec(nlp, depth=standin_depth)
+        config["model"] = {"tok2vec": standin_listener(), **(model or {})}
+    nlp.add_pipe(factory, config=config)
+    return nlp
+
+
 # --- the MiniLM transformer pipeline ----------------------------------------------------------
 
 
@@ -375,7 +420,7 @@ def build_minilm_pipeline() -> Language:
 
 
 def load_module(path: Path) -> ModuleType:
-    """The Python file at ``path`` (a script, not in a package) imported as a module."""
+    """The Python file at ``path`` (not in a package, e.g. ``tests/data``) imported as a module."""
     path = Path(path)
     spec = importlib.util.spec_from_file_location(f"_loaded_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
@@ -447,7 +492,7 @@ def read_jsonl(path: Path) -> list:
 def normalise_annotations(obj, digits: int = 4):
     """JSON annotations with scores rounded (runs in other processes may differ in the
     last float digits: thread counts change summation order)."""
-    from spacy_hmtl.batch_annotator import round_scores
+    from spacy_hmtl.doc_json import round_scores
 
     return round_scores(obj, digits)
 

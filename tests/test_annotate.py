@@ -1,11 +1,15 @@
 """Batch annotation (``python -m spacy_hmtl annotate``): the JSON of a doc, JSONL and
 plain-text input, resuming after an interruption (truncated output, partial last line),
-malformed input, and ``n_process=2`` against 1."""
+malformed input, and ``n_process=2`` (forked workers, ``annotate_processes``) against 1."""
 import json
+import os
 from pathlib import Path
 
 import pytest
 import spacy
+from spacy.language import Language
+
+from spacy_hmtl.annotate_processes import pipe_chunks, worker_count
 
 from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
 from spacy_hmtl.batch_annotator import (
@@ -287,3 +291,71 @@ def test_cli_n_process_2_equals_single_process(tmp_path, tiny_pipeline_path, jso
     assert main(args) == 0
     assert "annotated" in capsys.readouterr().out
     assert_same_jsonl(out, full_output)
+
+
+@Language.component("hmtl_test_worker_dies_on_die")
+def worker_dies_on_die(doc):
+    """A component whose worker process dies on one document (as the OOM killer would kill
+    it); never in the test's own process."""
+    if "DIE" in doc.text and os.getpid() != TEST_PID:
+        os._exit(9)
+    return doc
+
+
+TEST_PID = os.getpid()
+
+
+def pipe_calls(nlp, monkeypatch) -> list:
+    """The ``n_process`` of every ``nlp.pipe`` call made in this process from now on."""
+    calls = []
+    pipe = nlp.pipe
+
+    def recording_pipe(*args, **kwargs):
+        calls.append(kwargs.get("n_process", 1))
+        return pipe(*args, **kwargs)
+
+    monkeypatch.setattr(nlp, "pipe", recording_pipe)
+    return calls
+
+
+def test_n_process_2_writes_what_one_process_writes_in_forked_workers(tmp_path, tiny_pipeline_path, texts, monkeypatch):
+    """``--n-process 2`` runs the pipeline in forked workers that send back finished lines
+    (this process never calls ``nlp.pipe``), in batches that are the one-process run's even
+    around a text too long to annotate: OUTPUT and the errors file are the same, byte for byte."""
+    nlp = spacy.load(tiny_pipeline_path)
+    nlp.max_length = 80
+    records = [{"id": f"doc-{i}", "text": t} for i, t in enumerate(texts)]
+    records.insert(3, {"id": "long", "text": "word " * 40})
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    first = annotate_file(nlp, inp, one, batch_size=2, show_progress=False, report_errors=False)
+    calls = pipe_calls(nlp, monkeypatch)
+    second = annotate_file(nlp, inp, two, batch_size=2, n_process=2, show_progress=False, report_errors=False)
+    assert calls == []  # every document went through a worker's nlp.pipe
+    assert (second.n_written, second.n_failed) == (first.n_written, first.n_failed) == (len(texts), 1)
+    assert two.read_bytes() == one.read_bytes()
+    errors = [json.loads(line) for line in (tmp_path / "two.errors.jsonl").read_text().splitlines()]
+    assert [(e["id"], e["line"]) for e in errors] == [("long", 4)]
+
+
+def test_a_dead_worker_stops_the_run_with_an_error_and_keeps_what_is_written(tmp_path, tiny_pipeline_path):
+    nlp = spacy.load(tiny_pipeline_path)
+    nlp.add_pipe("hmtl_test_worker_dies_on_die")
+    texts = ["Bob Brown works for Initech ."] * 12 + ["DIE here ."] + ["Anna Lee lives in Rome ."] * 3
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf8")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(AnnotateError, match="a worker process died"):
+        annotate_file(nlp, inp, out, batch_size=2, n_process=2, show_progress=False)
+    written = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert written == list(range(len(written))) and len(written) <= 12  # in order, none after the bad one
+
+
+def test_pipe_chunks_hold_one_batch_of_texts_the_pipeline_takes():
+    records = [(0, "aa"), (1, "bb"), (2, "too long"), (3, "cc"), (4, "dd"), (5, "ee")]
+    chunks = list(pipe_chunks(iter(records), 2, max_length=3))
+    assert chunks == [[(0, "aa"), (1, "bb")], [(2, "too long"), (3, "cc"), (4, "dd")], [(5, "ee")]]
+    assert list(pipe_chunks([], 2, 3)) == []
+    assert list(pipe_chunks([(0, "x" * 9)], 2, 3)) == [[(0, "x" * 9)]]  # nothing to pipe: still reported
+    assert worker_count(3) == 3 and worker_count(-1) == (os.cpu_count() or 1)

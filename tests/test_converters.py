@@ -118,7 +118,7 @@ def test_scierc_keep_ptb_brackets(tmp_path):
 def test_scierc_dev_matches_readme(tmp_path):
     summary = convert_scierc(ASSETS / "scierc" / "dev.json", tmp_path)  # a directory: dev.spacy
     docs = load(tmp_path / "dev.spacy")
-    # README: 50 docs, 275 sentences, 6521 tokens, 811 entities, 455 relations,
+    # assets/scierc/README.md: 50 docs, 275 sentences, 6521 tokens, 811 entities, 455 relations,
     # 100 clusters with 272 mentions.
     assert (summary.documents, summary.sentences, summary.tokens) == (50, 275, 6521)
     assert (summary.entities, summary.relations) == (811, 455)
@@ -232,7 +232,7 @@ def test_litbank_fold0_real_assets(tmp_path):
     summary = convert_litbank(ASSETS / "litbank", tmp_path, fold=0)
     parts = summary.parts
     assert {split: parts[split].documents for split in parts} == {"train": 80, "dev": 10, "test": 10}
-    # README, fold 0: sentences, tokens, coref mentions, chains, brat entities.
+    # assets/litbank/README.md, fold 0: sentences, tokens, coref mentions, chains, brat entities.
     expected = {
         "train": (6755, 169456, 23218, 6344, 11186),
         "dev": (927, 20438, 3053, 776, 1463),

@@ -11,7 +11,6 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-import spacy_hmtl.coref.component  # noqa: F401  (registers factory, architecture, scorer)
 from spacy_hmtl.annotations import COREF_MARKER, get_coref_clusters, has_coref_annotation, set_coref_clusters
 from spacy_hmtl.candidates import lowercase_keys, sentence_ids
 from spacy_hmtl.coref.component import HMTLCoref
@@ -20,7 +19,7 @@ from spacy_hmtl.coref.torch_module import CorefRanker, distance_buckets
 from spacy_hmtl.layers.torch_bridge import pad_to_torch
 from spacy_hmtl.layers.torch_head import HeadBatch
 
-from helpers import ROOT, STANDIN_WIDTH, add_standin_tok2vec, load_module, standin_listener
+from helpers import STANDIN_WIDTH, factory_meta, make_head_nlp
 
 TRAIN = [
     ("The parser uses a grammar . It is fast and it is robust .", [[(0, 2), (6, 7), (10, 11)]]),
@@ -32,22 +31,12 @@ TRAIN = [
 ]
 
 
-def make_nlp(**head_cfg) -> spacy.Language:
-    nlp = spacy.blank("en")
-    add_standin_tok2vec(nlp)
-    model = {
-        "@architectures": "spacy_hmtl.CorefRanker.v1",
-        "tok2vec": standin_listener(),
-        "lstm_width": 32,
-        "hidden_width": 64,
-        "dropout": 0.0,
-        **head_cfg,
-    }
-    nlp.add_pipe("hmtl_coref", config={"model": model})
-    return nlp
+# the head's model in these tests (over the stand-in encoder): the factory's defaults, smaller
+COREF_MODEL = {"@architectures": "spacy_hmtl.CorefRanker.v1", "lstm_width": 32, "hidden_width": 64, "dropout": 0.0}
 
 
-def make_examples(nlp, data=TRAIN):
+def coref_examples(nlp, data=TRAIN):
+    """Examples of ``data``: (text, clusters of (start, end) token offsets)."""
     examples = []
     for text, clusters in data:
         ref = nlp.make_doc(text)
@@ -61,11 +50,12 @@ def unannotated_example(nlp, text="Nothing here is annotated for coreference , i
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained_nlp_examples():
+    """``(nlp, examples)``: the stand-in + ``hmtl_coref`` pipeline overfitted on TRAIN."""
     fix_random_seed(0)
     torch.manual_seed(0)
-    nlp = make_nlp()
-    examples = make_examples(nlp)
+    nlp = make_head_nlp("hmtl_coref", COREF_MODEL)
+    examples = coref_examples(nlp)
     nlp.initialize(lambda: examples)
     optimizer = Adam(0.005)
     for _ in range(100):
@@ -177,8 +167,8 @@ def test_settings_reach_the_torch_module():
     from spacy_hmtl.coref.model import CorefRankerSettings
     from spacy_hmtl.layers.torch_head import head_settings
 
-    nlp = make_nlp()
-    nlp.initialize(lambda: make_examples(nlp))
+    nlp = make_head_nlp("hmtl_coref", COREF_MODEL)
+    nlp.initialize(lambda: coref_examples(nlp))
     coref = nlp.get_pipe("hmtl_coref")
     settings = head_settings(coref.model)
     assert isinstance(settings, CorefRankerSettings)
@@ -192,15 +182,14 @@ def test_settings_reach_the_torch_module():
 
 
 def test_factory_defaults():
-    from spacy_hmtl.coref.component import DEFAULT_MODEL
+    from spacy_hmtl.coref.component import DEFAULT_COREF_MODEL
 
-    nlp = spacy.blank("en")
-    meta = nlp.get_factory_meta("hmtl_coref")
+    meta = factory_meta("hmtl_coref")
     assert meta.assigns == ["doc.spans"]
     assert meta.default_score_weights["coref_f"] == 1.0
     assert sum(w or 0 for w in meta.default_score_weights.values()) == 1.0
-    assert DEFAULT_MODEL["@architectures"] == "spacy_hmtl.CorefRanker.v1"
-    assert DEFAULT_MODEL["tok2vec"] == {
+    assert DEFAULT_COREF_MODEL["@architectures"] == "spacy_hmtl.CorefRanker.v1"
+    assert DEFAULT_COREF_MODEL["tok2vec"] == {
         "@architectures": "spacy_hmtl.HMTLListener.v1",
         "upstream": "hmtl_encoder",
         "level": 2,
@@ -211,17 +200,17 @@ def test_factory_defaults():
 
 
 def test_no_labels():
-    nlp = make_nlp()
+    nlp = make_head_nlp("hmtl_coref", COREF_MODEL)
     coref = nlp.get_pipe("hmtl_coref")
     assert isinstance(coref, HMTLCoref) and coref.labels == () and coref.label_data == []
     with pytest.raises(ValueError):
         coref.add_label("X")
     # initialize works with no labels at all
-    nlp.initialize(lambda: make_examples(nlp))
+    nlp.initialize(lambda: coref_examples(nlp))
 
 
-def test_overfit_reaches_perfect_score(trained):
-    nlp, examples = trained
+def test_overfit_reaches_perfect_score(trained_nlp_examples):
+    nlp, examples = trained_nlp_examples
     scores = nlp.evaluate(examples)
     assert scores["coref_f"] == 1.0
     assert scores["coref_lea_f"] == 1.0
@@ -230,8 +219,8 @@ def test_overfit_reaches_perfect_score(trained):
         assert COREF_MARKER in doc.spans and "coref_clusters_1" in doc.spans
 
 
-def test_round_trips(trained):
-    nlp, _ = trained
+def test_round_trips(trained_nlp_examples):
+    nlp, _ = trained_nlp_examples
     texts = [t for t, _ in TRAIN]
     docs = list(nlp.pipe(texts))
     expected = [cluster_texts(d) for d in docs]
@@ -249,22 +238,22 @@ def test_round_trips(trained):
     assert [cluster_texts(d) for d in multi] == expected
 
 
-def test_pipeline_serialization(trained, tmp_path):
-    nlp, _ = trained
+def test_pipeline_serialization(trained_nlp_examples, tmp_path):
+    nlp, _ = trained_nlp_examples
     texts = [t for t, _ in TRAIN]
     expected = [cluster_texts(d) for d in nlp.pipe(texts)]
     nlp.to_disk(tmp_path / "model")
     loaded = spacy.load(tmp_path / "model")
     assert [cluster_texts(d) for d in loaded.pipe(texts)] == expected
-    nlp2 = make_nlp()
+    nlp2 = make_head_nlp("hmtl_coref", COREF_MODEL)
     nlp2.from_bytes(nlp.to_bytes())
     assert [cluster_texts(d) for d in nlp2.pipe(texts)] == expected
 
 
-def test_a_saved_pipeline_decodes_with_another_antecedent_window(trained, tmp_path):
+def test_a_saved_pipeline_decodes_with_another_antecedent_window(trained_nlp_examples, tmp_path):
     # max_antecedents holds no weights: a config override at load time changes the window
     # (how a pipeline trained on short documents is decoded on long ones)
-    nlp, _ = trained
+    nlp, _ = trained_nlp_examples
     texts = [t for t, _ in TRAIN]
     nlp.to_disk(tmp_path / "model")
     override = {"components.hmtl_coref.model.max_antecedents": 1000}
@@ -288,19 +277,11 @@ def test_a_saved_pipeline_decodes_with_another_antecedent_window(trained, tmp_pa
 
 def test_decode_max_antecedents_must_be_positive():
     with pytest.raises(ValueError, match="decode_max_antecedents"):
-        make_nlp_with_pipe_config(decode_max_antecedents=0)
+        make_head_nlp("hmtl_coref", {"@architectures": "spacy_hmtl.CorefRanker.v1"}, decode_max_antecedents=0)
 
 
-def make_nlp_with_pipe_config(**pipe_cfg) -> spacy.Language:
-    nlp = spacy.blank("en")
-    add_standin_tok2vec(nlp)
-    model = {"@architectures": "spacy_hmtl.CorefRanker.v1", "tok2vec": standin_listener()}
-    nlp.add_pipe("hmtl_coref", config={"model": model, **pipe_cfg})
-    return nlp
-
-
-def test_link_threshold_trades_precision_for_recall(trained, tmp_path):
-    nlp, _ = trained
+def test_link_threshold_trades_precision_for_recall(trained_nlp_examples, tmp_path):
+    nlp, _ = trained_nlp_examples
     texts = [t for t, _ in TRAIN]
     nlp.to_disk(tmp_path / "model")
 
@@ -317,8 +298,8 @@ def test_link_threshold_trades_precision_for_recall(trained, tmp_path):
 
 
 def test_unannotated_batch_adds_no_loss_and_no_gradient():
-    nlp = make_nlp()
-    examples = make_examples(nlp)
+    nlp = make_head_nlp("hmtl_coref", COREF_MODEL)
+    examples = coref_examples(nlp)
     nlp.initialize(lambda: examples)
     coref = nlp.get_pipe("hmtl_coref")
     before = [p.detach().clone() for p in coref.torch_module.parameters()]
@@ -332,8 +313,8 @@ def test_unannotated_batch_adds_no_loss_and_no_gradient():
 
 
 def test_unannotated_docs_do_not_change_the_loss():
-    nlp = make_nlp()
-    examples = make_examples(nlp)
+    nlp = make_head_nlp("hmtl_coref", COREF_MODEL)
+    examples = coref_examples(nlp)
     nlp.initialize(lambda: examples)
     coref = nlp.get_pipe("hmtl_coref")
     module = coref.torch_module.eval()
@@ -360,8 +341,8 @@ def test_unannotated_docs_do_not_change_the_loss():
     assert grad[1].abs().sum() > 0
 
 
-def test_unannotated_docs_do_not_change_the_score(trained):
-    nlp, examples = trained
+def test_unannotated_docs_do_not_change_the_score(trained_nlp_examples):
+    nlp, examples = trained_nlp_examples
     base = score_coref(examples)
     extra = unannotated_example(nlp, "The parser is fast . It works .")
     set_coref_clusters(extra.predicted, [[(0, 2), (5, 6)]])
@@ -393,7 +374,7 @@ def test_scorer_values_and_registry():
 
 
 def test_gold_mapped_to_a_different_tokenization():
-    nlp = make_nlp()
+    nlp = make_head_nlp("hmtl_coref", COREF_MODEL)
     words = ["The", "parser", "'s", "grammar", "is", "big", ".", "It", "works", "."]
     spaces = [True, False, True, True, True, False, True, True, False, False]
     ref = Doc(nlp.vocab, words=words, spaces=spaces)
@@ -412,8 +393,8 @@ def test_sentence_ids():
     assert sentence_ids(spacy.blank("en")("no sentences here")) is None
 
 
-def test_edge_case_docs(trained):
-    nlp, examples = trained
+def test_edge_case_docs(trained_nlp_examples):
+    nlp, examples = trained_nlp_examples
     long_text = " ".join(["The parser uses a grammar and it is fast ."] * 2000)
     docs = list(nlp.pipe(["", "Parser", long_text]))
     assert docs[0]._.coref_clusters == [] and docs[1]._.coref_clusters == []
@@ -422,9 +403,9 @@ def test_edge_case_docs(trained):
     for cluster in docs[2]._.coref_clusters:
         assert len(cluster) >= 2 and all(len(span) <= 8 for span in cluster)
     # updates with empty / one-token annotated docs work
-    fresh = make_nlp()
+    fresh = make_head_nlp("hmtl_coref", COREF_MODEL)
     data = [("", []), ("Parser", []), ("The parser works . It is fast .", [[(0, 2), (4, 5)]])]
-    egs = make_examples(fresh, data)
+    egs = coref_examples(fresh, data)
     fresh.initialize(lambda: egs)
     losses = {}
     fresh.update(egs[:1], sgd=Adam(0.01), losses=losses)  # an empty doc: nothing to learn
@@ -566,9 +547,9 @@ def test_match_feature_links_spans_with_the_same_words():
 
 
 def test_match_feature_off_keeps_the_old_module_and_config():
-    from spacy_hmtl.coref.component import DEFAULT_MODEL
+    from spacy_hmtl.coref.component import DEFAULT_COREF_MODEL
 
-    assert DEFAULT_MODEL["match_embedding"] == 0
+    assert DEFAULT_COREF_MODEL["match_embedding"] == 0
     plain = _module()
     assert plain.match_embedding is None
     assert not any("match" in name for name in plain.state_dict())
@@ -579,8 +560,8 @@ def test_match_feature_off_keeps_the_old_module_and_config():
 def test_match_feature_trains_in_a_pipeline_and_round_trips(tmp_path):
     fix_random_seed(0)
     torch.manual_seed(0)
-    nlp = make_nlp(match_embedding=8)
-    examples = make_examples(nlp)
+    nlp = make_head_nlp("hmtl_coref", {**COREF_MODEL, "match_embedding": 8})
+    examples = coref_examples(nlp)
     nlp.initialize(lambda: examples)
     module = nlp.get_pipe("hmtl_coref").torch_module
     before = module.match_embedding.weight.detach().clone()
@@ -595,8 +576,8 @@ def test_match_feature_trains_in_a_pipeline_and_round_trips(tmp_path):
     assert [cluster_texts(d) for d in loaded.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]
 
 
-def test_kept_spans_hold_every_predicted_mention(trained):
-    nlp, examples = trained
+def test_kept_spans_hold_every_predicted_mention(trained_nlp_examples):
+    nlp, examples = trained_nlp_examples
     coref = nlp.get_pipe("hmtl_coref")
     docs = list(nlp.pipe([eg.predicted.text for eg in examples], disable=["hmtl_coref"]))
     batch = coref.model.predict(docs)
@@ -607,9 +588,10 @@ def test_kept_spans_hold_every_predicted_mention(trained):
         assert {m for cluster in found for m in cluster} <= set(spans)
 
 
-def test_coref_diagnostics_pruning_recall_of_an_overfit_head(trained):
-    script = load_module(ROOT / "scripts" / "coref_diagnostics.py")
-    nlp, examples = trained
-    recall = script.pruning_recall(nlp, [eg.reference for eg in examples])
+def test_coref_diagnostics_pruning_recall_of_an_overfit_head(trained_nlp_examples):
+    from spacy_hmtl_dev.coref_diagnostics import pruning_recall
+
+    nlp, examples = trained_nlp_examples
+    recall = pruning_recall(nlp, [eg.reference for eg in examples])
     n_mentions = sum(len(c) for _, clusters in TRAIN for c in clusters)
     assert recall == {"gold_mentions": n_mentions, "kept_mentions": 1.0, "gold_links": n_mentions - 5, "kept_links": 1.0}

@@ -8,7 +8,7 @@ import spacy
 from spacy.training import Corpus
 from spacy.util import fix_random_seed, load_config
 
-from spacy_hmtl.training.gradient_shares import annotate_predicted, encoder_gradient_shares
+from spacy_hmtl_dev.gradient_shares import annotate_predicted, encoder_gradient_shares
 
 from helpers import write_scierc_subset
 

@@ -8,22 +8,20 @@ import warnings
 import pytest
 import spacy
 import torch
-from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-import spacy_hmtl.mentions.component  # noqa: F401  (registers factory, architecture, scorer)
 from spacy_hmtl.mentions.scorer import make_mentions_scorer, score_mentions
 from spacy_hmtl.layers.torch_head import HeadBatch
 from spacy_hmtl.candidates import enumerate_spans
 from spacy_hmtl.mentions.torch_module import SpanClassifier
 
-from helpers import STANDIN_WIDTH, add_standin_tok2vec, standin_listener
+from helpers import STANDIN_WIDTH, factory_meta, make_head_nlp
 
 torch.set_num_threads(1)
 
-# The stand-in tok2vec is one CNN layer deep here (two elsewhere): the trained
+# The stand-in tok2vec is one CNN layer deep here (two elsewhere): the trained_nlp_examples
 # fixture's expectations below were tuned on that network.
 STANDIN_DEPTH = 1
 
@@ -36,26 +34,14 @@ TRAIN_DATA = [
 ]
 
 
-def make_nlp(spans_key="mentions", threshold=None, hidden_width=64, max_width=8, tok2vec=True):
-    nlp = spacy.blank("en")
-    if tok2vec:
-        add_standin_tok2vec(nlp, depth=STANDIN_DEPTH)
-    nlp.add_pipe(
-        "hmtl_mentions",
-        config={
-            "spans_key": spans_key,
-            "threshold": threshold,
-            "model": {
-                "@architectures": "spacy_hmtl.SpanMentionDetector.v1",
-                "tok2vec": standin_listener(),
-                "max_width": max_width,
-                "hidden_width": hidden_width,
-                "width_embedding": 16,
-                "dropout": 0.0,
-            },
-        },
-    )
-    return nlp
+# the head's model in these tests (over the stand-in encoder)
+MENTIONS_MODEL = {
+    "@architectures": "spacy_hmtl.SpanMentionDetector.v1",
+    "max_width": 8,
+    "hidden_width": 64,
+    "width_embedding": 16,
+    "dropout": 0.0,
+}
 
 
 def make_example(nlp, text, spans, key="mentions"):
@@ -71,9 +57,11 @@ def span_tuples(doc, key="mentions"):
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained_nlp_examples():
+    """``(nlp, examples)``: the stand-in + ``hmtl_mentions`` pipeline overfitted on
+    TRAIN_DATA and a doc without mention annotation."""
     fix_random_seed(0)
-    nlp = make_nlp()
+    nlp = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
     examples = [make_example(nlp, text, spans) for text, spans in TRAIN_DATA]
     # A doc without mention annotation (no key) in the training data: must be ignored.
     examples.append(make_example(nlp, "the queen of England waved", None))
@@ -164,8 +152,8 @@ def test_span_classifier_matches_naive_and_chunking_is_exact():
 # --- training and prediction --------------------------------------------------------------------
 
 
-def test_overfit_nested_mentions(trained):
-    nlp, examples = trained
+def test_overfit_nested_mentions(trained_nlp_examples):
+    nlp, examples = trained_nlp_examples
     scores = nlp.evaluate(examples)
     assert scores["mentions_f"] == 1.0
     assert scores["mentions_p"] == 1.0 and scores["mentions_r"] == 1.0
@@ -178,10 +166,10 @@ def test_overfit_nested_mentions(trained):
     assert nlp.get_pipe("hmtl_mentions").labels == ("GPE", "PER")
 
 
-def test_unannotated_docs_add_no_loss_and_no_gradient(trained):
+def test_unannotated_docs_add_no_loss_and_no_gradient(trained_nlp_examples):
     # A fresh (untrained) model: the trained one's loss is at float32 resolution.
     fix_random_seed(0)
-    nlp = make_nlp()
+    nlp = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
     examples = [make_example(nlp, text, spans) for text, spans in TRAIN_DATA]
     nlp.initialize(lambda: examples)
     pipe = nlp.get_pipe("hmtl_mentions")
@@ -207,15 +195,15 @@ def test_unannotated_docs_add_no_loss_and_no_gradient(trained):
     assert losses_a["hmtl_mentions"] == pytest.approx(losses_b["hmtl_mentions"], rel=1e-6)
     assert nlp.update([unannotated], sgd=False, losses={})["hmtl_mentions"] == 0.0
     # ... and unannotated docs do not change the scores.
-    nlp, examples = trained[0], trained[1]
+    nlp, examples = trained_nlp_examples
     predicted_extra = make_example(nlp, "the queen of England waved", None)
     keys = ("mentions_p", "mentions_r", "mentions_f", "mentions_per_type")
     before, after = nlp.evaluate(examples), nlp.evaluate(examples + [predicted_extra])
     assert {k: before[k] for k in keys} == {k: after[k] for k in keys}
 
 
-def test_serialization_roundtrips(trained, tmp_path):
-    nlp, _ = trained
+def test_serialization_roundtrips(trained_nlp_examples, tmp_path):
+    nlp, _ = trained_nlp_examples
     texts = [text for text, _ in TRAIN_DATA] + ["", "he", "The president of Spain met the queen . She smiled ."]
     expected = [(span_tuples(d), d.spans["mentions"].attrs["scores"]) for d in nlp.pipe(texts)]
     # Doc serialization keeps spans and scores.
@@ -224,7 +212,7 @@ def test_serialization_roundtrips(trained, tmp_path):
     assert span_tuples(restored) == expected[0][0]
     assert restored.spans["mentions"].attrs["scores"] == expected[0][1]
     # nlp.to_bytes / from_bytes
-    nlp2 = make_nlp()
+    nlp2 = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
     nlp2.from_bytes(nlp.to_bytes())
     assert [(span_tuples(d), d.spans["mentions"].attrs["scores"]) for d in nlp2.pipe(texts)] == expected
     assert nlp2.get_pipe("hmtl_mentions").labels == ("GPE", "PER")
@@ -244,40 +232,40 @@ def test_serialization_roundtrips(trained, tmp_path):
 
 
 def test_uninitialized_pipeline_serializes():
-    nlp = make_nlp()
-    nlp2 = make_nlp()
+    nlp = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
+    nlp2 = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
     nlp2.from_bytes(nlp.to_bytes())
     assert nlp2.get_pipe("hmtl_mentions").labels == ()
 
 
-def test_label_robustness(trained):
-    nlp, examples = trained
+def test_label_robustness(trained_nlp_examples):
+    nlp, examples = trained_nlp_examples
     data = nlp.get_pipe("hmtl_mentions").to_bytes()
     # A component initialized with another label set takes the saved labels on loading.
-    other = make_nlp()
+    other = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
     other.initialize(lambda: [make_example(other, "Bob ran", [(0, 1, "X"), (1, 2, "Y"), (0, 2, "Z")])])
     pipe = other.get_pipe("hmtl_mentions")
     assert pipe.labels == ("X", "Y", "Z")
     pipe.from_bytes(data)
     assert pipe.labels == ("GPE", "PER")
     # A model of another shape cannot be loaded: clear error.
-    bigger = make_nlp(hidden_width=32)
+    bigger = make_head_nlp("hmtl_mentions", {**MENTIONS_MODEL, "hidden_width": 32}, standin_depth=STANDIN_DEPTH)
     with pytest.raises(ValueError, match="cannot load the saved model"):
         bigger.get_pipe("hmtl_mentions").from_bytes(data)
     # Labels given explicitly (spacy init labels) win over the data.
-    given = make_nlp()
+    given = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
     given.config["initialize"]["components"]["hmtl_mentions"] = {"labels": ["PER", "LOC", "GPE"]}
     given.initialize(lambda: examples)
     assert given.get_pipe("hmtl_mentions").labels == ("PER", "LOC", "GPE")
     assert given.get_pipe("hmtl_mentions").label_data == ["PER", "LOC", "GPE"]
     # No annotated doc at all: clear error.
-    none = make_nlp()
+    none = make_head_nlp("hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH)
     with pytest.raises(ValueError, match="found no labels"):
         none.initialize(lambda: [make_example(none, "nothing here", None)])
 
 
 def test_wide_gold_mentions_warn():
-    nlp = make_nlp(max_width=2)
+    nlp = make_head_nlp("hmtl_mentions", {**MENTIONS_MODEL, "max_width": 2}, standin_depth=STANDIN_DEPTH)
     eg = make_example(nlp, "the very old king of Spain", [(0, 6, "PER"), (5, 6, "GPE"), (1, 3, "X")])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -287,8 +275,8 @@ def test_wide_gold_mentions_warn():
     assert len(messages) == 1 and "1 (PER: 1): gold mentions wider than max_width=2 tokens" in messages[0]
 
 
-def test_edge_case_docs(trained):
-    nlp, _ = trained
+def test_edge_case_docs(trained_nlp_examples):
+    nlp, _ = trained_nlp_examples
     assert len(nlp("").spans["mentions"]) == 0
     assert nlp("").spans["mentions"].attrs["scores"] == []
     one = nlp("he")
@@ -312,8 +300,8 @@ def test_edge_case_docs(trained):
         pipe.chunk_size = type(pipe).chunk_size
 
 
-def test_threshold_and_sentence_boundaries(trained):
-    nlp, _ = trained
+def test_threshold_and_sentence_boundaries(trained_nlp_examples):
+    nlp, _ = trained_nlp_examples
     pipe = nlp.get_pipe("hmtl_mentions")
     doc = nlp.make_doc("the king of France said he would come . she smiled")
     for i, token in enumerate(doc):
@@ -332,7 +320,9 @@ def test_threshold_and_sentence_boundaries(trained):
 
 def test_custom_spans_key():
     fix_random_seed(1)
-    nlp = make_nlp(spans_key="litbank", threshold=0.0)
+    nlp = make_head_nlp(
+        "hmtl_mentions", MENTIONS_MODEL, standin_depth=STANDIN_DEPTH, spans_key="litbank", threshold=0.0
+    )
     eg = make_example(nlp, "she saw him", [(0, 1, "PER"), (2, 3, "PER")], key="litbank")
     nlp.initialize(lambda: [eg])
     doc = nlp("she saw him")
@@ -342,7 +332,7 @@ def test_custom_spans_key():
 
 
 def test_default_config():
-    meta = Language.get_factory_meta("hmtl_mentions")
+    meta = factory_meta("hmtl_mentions")
     tok2vec = meta.default_config["model"]["tok2vec"]
     assert tok2vec["@architectures"] == "spacy_hmtl.HMTLListener.v1"
     assert tok2vec["level"] == 2 and tok2vec["shortcut"] is True

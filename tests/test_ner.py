@@ -7,7 +7,9 @@ import torch
 from spacy.training import Example
 
 from spacy_hmtl.ner.component import tags_to_spans
-from spacy_hmtl.ner.crf import FORBIDDEN, CRFTagger, bioul_constraints, bioul_tag_names
+from spacy_hmtl.ner.torch_module import FORBIDDEN, CRFTagger, bioul_constraints, bioul_tag_names
+
+from helpers import make_head_nlp
 
 TRAIN = [
     ("Alice Smith lives in Paris .", [(0, 11, "PER"), (21, 26, "LOC")]),
@@ -112,13 +114,13 @@ def test_tags_to_spans():
     assert tags_to_spans([]) == []
 
 
+# the encoder under the head in these tests: a small hmtl_encoder (hmtl_ner keeps its default
+# listener of level 1)
+ENCODER_MODEL = {"level_widths": [32, 32], "level_depths": [1, 1], "embed": {"width": 48}}
+
+
 def _train_ner(steps: int = 80):
-    nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "hmtl_encoder",
-        config={"model": {"level_widths": [32, 32], "level_depths": [1, 1], "embed": {"width": 48}}},
-    )
-    nlp.add_pipe("hmtl_ner")
+    nlp = make_head_nlp("hmtl_ner", encoder=ENCODER_MODEL)
     examples = [Example.from_dict(nlp.make_doc(t), {"entities": e}) for t, e in TRAIN]
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 0.01
@@ -128,20 +130,21 @@ def _train_ner(steps: int = 80):
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained_nlp_examples():
+    """``(nlp, examples)``: an hmtl_encoder + hmtl_ner pipeline overfitted on TRAIN."""
     torch.manual_seed(0)
     return _train_ner()
 
 
-def test_overfits_to_perfect_entities(trained):
-    nlp, examples = trained
+def test_overfits_to_perfect_entities(trained_nlp_examples):
+    nlp, examples = trained_nlp_examples
     scores = nlp.evaluate(examples)
     assert scores["ents_f"] == 1.0
     assert set(nlp.get_pipe("hmtl_ner").labels) == {"LOC", "ORG", "PER"}
 
 
-def test_round_trips_and_multiprocessing(trained, tmp_path):
-    nlp, _ = trained
+def test_round_trips_and_multiprocessing(trained_nlp_examples, tmp_path):
+    nlp, _ = trained_nlp_examples
     texts = [t for t, _ in TRAIN] + ["", "x", "Paris"]
     expected = [[(e.start, e.end, e.label_) for e in nlp(t).ents] for t in texts]
     nlp.to_disk(tmp_path / "model")
@@ -149,15 +152,13 @@ def test_round_trips_and_multiprocessing(trained, tmp_path):
     assert [[(e.start, e.end, e.label_) for e in d.ents] for d in loaded.pipe(texts)] == expected
     multi = loaded.pipe(texts, n_process=2, batch_size=2)
     assert [[(e.start, e.end, e.label_) for e in d.ents] for d in multi] == expected
-    from_bytes = spacy.blank("en")
-    from_bytes.add_pipe("hmtl_encoder", config={"model": {"level_widths": [32, 32], "level_depths": [1, 1], "embed": {"width": 48}}})
-    from_bytes.add_pipe("hmtl_ner")
+    from_bytes = make_head_nlp("hmtl_ner", encoder=ENCODER_MODEL)
     from_bytes.from_bytes(nlp.to_bytes())
     assert [[(e.start, e.end, e.label_) for e in from_bytes(t).ents] for t in texts] == expected
 
 
-def test_docs_without_entity_annotation_add_no_loss(trained):
-    nlp, _ = trained
+def test_docs_without_entity_annotation_add_no_loss(trained_nlp_examples):
+    nlp, _ = trained_nlp_examples
     unannotated = [Example(nlp.make_doc("Alice lives in Paris ."), nlp.make_doc("Alice lives in Paris ."))]
     assert not unannotated[0].reference.has_annotation("ENT_IOB")
     losses = nlp.update(unannotated, sgd=False)
@@ -177,7 +178,7 @@ def _autograd_log_partition(emissions, lengths, start, trans, end):
 @pytest.mark.parametrize("gap", [1.0, 5000.0])
 @pytest.mark.parametrize("lengths", [[6, 3, 0, 1, 6], [1], [4, 4]])
 def test_forward_algorithm_gradient_equals_autograd(lengths, gap):
-    from spacy_hmtl.ner.crf import ForwardAlgorithm
+    from spacy_hmtl.ner.torch_module import ForwardAlgorithm
 
     torch.manual_seed(len(lengths))
     lengths = torch.tensor(lengths)
@@ -208,7 +209,7 @@ def test_forward_algorithm_gradient_equals_autograd(lengths, gap):
 
 
 def test_forward_algorithm_falls_back_to_log_space_when_scaling_underflows():
-    from spacy_hmtl.ner.crf import ForwardAlgorithm, _scaled_forward, _to_numpy
+    from spacy_hmtl.ner.torch_module import ForwardAlgorithm, _scaled_forward, _to_numpy
 
     crf = CRFTagger(n_in=4, n_labels=1, hidden_width=0, dropout=0.0)
     names = bioul_tag_names(["A"])

@@ -1,35 +1,41 @@
-"""`spacy package` on a trained spacy-hmtl pipeline gives a package that loads by name.
+"""`python -m spacy_hmtl package` (`spacy package`, int8 transformer inference switched on in
+a transformer pipeline's package) on a trained spacy-hmtl pipeline gives a package that loads
+by name, and spacy-hmtl's wheel carries the runtime package alone.
 
 The full check (a fresh venv that installs spacy-hmtl and the sdist) is the project's
-`check-package` command (scripts/check_package.py); here the sdist is installed into a
-separate directory and loaded by name in another process, which needs no downloads.
+`check-package` command (scripts/check_package.py, spacy_hmtl_dev.package_check); here the sdist
+is installed into a separate directory and loaded by name in another process, which needs no
+downloads.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from spacy_hmtl.batch_annotator import doc_to_json, round_scores
+from spacy_hmtl_dev.package_check import CHILD
 
-from helpers import load_module
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "check_package.py"
-
-
-def load_check_package():
-    return load_module(SCRIPT)
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_spacy_package_builds_an_sdist_that_loads_by_name(tiny_pipeline_path, tiny_nlp, tiny_texts, tmp_path):
+def test_the_package_command_builds_an_sdist_that_loads_by_name(tiny_pipeline_path, tiny_nlp, tiny_texts, tmp_path):
     out = tmp_path / "packages"
     out.mkdir()
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(tiny_pipeline_path), str(out),
-         "--name", "hmtl_tiny", "--version", "0.0.1", "--force"],
-        check=True, capture_output=True, text=True,
-    )
+    command = [sys.executable, "-m", "spacy_hmtl", "package", str(tiny_pipeline_path), str(out),
+               "--name", "hmtl_tiny", "--version", "0.0.1"]
+    first = subprocess.run(command, check=True, capture_output=True, text=True)
+    assert "no transformer pipe" in first.stdout  # a vectors pipeline is packaged as it is
     package_dir = out / "en_hmtl_tiny-0.0.1"
+    # an existing package is not replaced without --overwrite
+    (package_dir / "marker").write_text("kept")
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+    assert (package_dir / "marker").read_text() == "kept"
+    subprocess.run(command + ["--overwrite"], check=True, capture_output=True, text=True)
+    assert not (package_dir / "marker").exists()
     meta = json.loads((package_dir / "meta.json").read_text(encoding="utf8"))
     # spaCy found the plugin behind the factories: installing the package pulls spacy-hmtl
     assert any(req.startswith("spacy-hmtl") for req in meta["requirements"])
@@ -44,7 +50,7 @@ def test_spacy_package_builds_an_sdist_that_loads_by_name(tiny_pipeline_path, ti
     texts = tiny_texts + ["", "x"]
     env = dict(os.environ, PYTHONPATH=str(target))
     result = subprocess.run(
-        [sys.executable, "-c", load_check_package().CHILD, "en_hmtl_tiny", json.dumps(texts)],
+        [sys.executable, "-c", CHILD, "en_hmtl_tiny", json.dumps(texts)],
         check=True, capture_output=True, text=True, env=env, cwd=tmp_path,
     )
     child = json.loads(result.stdout.strip().splitlines()[-1])
@@ -52,3 +58,25 @@ def test_spacy_package_builds_an_sdist_that_loads_by_name(tiny_pipeline_path, ti
     expected = [doc_to_json(doc) for doc in tiny_nlp.pipe(texts)]
     assert round_scores(child["docs"]) == round_scores(expected)
     assert any(doc["relations"] for doc in child["docs"])  # the tiny pipeline predicts something
+
+
+def test_the_wheel_carries_the_runtime_package_alone(tmp_path):
+    # what `pip install spacy-hmtl` (and so a `spacy package` pipeline) installs: spacy_hmtl,
+    # without the development package of the checkout (setup.py lists it for editable
+    # installs only). Built from a copy: an in-tree build would leave build/ in the checkout.
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("spacy_hmtl", "spacy_hmtl_dev"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("setup.py", "setup.cfg", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "--no-build-isolation", "--wheel-dir", str(tmp_path / "wheels"), str(source)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheels").glob("spacy_hmtl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert packages == {"spacy_hmtl"}
+    assert "spacy_hmtl/variants.py" in names and "spacy_hmtl/training/timed_logger.py" in names

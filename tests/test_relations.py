@@ -15,7 +15,6 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from thinc.api import Adam
 
-import spacy_hmtl.relations.component  # noqa: F401  (registers the factory until entry points exist)
 from spacy_hmtl.annotations import Relation, get_relation_records, set_relation_records
 from spacy_hmtl.candidates import sentence_ids_or_zeros
 from spacy_hmtl.relations.pairs import candidate_pairs
@@ -23,11 +22,11 @@ from spacy_hmtl.relations.scorer import score_relations
 from spacy_hmtl.layers.distance_buckets import distance_buckets
 from spacy_hmtl.relations.torch_module import MultiHeadSelection
 
-from helpers import STANDIN_WIDTH, add_standin_tok2vec, standin_listener
+from helpers import STANDIN_WIDTH, factory_meta, make_head_nlp
 
+# the head's model in these tests (over the stand-in encoder)
 REL_MODEL = {
     "@architectures": "spacy_hmtl.RelationExtractor.v1",
-    "tok2vec": standin_listener(),
     "lstm_width": 32,
     "hidden_width": 64,
     "type_embedding": 8,
@@ -79,23 +78,17 @@ def as_lists(records):
     return None if records is None else [list(r) for r in records]
 
 
-def make_nlp(**rel_config):
-    nlp = spacy.blank("en")
-    add_standin_tok2vec(nlp)
-    nlp.add_pipe("hmtl_relations", config={"model": REL_MODEL, **rel_config})
-    return nlp
-
-
 def gold_examples(nlp):
     refs = [make_doc(nlp.vocab, *d) for d in DOCS]
     return [Example(Doc(nlp.vocab, words=[t.text for t in r]), r) for r in refs]
 
 
 @pytest.fixture(scope="module")
-def trained():
-    """A tok2vec + hmtl_relations pipeline overfitted on DOCS (teacher forcing)."""
+def trained_nlp_examples_losses():
+    """``(nlp, examples, losses)``: a tok2vec + hmtl_relations pipeline overfitted on DOCS
+    (teacher forcing), its examples and the losses of its last update."""
     spacy.util.fix_random_seed(0)
-    nlp = make_nlp()
+    nlp = make_head_nlp("hmtl_relations", REL_MODEL)
     examples = gold_examples(nlp)
     optimizer = Adam(5e-3)
     nlp.initialize(lambda: examples, sgd=optimizer)
@@ -110,7 +103,7 @@ def trained():
 def test_registered_names():
     assert spacy.registry.scorers.get("spacy_hmtl.relation_scorer.v1")() is score_relations
     assert spacy.registry.architectures.get("spacy_hmtl.RelationExtractor.v1")
-    meta = spacy.Language.get_factory_meta("hmtl_relations")
+    meta = factory_meta("hmtl_relations")
     assert meta.assigns == ["doc._.hmtl_relations_data"]
     assert sum(meta.default_score_weights.values()) == pytest.approx(1.0)
     assert meta.default_config["entity_source"] == "ents"
@@ -174,8 +167,8 @@ def test_sentence_ids():
 # --- training, inference, scores --------------------------------------------------------
 
 
-def test_overfit_reaches_perfect_scores(trained):
-    nlp, examples, losses = trained
+def test_overfit_reaches_perfect_scores(trained_nlp_examples_losses):
+    nlp, examples, losses = trained_nlp_examples_losses
     rel = nlp.get_pipe("hmtl_relations")
     assert rel.labels == ("EVALUATE-FOR", "Live_In", "OrgBased_In", "USED-FOR", "Work_For")
     assert rel.entity_labels == ("LOC", "Material", "Method", "Metric", "ORG", "PER")
@@ -197,8 +190,8 @@ def test_overfit_reaches_perfect_scores(trained):
     assert isinstance(rels[0].head, Span) and 0.5 <= rels[0].score <= 1.0
 
 
-def test_arguments_come_from_the_entity_source(trained):
-    nlp, examples, _ = trained
+def test_arguments_come_from_the_entity_source(trained_nlp_examples_losses):
+    nlp, examples, _ = trained_nlp_examples_losses
     ref = examples[0].reference
     # no entity pipe ran: not annotated (None, with a warning), not "no relation"
     with pytest.warns(UserWarning, match="doc.ents is not set"):
@@ -222,8 +215,8 @@ def test_arguments_come_from_the_entity_source(trained):
     assert got == {tuple(r[:5]) for r in get_relation_records(ref)}
 
 
-def test_empty_tiny_and_entity_free_docs(trained):
-    nlp, _, _ = trained
+def test_empty_tiny_and_entity_free_docs(trained_nlp_examples_losses):
+    nlp, _, _ = trained_nlp_examples_losses
     docs = [nlp.make_doc(""), nlp.make_doc("Paris"), nlp.make_doc("nothing here at all")]
     docs[1].ents = [Span(docs[1], 0, 1, label="LOC")]
     docs[2].ents = []  # an entity pipe ran and found nothing
@@ -232,8 +225,8 @@ def test_empty_tiny_and_entity_free_docs(trained):
     assert [d._.relations for d in docs] == [[], [], []]
 
 
-def test_unannotated_batch_leaves_weights_unchanged(trained):
-    nlp, examples, _ = trained
+def test_unannotated_batch_leaves_weights_unchanged(trained_nlp_examples_losses):
+    nlp, examples, _ = trained_nlp_examples_losses
     rel = nlp.get_pipe("hmtl_relations")
     before = [p.detach().clone() for p in rel.torch_module.parameters()]
     losses = rel.update([examples[-1]], sgd=Adam(0.01))
@@ -241,8 +234,8 @@ def test_unannotated_batch_leaves_weights_unchanged(trained):
     assert all(torch.equal(a, b) for a, b in zip(before, rel.torch_module.parameters()))
 
 
-def test_teacher_forcing_with_different_tokenization(trained):
-    nlp, _, _ = trained
+def test_teacher_forcing_with_different_tokenization(trained_nlp_examples_losses):
+    nlp, _, _ = trained_nlp_examples_losses
     rel = nlp.get_pipe("hmtl_relations")
     # "Dr. Ann lives in Paris." tokenized two ways: gold spans must be re-indexed
     ref = Doc(
@@ -263,8 +256,8 @@ def test_teacher_forcing_with_different_tokenization(trained):
     assert targets.sum() == 1.0
 
 
-def test_cross_sentence_pairs_excluded_unless_enabled(trained):
-    nlp, _, _ = trained
+def test_cross_sentence_pairs_excluded_unless_enabled(trained_nlp_examples_losses):
+    nlp, _, _ = trained_nlp_examples_losses
     rel = nlp.get_pipe("hmtl_relations")
 
     def run(sent_starts):
@@ -285,8 +278,8 @@ def test_cross_sentence_pairs_excluded_unless_enabled(trained):
         rel.decoding = "one_per_pair"
 
 
-def test_long_doc_stays_within_max_pairs(trained):
-    nlp, _, _ = trained
+def test_long_doc_stays_within_max_pairs(trained_nlp_examples_losses):
+    nlp, _, _ = trained_nlp_examples_losses
     rel = nlp.get_pipe("hmtl_relations")
     n_tokens = 5000
     words = [("Paris" if i % 5 == 0 else "word") if i % 50 != 49 else "." for i in range(n_tokens)]
@@ -312,8 +305,8 @@ def test_long_doc_stays_within_max_pairs(trained):
 # --- serialization ---------------------------------------------------------------------
 
 
-def test_records_round_trip(trained):
-    nlp, examples, _ = trained
+def test_records_round_trip(trained_nlp_examples_losses):
+    nlp, examples, _ = trained_nlp_examples_losses
     docs = list(nlp.pipe(copy_with_gold_ents(eg.reference) for eg in examples))
     expected = [d._.hmtl_relations_data for d in docs]
     assert any(expected)
@@ -338,8 +331,8 @@ def assert_same_records(got, expected) -> None:
         assert [r[5] for r in a] == pytest.approx([r[5] for r in b], abs=1e-5)
 
 
-def test_pipeline_serialization_and_multiprocessing(trained, tmp_path):
-    nlp, examples, _ = trained
+def test_pipeline_serialization_and_multiprocessing(trained_nlp_examples_losses, tmp_path):
+    nlp, examples, _ = trained_nlp_examples_losses
     ruler = nlp.add_pipe("entity_ruler", before="hmtl_relations")
     try:
         ruler.add_patterns(
@@ -360,7 +353,7 @@ def test_pipeline_serialization_and_multiprocessing(trained, tmp_path):
         assert loaded.get_pipe("hmtl_relations").cfg["entity_labels"] == entity_labels
         got = [d._.hmtl_relations_data for d in loaded.pipe(texts)]
         assert_same_records(got, expected)
-        from_bytes = make_nlp()
+        from_bytes = make_head_nlp("hmtl_relations", REL_MODEL)
         from_bytes.add_pipe("entity_ruler", before="hmtl_relations")
         from_bytes.from_bytes(nlp.to_bytes())
         assert [d._.hmtl_relations_data for d in from_bytes.pipe(texts)] == got
@@ -450,10 +443,10 @@ def test_select_one_per_pair_hand_computed():
     assert empty_rows.size == 0
 
 
-def test_decoding_modes_and_symmetric_labels(trained):
+def test_decoding_modes_and_symmetric_labels(trained_nlp_examples_losses):
     from spacy_hmtl.relations.pairs import Candidates
 
-    nlp, _, _ = trained
+    nlp, _, _ = trained_nlp_examples_losses
     rel = nlp.get_pipe("hmtl_relations")
     labels = rel.labels  # EVALUATE-FOR, Live_In, OrgBased_In, USED-FOR, Work_For
     cands = Candidates(
@@ -477,8 +470,8 @@ def test_decoding_modes_and_symmetric_labels(trained):
         rel.symmetric_labels = frozenset()
 
 
-def test_scorer_counts_a_reversed_relation_wrong(trained):
-    nlp, _, _ = trained
+def test_scorer_counts_a_reversed_relation_wrong(trained_nlp_examples_losses):
+    nlp, _, _ = trained_nlp_examples_losses
     ref = make_doc(nlp.vocab, *DOCS[1][:3], DOCS[1][3])  # Mary Jones -Live_In-> Paris
     pred = make_doc(nlp.vocab, *DOCS[1][:3], [[4, 5, 0, 2, "Live_In"]])
     scores = score_relations([Example(pred, ref)])
@@ -506,7 +499,7 @@ def test_sample_negative_spans_respects_sentences_width_and_gold():
 
 def test_training_candidates_include_negative_arguments():
     spacy.util.fix_random_seed(0)
-    nlp = make_nlp(negative_spans=1.0)
+    nlp = make_head_nlp("hmtl_relations", REL_MODEL, negative_spans=1.0)
     examples = gold_examples(nlp)
     nlp.initialize(lambda: examples)
     rel = nlp.get_pipe("hmtl_relations")
@@ -529,8 +522,8 @@ def test_training_candidates_include_negative_arguments():
     assert set(zip(cands.starts.tolist(), cands.ends.tolist())) == {(0, 2), (4, 6), (7, 8)}
 
 
-def test_a_load_time_config_override_wins_over_the_saved_settings(trained, tmp_path):
-    nlp, _, _ = trained
+def test_a_load_time_config_override_wins_over_the_saved_settings(trained_nlp_examples_losses, tmp_path):
+    nlp, _, _ = trained_nlp_examples_losses
     nlp.to_disk(tmp_path / "pipeline")
     saved = spacy.load(tmp_path / "pipeline")
     assert saved.get_pipe("hmtl_relations").threshold == 0.5
@@ -624,7 +617,8 @@ def test_pair_product_off_keeps_the_module_as_before():
 
 def test_pair_features_overfit_and_round_trip(tmp_path):
     spacy.util.fix_random_seed(0)
-    nlp = make_nlp(model={**REL_MODEL, "context_pooling": True, "distance_embedding": 8, "pair_product": True})
+    pair_features = {"context_pooling": True, "distance_embedding": 8, "pair_product": True}
+    nlp = make_head_nlp("hmtl_relations", {**REL_MODEL, **pair_features})
     examples = gold_examples(nlp)
     optimizer = Adam(5e-3)
     nlp.initialize(lambda: examples, sgd=optimizer)

@@ -36,7 +36,9 @@ SENTENCE = "We apply a neural parser to the Penn Treebank . The parser improves 
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained_nlp():
+    """The tiny four-head pipeline, trained (``helpers.build_tiny_nlp``); tests that train
+    further work on a deep copy."""
     nlp, _ = build_tiny_nlp()
     return nlp
 
@@ -107,27 +109,27 @@ ODD_TEXTS = {
 
 
 @pytest.mark.parametrize("key", sorted(ODD_TEXTS))
-def test_odd_input_does_not_crash(trained, key):
-    doc = trained(ODD_TEXTS[key])
-    check_invariants(trained, doc)
+def test_odd_input_does_not_crash(trained_nlp, key):
+    doc = trained_nlp(ODD_TEXTS[key])
+    check_invariants(trained_nlp, doc)
 
 
-def test_odd_inputs_in_one_batch(trained):
-    docs = list(trained.pipe(list(ODD_TEXTS.values()) + [SENTENCE], batch_size=64))
+def test_odd_inputs_in_one_batch(trained_nlp):
+    docs = list(trained_nlp.pipe(list(ODD_TEXTS.values()) + [SENTENCE], batch_size=64))
     for doc in docs:
-        check_invariants(trained, doc)
+        check_invariants(trained_nlp, doc)
 
 
 @pytest.mark.parametrize("sentences", ["none", "every_10", "every_token"])
-def test_doc_with_given_sentence_boundaries(trained, sentences):
+def test_doc_with_given_sentence_boundaries(trained_nlp, sentences):
     words = (SENTENCE.split() * 20)[:290]
     sent_starts = {
         "none": None,
         "every_10": [i % 10 == 0 for i in range(len(words))],
         "every_token": [True] * len(words),
     }[sentences]
-    doc = trained(Doc(trained.vocab, words=words, sent_starts=sent_starts))
-    check_invariants(trained, doc)
+    doc = trained_nlp(Doc(trained_nlp.vocab, words=words, sent_starts=sent_starts))
+    check_invariants(trained_nlp, doc)
     if sentences == "every_token":
         # mentions and relations never cross sentence boundaries: all single tokens here
         assert all(len(span) == 1 for span in doc.spans["mentions"])
@@ -135,21 +137,21 @@ def test_doc_with_given_sentence_boundaries(trained, sentences):
 
 
 @pytest.mark.parametrize("with_sentences", [False, True])
-def test_document_of_20000_tokens(trained, with_sentences):
+def test_document_of_20000_tokens(trained_nlp, with_sentences):
     words = (SENTENCE.split() * 1400)[:20500]
     sent_starts = [w == "We" or w == "The" for w in words] if with_sentences else None
-    doc = trained(Doc(trained.vocab, words=words, sent_starts=sent_starts))
+    doc = trained_nlp(Doc(trained_nlp.vocab, words=words, sent_starts=sent_starts))
     assert len(doc) == 20500
-    check_invariants(trained, doc)
+    check_invariants(trained_nlp, doc)
     assert len(doc.ents) > 0
     # relations stay within the max_pairs budget of the config
-    assert len(doc._.hmtl_relations_data) <= 200 * len(trained.get_pipe("hmtl_relations").labels)
+    assert len(doc._.hmtl_relations_data) <= 200 * len(trained_nlp.get_pipe("hmtl_relations").labels)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.text(max_size=120))
-def test_random_unicode_text_keeps_invariants(trained, text):
-    check_invariants(trained, trained(text))
+def test_random_unicode_text_keeps_invariants(trained_nlp, text):
+    check_invariants(trained_nlp, trained_nlp(text))
 
 
 @settings(max_examples=10, deadline=None)
@@ -157,14 +159,14 @@ def test_random_unicode_text_keeps_invariants(trained, text):
     words=st.lists(st.text(min_size=1, max_size=12).filter(lambda w: not w.isspace()), min_size=1, max_size=40),
     data=st.data(),
 )
-def test_random_words_and_sentences_keep_invariants(trained, words, data):
+def test_random_words_and_sentences_keep_invariants(trained_nlp, words, data):
     sent_starts = data.draw(st.lists(st.booleans(), min_size=len(words), max_size=len(words)))
-    doc = Doc(trained.vocab, words=words, sent_starts=[True] + sent_starts[1:])
-    check_invariants(trained, trained(doc))
+    doc = Doc(trained_nlp.vocab, words=words, sent_starts=[True] + sent_starts[1:])
+    check_invariants(trained_nlp, trained_nlp(doc))
 
 
-def test_training_on_odd_docs_does_not_crash(trained):
-    nlp = copy.deepcopy(trained)
+def test_training_on_odd_docs_does_not_crash(trained_nlp):
+    nlp = copy.deepcopy(trained_nlp)
     examples = make_examples(nlp)
     odd = [nlp.make_doc(t) for t in ("", "   ", "x" * 1000, "🙂")]
     odd_examples = make_examples(nlp, odd)  # references carry no annotation at all
@@ -219,19 +221,19 @@ def test_listener_whose_upstream_is_missing(head):
     assert "'hmtl_encoder_2'" in str(err.value)
 
 
-def test_disabled_encoder_at_inference(trained):
+def test_disabled_encoder_at_inference(trained_nlp):
     with pytest.raises(ValueError, match="no encoder states.*'hmtl_encoder'"):
-        trained(SENTENCE, disable=["hmtl_encoder"])
+        trained_nlp(SENTENCE, disable=["hmtl_encoder"])
 
 
 @pytest.mark.parametrize("head", PIPE_NAMES[1:])
-def test_add_label_after_initialize_is_refused(trained, head):
+def test_add_label_after_initialize_is_refused(trained_nlp, head):
     with pytest.raises(ValueError, match=rf"\[{head}\].*'NEW_LABEL'"):
-        trained.get_pipe(head).add_label("NEW_LABEL")
+        trained_nlp.get_pipe(head).add_label("NEW_LABEL")
 
 
-def test_unseen_gold_labels_are_ignored_in_training(trained):
-    nlp = copy.deepcopy(trained)
+def test_unseen_gold_labels_are_ignored_in_training(trained_nlp):
+    nlp = copy.deepcopy(trained_nlp)
     before = {name: nlp.get_pipe(name).labels for name in PIPE_NAMES[1:]}
     refs = reference_docs(nlp.vocab)
     ref = refs[0]
@@ -254,7 +256,7 @@ def test_unseen_gold_labels_are_ignored_in_training(trained):
     check_invariants(nlp, doc)  # which also checks that only known labels are predicted
 
 
-def test_loading_a_pipeline_saved_with_another_label_set(trained):
+def test_loading_a_pipeline_saved_with_another_label_set(trained_nlp):
     """The saved labels win: a pipe initialized with other labels takes the saved label
     set with the saved weights, and predicts exactly what the saved pipeline did."""
     other = nlp_from_config()
@@ -262,16 +264,16 @@ def test_loading_a_pipeline_saved_with_another_label_set(trained):
     for ref in refs:
         ref.ents = [Span(ref, e.start, e.end, label="OTHER_" + e.label_) for e in ref.ents]
     other.initialize(lambda: make_examples(other, refs))
-    assert other.get_pipe("hmtl_ner").labels != trained.get_pipe("hmtl_ner").labels
-    other.from_bytes(trained.to_bytes())
-    assert other.get_pipe("hmtl_ner").labels == trained.get_pipe("hmtl_ner").labels
-    assert snapshot(other(SENTENCE)) == snapshot(trained(SENTENCE))
+    assert other.get_pipe("hmtl_ner").labels != trained_nlp.get_pipe("hmtl_ner").labels
+    other.from_bytes(trained_nlp.to_bytes())
+    assert other.get_pipe("hmtl_ner").labels == trained_nlp.get_pipe("hmtl_ner").labels
+    assert snapshot(other(SENTENCE)) == snapshot(trained_nlp(SENTENCE))
 
 
-def test_saved_labels_that_do_not_fit_the_weights(trained, tmp_path):
+def test_saved_labels_that_do_not_fit_the_weights(trained_nlp, tmp_path):
     """A saved label list that does not match the saved weights (edited or mixed-up
     files) fails at load time, naming the component and the label set."""
-    trained.to_disk(tmp_path / "pipeline")
+    trained_nlp.to_disk(tmp_path / "pipeline")
     cfg_path = tmp_path / "pipeline" / "hmtl_ner" / "cfg"
     cfg = srsly.read_json(cfg_path)
     cfg["labels"] = cfg["labels"] + ["EXTRA"]
@@ -294,7 +296,7 @@ def test_saved_labels_that_do_not_fit_the_weights(trained, tmp_path):
         ("hmtl_ner", "hidden_width = 0\ndropout = 0.0", "hidden_width = 8\ndropout = 0.0"),
     ],
 )
-def test_loading_weights_saved_with_another_config(trained, name, old, new):
+def test_loading_weights_saved_with_another_config(trained_nlp, name, old, new):
     config = replace_once(TINY_CONFIG, old, new)
     with pytest.raises(ValueError, match=rf"(?s)\[{name}\] cannot load the saved .*another configuration"):
-        nlp_from_config(config).from_bytes(trained.to_bytes())
+        nlp_from_config(config).from_bytes(trained_nlp.to_bytes())

@@ -42,7 +42,7 @@ import torch
 from spacy.tokens import Doc, DocBin, Span
 
 from helpers import DOC_SPECS, ROOT, make_reference_doc, read_jsonl, reference_docs, snapshot, write_docbin, wait_for
-from spacy_hmtl import batch_annotator
+from spacy_hmtl import pipeline_loading
 from spacy_hmtl.annotations import register_extensions, set_relation_records
 from spacy_hmtl.batch_annotator import doc_to_json, dumps_line
 from spacy_hmtl.cli import main
@@ -116,7 +116,7 @@ def test_evaluate_needs_overwrite_to_replace_its_output(tmp_path, tiny_pipeline_
 
 def test_evaluate_output_directory_fails_before_any_work(tmp_path, gold_corpus, monkeypatch, capsys):
     loaded = []
-    monkeypatch.setattr(batch_annotator, "load_pipeline", lambda model, gpu_id=-1: loaded.append(model))
+    monkeypatch.setattr(pipeline_loading, "load_pipeline", lambda model, gpu_id=-1: loaded.append(model))
     for output, problem in ((tmp_path, "is a directory"), (gold_corpus / "scores.json", "is a file, not a directory")):
         assert main(["evaluate", "some-model", str(gold_corpus), "-o", str(output)]) == 1
         stderr = capsys.readouterr().err
@@ -225,7 +225,7 @@ def test_second_annotate_run_on_the_same_output_is_refused(tmp_path, tiny_pipeli
 def test_held_lock_names_the_output_and_a_killed_holder_releases_it(tmp_path, tiny_nlp, monkeypatch, capsys):
     from spacy_hmtl.safe_io import output_lock
 
-    monkeypatch.setattr(batch_annotator, "load_pipeline", lambda model, gpu_id=-1: tiny_nlp)
+    monkeypatch.setattr(pipeline_loading, "load_pipeline", lambda model, gpu_id=-1: tiny_nlp)
     inp = tmp_path / "docs.txt"
     inp.write_text(TEXT + "\n", encoding="utf8")
     out = tmp_path / "out.jsonl"

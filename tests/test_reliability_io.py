@@ -29,7 +29,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 from spacy.vocab import Vocab
 
-from spacy_hmtl import batch_annotator
+from spacy_hmtl import batch_annotator, pipeline_loading
 from spacy_hmtl.annotations import set_relation_records
 from spacy_hmtl.batch_annotator import AnnotateError, annotate_file
 from spacy_hmtl.cli import main
@@ -61,7 +61,7 @@ def small_max_length(tiny_nlp, monkeypatch):
 @pytest.fixture
 def tiny_nlp_loaded_by_cli(tiny_nlp, monkeypatch):
     """The CLI's MODEL argument loads ``tiny_nlp`` (no disk read per run)."""
-    monkeypatch.setattr(batch_annotator, "load_pipeline", lambda model, gpu_id=-1: tiny_nlp)
+    monkeypatch.setattr(pipeline_loading, "load_pipeline", lambda model, gpu_id=-1: tiny_nlp)
     return tiny_nlp
 
 

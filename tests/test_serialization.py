@@ -28,15 +28,16 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained_nlp():
+    """The tiny four-head pipeline, trained (``helpers.build_tiny_nlp``)."""
     nlp, _ = build_tiny_nlp()
     return nlp
 
 
 @pytest.fixture(scope="module")
-def expected(trained):
+def expected(trained_nlp):
     """The reference output: each text run alone through ``nlp(text)``."""
-    return [snapshot(trained(text)) for text in TEXTS]
+    return [snapshot(trained_nlp(text)) for text in TEXTS]
 
 
 def outputs(nlp, **kwargs):
@@ -67,15 +68,15 @@ def test_reference_output_is_not_trivial(expected):
     assert any(s["coref"] for s in expected)
 
 
-def test_pipe_batches_match_single_docs(trained, expected):
+def test_pipe_batches_match_single_docs(trained_nlp, expected):
     # Batching changes float rounding in the BLAS calls (padded shapes differ), so scores
     # agree to ~1e-7, not bit for bit; spans, labels and clusters are identical.
-    assert_close(outputs(trained, batch_size=3), expected)
-    assert outputs(trained, batch_size=1) == expected
+    assert_close(outputs(trained_nlp, batch_size=3), expected)
+    assert outputs(trained_nlp, batch_size=1) == expected
 
 
-def test_nlp_to_bytes_from_bytes(trained, expected):
-    loaded = nlp_from_config().from_bytes(trained.to_bytes())
+def test_nlp_to_bytes_from_bytes(trained_nlp, expected):
+    loaded = nlp_from_config().from_bytes(trained_nlp.to_bytes())
     assert outputs(loaded) == expected
     # a second round trip is stable
     again = nlp_from_config().from_bytes(loaded.to_bytes())
@@ -83,21 +84,21 @@ def test_nlp_to_bytes_from_bytes(trained, expected):
 
 
 @pytest.mark.parametrize("name", PIPE_NAMES)
-def test_each_pipe_to_bytes_from_bytes(trained, expected, name):
+def test_each_pipe_to_bytes_from_bytes(trained_nlp, expected, name):
     """A pipe loaded from bytes into an uninitialized pipeline (the others copied as
     well) reproduces the outputs; its own bytes round trip to the same bytes."""
     fresh = nlp_from_config()
     for other in PIPE_NAMES:
-        fresh.get_pipe(other).from_bytes(trained.get_pipe(other).to_bytes())
+        fresh.get_pipe(other).from_bytes(trained_nlp.get_pipe(other).to_bytes())
     assert outputs(fresh) == expected
     pipe = fresh.get_pipe(name)
-    assert pipe.to_bytes() == trained.get_pipe(name).to_bytes()
+    assert pipe.to_bytes() == trained_nlp.get_pipe(name).to_bytes()
     if name != "hmtl_encoder":
-        assert pipe.labels == trained.get_pipe(name).labels
+        assert pipe.labels == trained_nlp.get_pipe(name).labels
 
 
-def test_to_disk_from_disk_and_spacy_load(trained, expected, tmp_path):
-    trained.to_disk(tmp_path / "pipeline")
+def test_to_disk_from_disk_and_spacy_load(trained_nlp, expected, tmp_path):
+    trained_nlp.to_disk(tmp_path / "pipeline")
     assert outputs(nlp_from_config().from_disk(tmp_path / "pipeline")) == expected
     loaded = spacy.load(tmp_path / "pipeline")
     assert loaded.pipe_names == PIPE_NAMES
@@ -106,7 +107,7 @@ def test_to_disk_from_disk_and_spacy_load(trained, expected, tmp_path):
     fresh = nlp_from_config()
     (tmp_path / "pipes").mkdir()
     for name in PIPE_NAMES:
-        trained.get_pipe(name).to_disk(tmp_path / "pipes" / name)
+        trained_nlp.get_pipe(name).to_disk(tmp_path / "pipes" / name)
         fresh.get_pipe(name).from_disk(tmp_path / "pipes" / name)
     assert outputs(fresh) == expected
 
@@ -123,15 +124,15 @@ def test_untrained_pipeline_round_trips(tmp_path):
     assert len(loaded(TEXTS[0])) == 15
 
 
-def test_pickle_after_training(trained, expected):
-    restored = pickle.loads(pickle.dumps(trained))
+def test_pickle_after_training(trained_nlp, expected):
+    restored = pickle.loads(pickle.dumps(trained_nlp))
     assert restored.pipe_names == PIPE_NAMES
     assert outputs(restored) == expected
 
 
-def test_pickle_after_pipe(trained, expected):
-    list(trained.pipe(TEXTS))
-    restored = pickle.loads(pickle.dumps(trained))
+def test_pickle_after_pipe(trained_nlp, expected):
+    list(trained_nlp.pipe(TEXTS))
+    restored = pickle.loads(pickle.dumps(trained_nlp))
     assert outputs(restored) == expected
 
 
@@ -157,14 +158,14 @@ def test_pickled_encoder_keeps_listeners_and_drops_the_batch_in_flight():
         assert restored[name].to_bytes() == nlp.get_pipe(name).to_bytes()
 
 
-def test_doc_to_bytes_keeps_every_layer(trained, expected):
-    docs = [trained(text) for text in TEXTS]
-    restored = [Doc(trained.vocab).from_bytes(doc.to_bytes()) for doc in docs]
+def test_doc_to_bytes_keeps_every_layer(trained_nlp, expected):
+    docs = [trained_nlp(text) for text in TEXTS]
+    restored = [Doc(trained_nlp.vocab).from_bytes(doc.to_bytes()) for doc in docs]
     assert [snapshot(d) for d in restored] == expected
 
 
-def test_docbin_keeps_every_layer(trained, expected):
-    docs = [trained(text) for text in TEXTS]
+def test_docbin_keeps_every_layer(trained_nlp, expected):
+    docs = [trained_nlp(text) for text in TEXTS]
     data = DocBin(store_user_data=True, docs=docs).to_bytes()
     vocab = spacy.blank("en").vocab  # a fresh vocab: labels come from the DocBin's strings
     restored = list(DocBin().from_bytes(data).get_docs(vocab))
@@ -176,7 +177,7 @@ def test_docbin_keeps_every_layer(trained, expected):
         assert len(doc.spans["mentions"].attrs["scores"]) == len(doc.spans["mentions"])
 
 
-def test_multiprocessing_matches_single_process(trained, expected):
+def test_multiprocessing_matches_single_process(trained_nlp, expected):
     # batch_size=1: every worker batch is one doc, exactly what nlp(text) runs
-    assert outputs(trained, n_process=2, batch_size=1) == expected
-    assert_close(outputs(trained, n_process=2, batch_size=3), expected)
+    assert outputs(trained_nlp, n_process=2, batch_size=1) == expected
+    assert_close(outputs(trained_nlp, n_process=2, batch_size=3), expected)

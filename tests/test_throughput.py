@@ -1,11 +1,11 @@
-"""The training-throughput profiler (spacy_hmtl.training.throughput): what it measures adds up."""
+"""The training-throughput profiler (spacy_hmtl_dev.throughput): what it measures adds up."""
 import time
 from pathlib import Path
 
 import pytest
 from spacy.tokens import DocBin
 
-from spacy_hmtl.training.throughput import _Regions, build_training, measure_training, op_family, run_steps, training_batches
+from spacy_hmtl_dev.throughput import _Regions, build_training, measure_training, op_family, run_steps, training_batches
 
 from helpers import write_scierc_subset
 

@@ -1,9 +1,10 @@
-"""Dev curves are read from both formats of a `spacy train` log, as fractions."""
+"""Dev curves are read from both formats of a `spacy train` log, as fractions (spacy_hmtl_dev.train_log);
+two logs are compared value by value (spacy_hmtl_dev.train_log_comparison)."""
 import json
 
 import pytest
 
-from spacy_hmtl.training.train_log import read_train_log, scores_at
+from spacy_hmtl_dev.train_log import read_train_log, scores_at
 
 CONSOLE = """\x1b[38;5;4mi Initial learn rate: 0.001\x1b[0m
 E    #       LOSS HMTL_NER  ENTS_F  REL_MICRO_F  SCORE 
@@ -40,7 +41,7 @@ def test_timed_console_logger_writes_wall_time_and_every_score(tmp_path):
     import spacy
     from spacy.util import registry
 
-    from spacy_hmtl.training.train_log import read_train_log
+    from spacy_hmtl_dev.train_log import read_train_log
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
@@ -68,3 +69,26 @@ def test_timed_console_logger_writes_wall_time_and_every_score(tmp_path):
     entries = read_train_log(path)
     assert entries == [{"step": 200, "score": 0.5, "sents_f": 0.9, "speed": 1234.0, "seconds": record["seconds"]}]
     assert "200" in stdout.getvalue()  # the console table is still printed
+
+
+def test_two_logs_compared_value_by_value(tmp_path):
+    # scripts/compare_train_logs.py: are two fixed-seed trainings the same?
+    from spacy_hmtl_dev.train_log_comparison import compare, read_log, write_comparison
+
+    entry = {"step": 100, "losses": {"hmtl_ner": 12.5}, "scores": {"ents_f": 40.0, "ents_per_type": {}}, "score": 0.4}
+    before, after, other = tmp_path / "before.jsonl", tmp_path / "after.jsonl", tmp_path / "other.jsonl"
+    for path, ents in ((before, 40.0), (after, 40.0), (other, 41.5)):
+        path.write_text(json.dumps(dict(entry, scores={"ents_f": ents})) + "\n\n", encoding="utf8")
+    assert read_log(before) == {100: {"loss hmtl_ner": 12.5, "ents_f": 40.0, "score": 0.4}}
+    same = compare(read_log(before), read_log(after))
+    assert same["identical"] and same["max_abs_diff"] == 0.0 and same["n_values"] == 3
+    differ = compare(read_log(before), read_log(other))
+    assert not differ["identical"] and differ["max_abs_diff"] == 1.5
+    # a value one log lacks has no difference, and the logs are not identical
+    assert not compare({1: {"a": 1.0}}, {1: {"a": 1.0, "b": 2.0}})["identical"]
+    assert not compare({}, {})["identical"]  # nothing compared: no verdict of "identical"
+    report = write_comparison(before, other, tmp_path / "cmp", before_label="old", after_label="new",
+                              training_command="spacy train x", command="cmd")  # fmt: skip
+    assert not report["identical"]
+    assert (tmp_path / "cmp.md").read_text().startswith("# Same training before and after: DIFFERENT (largest difference 1.5)")
+    assert json.loads((tmp_path / "cmp.json").read_text())["before"] == {"label": "old", "log": str(before)}

@@ -18,12 +18,10 @@ from ..candidates import align_span_offsets, lowercase_keys, sentence_ids
 from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, LabelSets, head_settings
-from . import model as _model  # noqa: F401  (registers the architecture)
-from . import scorer as _scorer  # noqa: F401  (registers the scorer)
 from .model import CorefRankerSettings
 from .torch_module import CorefRanker
 
-DEFAULT_COREF_MODEL = """
+DEFAULT_COREF_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_hmtl.CorefRanker.v1"
 lstm_width = 100
@@ -46,7 +44,7 @@ level = 2
 shortcut = true
 width = 0
 """
-DEFAULT_MODEL = Config().from_str(DEFAULT_COREF_MODEL)["model"]
+DEFAULT_COREF_MODEL = Config().from_str(DEFAULT_COREF_MODEL_CONFIG)["model"]
 
 _SCORE_WEIGHTS: Dict[str, Optional[float]] = {"coref_f": 1.0, "coref_p": 0.0, "coref_r": 0.0}
 for _metric in ("muc", "b3", "ceafe", "lea"):
@@ -57,7 +55,7 @@ for _metric in ("muc", "b3", "ceafe", "lea"):
 @Language.factory(
     "hmtl_coref",
     default_config={
-        "model": DEFAULT_MODEL,
+        "model": DEFAULT_COREF_MODEL,
         "predict_singletons": False,
         "link_threshold": 0.0,
         "decode_max_antecedents": None,
@@ -67,7 +65,7 @@ for _metric in ("muc", "b3", "ceafe", "lea"):
     assigns=["doc.spans"],
     default_score_weights=_SCORE_WEIGHTS,
 )
-def make_coref(
+def make_hmtl_coref(
     nlp: Language,
     name: str,
     model: Model,

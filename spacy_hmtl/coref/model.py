@@ -14,8 +14,37 @@ from .torch_module import CorefRanker
 
 @dataclass(frozen=True)
 class CorefRankerSettings(HeadSettings):
-    """Hyper-parameters of the coreference head (see ``build_coref_ranker``); it has no
-    labels."""
+    """Hyper-parameters of the coreference head: the settings of
+    ``spacy_hmtl.CorefRanker.v1`` and the keyword arguments of ``CorefRanker``. It has no
+    labels.
+
+    lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 200).
+    max_width (int): longest candidate span in tokens (paper: 8; spans never cross
+        sentence boundaries when the doc has them).
+    spans_per_word (float): candidate spans kept per token after mention scoring (0.4).
+    max_antecedents (int): kept spans preceding a span that are scored as its
+        antecedents (paper: 50-70).
+    hidden_width (int): hidden size of the mention and antecedent FFNNs.
+    width_embedding (int): size of the span-width embedding.
+    dropout (float): dropout on the inputs, the BiLSTM output and the FFNN hidden layers.
+    mention_loss_weight (float): weight of an auxiliary mention-detection loss (binary
+        cross-entropy of the mention scores of all candidate spans against "is a gold
+        mention"). Not in Lee et al. 2017: without it, top-k pruning can settle in the
+        degenerate optimum where no gold pair survives pruning and every kept span's gold
+        antecedent is the dummy (observed on small data). 0 disables it.
+    product_width (int): 0 = Lee et al.'s ``g_i * g_j`` pair term; > 0 = the product of
+        learned ``product_width``-wide projections of ``g_i`` and ``g_j`` instead. The
+        pairwise term dominates the cost (pairs x g_dim x hidden); a 64-wide product makes
+        training several times cheaper on a CPU (the CPU configs use 64).
+    antecedent_depth (int): hidden layers of the antecedent FFNN (paper: 2). Its layers
+        after the first run once per span pair, so 1 halves the cost of antecedent scoring.
+    non_crossing (bool): Lee et al.'s pruning constraint: spans are kept in order of
+        mention score, skipping a span that crosses (overlaps without nesting) one already
+        kept.
+    match_embedding (int): > 0 = an antecedent-pair feature of that size saying whether
+        the two spans have the same lowercased words and the same last word (not in Lee et
+        al.; it helps small corpora, see docs/TRAINING.md); 0 = off.
+    """
 
     lstm_width: int
     max_width: int
@@ -51,42 +80,11 @@ def build_coref_ranker(
     match_embedding: int = 0,
 ) -> Model[List[Doc], HeadBatch]:
     """Lee et al. (2017) span ranking over the listener's output (HMTL's coref head).
-    Defaults: the ``hmtl_coref`` factory's config.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the listener (HMTL: level 2 + shortcut).
-    lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 200).
-    max_width (int): longest candidate span in tokens (paper: 8; spans never cross
-        sentence boundaries when the doc has them).
-    spans_per_word (float): candidate spans kept per token after mention scoring (0.4).
-    max_antecedents (int): preceding kept spans scored as antecedents (paper: 50-70).
-    hidden_width (int): hidden size of the mention and antecedent FFNNs (2 layers each).
-    width_embedding (int): size of the span-width embedding.
-    dropout (float): torch dropout of the head (inputs, BiLSTM output, FFNN hidden layers).
-    mention_loss_weight (float): weight of an auxiliary mention-detection loss (not in
-        Lee et al. 2017; it keeps top-k pruning from collapsing on small data; 0 = off).
-    product_width (int): 0 = Lee et al.'s ``g_i * g_j`` pair term; > 0 = a product of
-        learned projections that wide (several times cheaper; the CPU configs use 64).
-    antecedent_depth (int): hidden layers of the antecedent FFNN (paper: 2; 1 is cheaper).
-    non_crossing (bool): Lee et al.'s pruning: never keep a span that crosses a kept span
-        with a higher mention score. Its default (True) stays in the signature so that
-        configs written before the setting existed keep loading.
-    match_embedding (int): > 0 = an antecedent-pair feature of that size saying whether
-        the two spans have the same lowercased words and the same last word (not in Lee et
-        al.; it helps small corpora, see docs/TRAINING.md); 0 (the default, and every
-        pipeline saved before it existed) = off.
+    The other arguments: the fields of ``CorefRankerSettings``, documented there; their
+    defaults: the ``hmtl_coref`` factory's config. The two defaults in this signature are
+    settings added after pipelines had been saved: a config written before them still
+    loads, with the old behaviour (``non_crossing = True``, ``match_embedding = 0``).
     """
-    settings = CorefRankerSettings(
-        lstm_width=int(lstm_width),
-        max_width=int(max_width),
-        spans_per_word=float(spans_per_word),
-        max_antecedents=int(max_antecedents),
-        hidden_width=int(hidden_width),
-        width_embedding=int(width_embedding),
-        dropout=float(dropout),
-        mention_loss_weight=float(mention_loss_weight),
-        product_width=int(product_width),
-        antecedent_depth=int(antecedent_depth),
-        non_crossing=bool(non_crossing),
-        match_embedding=int(match_embedding),
-    )
-    return build_torch_head("hmtl_coref", tok2vec, settings)
+    return build_torch_head("hmtl_coref", tok2vec, CorefRankerSettings.from_arguments(locals()))

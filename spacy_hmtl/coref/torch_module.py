@@ -28,7 +28,7 @@ Spans and span pairs are processed in chunks of bounded size, so memory stays li
 the document length at inference (a 20,000-token document runs on a CPU).
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, cast
 
 import torch
 from torch import nn
@@ -37,8 +37,13 @@ from ..layers.bilstm import BiLSTM
 from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
 from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
+from .antecedent_tiles import best_antecedents
 
 _NEG = -1e30
+# Inference works in pieces whose float32 buffers stay in a CPU core's cache (about 1 MB):
+# span starts per piece of mention scoring (x max_width spans x hidden); antecedent scoring's
+# tiles: antecedent_tiles.py
+_INFERENCE_CHUNK_TOKENS = 256
 
 Clusters = List[List[Tuple[int, int]]]
 
@@ -69,9 +74,10 @@ def non_crossing_top_spans(
         for idx in order:
             start = idx // W
             end = start + idx % W  # inclusive
-            if any(max_end_from[s2] > end for s2 in range(start + 1, end + 1)):
-                continue
-            if any(min_start_to[e2] < start for e2 in range(start, end)):
+            # a one-token span crosses nothing; else the builtin max / min of a list
+            # slice (C speed) is what the checks "any kept span starting inside this one
+            # ends after it" and "any kept span ending inside it starts before it" need
+            if end > start and (max(max_end_from[start + 1 : end + 1]) > end or min(min_start_to[start:end]) < start):
                 continue
             chosen.append(idx)
             max_end_from[start] = max(max_end_from[start], end)
@@ -108,29 +114,11 @@ class CorefRanker(nn.Module):
     """Span-ranking coreference resolver (Lee et al. 2017) over a padded batch.
 
     n_in (int): width of the listener output.
-    lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 200).
-    max_width (int): longest candidate span, in tokens.
-    spans_per_word (float): spans kept per token after mention scoring.
-    max_antecedents (int): kept spans preceding a span that are scored as its antecedents.
-    hidden_width (int): width of the FFNNs' hidden layers (2 hidden layers each).
-    width_embedding (int): size of the span width embedding.
+    The keyword arguments are the fields of ``CorefRankerSettings`` (``coref/model.py``),
+    documented there, and these, which no config sets:
     distance_embedding (int): size of the antecedent distance-bucket embedding.
-    dropout (float): dropout on the inputs, the BiLSTM output and the FFNN hidden layers.
     chunk_tokens (int): span start positions scored per chunk (bounds memory).
     chunk_pairs (int): span pairs scored per chunk (bounds memory).
-    mention_loss_weight (float): weight of an auxiliary mention-detection loss (binary
-        cross-entropy of the mention scores of all candidate spans against "is a gold
-        mention"). Not in Lee et al. 2017: without it, top-k pruning can settle in the
-        degenerate optimum where no gold pair survives pruning and every kept span's gold
-        antecedent is the dummy (observed on small data). 0 disables it.
-    product_width (int): 0 = Lee et al.'s ``g_i * g_j`` term; > 0 = the product of learned
-        ``product_width``-wide projections of ``g_i`` and ``g_j`` instead. The pairwise term
-        dominates the cost (pairs x g_dim x hidden); a 64-wide product makes training several
-        times cheaper on a CPU.
-    antecedent_depth (int): hidden layers of the antecedent FFNN (paper: 2). Its layers after
-        the first run once per span pair, so 1 halves the cost of antecedent scoring.
-    non_crossing (bool): Lee et al.'s pruning constraint: spans are kept in order of mention
-        score, skipping a span that crosses (overlaps without nesting) one already kept.
     """
 
     def __init__(
@@ -194,9 +182,14 @@ class CorefRanker(nn.Module):
         lengths_dev = lengths.to(device)
         mask = torch.arange(T, device=device)[None, :] < lengths_dev[:, None]
         X = self.input_dropout(X)
-        H = self.lstm_dropout(self.lstm(X, lengths))
-        x_flat = X[mask]
-        h_flat = H[mask]
+        if device.type == "cpu" and not (self.training or torch.is_grad_enabled()):
+            # inference: the BiLSTM over the real tokens only (the same states)
+            x_flat = X[mask]
+            h_flat = self.lstm.forward_flat(x_flat, lengths)
+        else:
+            H = self.lstm_dropout(self.lstm(X, lengths))
+            x_flat = X[mask]
+            h_flat = H[mask]
         offsets = torch.cumsum(lengths_dev, 0) - lengths_dev
         # Globally unique sentence ids: doc boundaries are sentence boundaries.
         parts = []
@@ -229,6 +222,8 @@ class CorefRanker(nn.Module):
         proj_head = x_flat @ w_head.t()
         width_term = self.width_embedding.weight @ w_width.t() + first.bias  # (W, hidden)
         attn = self.attention(h_flat).squeeze(-1)
+        if not (self.training or torch.is_grad_enabled()):
+            return self._mention_scores_inference(proj_start, proj_end, proj_head, width_term, attn, sent)
         offsets = torch.arange(W, device=h_flat.device)
         chunks = []
         for a in range(0, N, max(1, self.chunk_tokens)):
@@ -243,6 +238,40 @@ class CorefRanker(nn.Module):
         if not chunks:
             return h_flat.new_zeros((0, W))
         return torch.cat(chunks, 0)
+
+    def _mention_scores_inference(self, proj_start, proj_end, proj_head, width_term, attn, sent) -> torch.Tensor:
+        """``_mention_scores`` without autograd, bit for bit: the same sums in the same
+        order, in place, over chunks of ``_INFERENCE_CHUNK_TOKENS`` starts whose
+        ``(n, max_width, hidden)`` buffers stay in the CPU cache (the training chunks of
+        4,096 starts allocate 20 MB per temporary, and the adds then run at memory speed)."""
+        N, W = proj_start.shape[0], self.max_width
+        device = proj_start.device
+        hidden = proj_start.shape[1]
+        offsets = torch.arange(W, device=device)
+        scores = proj_start.new_empty((N, W))
+        chunk = max(1, min(self.chunk_tokens, _INFERENCE_CHUNK_TOKENS))
+        buffer = proj_start.new_empty((chunk * W, hidden))
+        for a in range(0, N, chunk):
+            b = min(N, a + chunk)
+            starts = torch.arange(a, b, device=device)
+            idx = starts[:, None] + offsets[None, :]  # (n, W): the end token of width index w
+            idx_c = idx.clamp(max=N - 1)
+            valid = (idx < N) & (sent[idx_c] == sent[a:b][:, None])
+            pre = buffer[: (b - a) * W]
+            # first_layer_of_spans' sum, ((start + end) + head) + width: a float sum of two
+            # terms does not depend on their order
+            torch.index_select(proj_end, 0, idx_c.reshape(-1), out=pre)
+            pre = pre.view(b - a, W, hidden)
+            pre += proj_start[a:b, None, :]
+            pre += pool_all_widths(attn, proj_head, starts, W)
+            pre += width_term
+            out = pre.relu_().view(-1, hidden)
+            for layer in self.mention_ffnn.rest:
+                linear = cast(nn.Linear, layer)
+                out = nn.functional.linear(out, linear.weight, linear.bias).relu_()
+            chunk_scores = nn.functional.linear(out, self.mention_ffnn.out.weight, self.mention_ffnn.out.bias)
+            scores[a:b] = chunk_scores.view(b - a, W).masked_fill_(~valid, _NEG)
+        return scores
 
     def _prune(self, scores_flat, mask, lengths):
         """Top spans per doc in document order: flat starts, widths, scores, validity."""
@@ -352,6 +381,18 @@ class CorefRanker(nn.Module):
             pair_scores = pair_scores + mention_scores[b_idx, i_idx] + mention_scores[b_idx, j_idx]
             scores = pair_scores.new_full(ok.shape, _NEG).index_put((b_idx, r_idx, a_idx), pair_scores)
             yield rows, scores, ant[rows], ok
+
+    def _best_antecedents(
+        self,
+        g: torch.Tensor,
+        mention_scores: torch.Tensor,
+        counts: Sequence[int],
+        window: int,
+        match_keys: Optional[Tuple[torch.Tensor, torch.Tensor]],
+        link_threshold: float,
+    ) -> torch.Tensor:
+        """Inference: each kept span's best antecedent, or -1 (``antecedent_tiles.best_antecedents``)."""
+        return best_antecedents(self, g, mention_scores, counts, window, match_keys, link_threshold)
 
     # --- public API -----------------------------------------------------------------
 
@@ -465,13 +506,27 @@ class CorefRanker(nn.Module):
         start, width, m_scores, valid, local_start = pruned
         K = start.shape[1]
         best = torch.full((B, K), -1, dtype=torch.long, device=X.device)
-        if K >= 2:
+        if K >= 2 and self.training:
+            # dropout in the FFNNs: score through the training path
             g = self._span_embeddings(x_flat, h_flat, start, width)
             match_keys = self._span_match_keys(token_keys, lengths, start, width)
             for rows, scores, ant, _ok in self._antecedent_scores(g, m_scores, valid, max_antecedents, match_keys):
                 top, arg = scores.max(-1)
                 chosen = ant[torch.arange(ant.shape[0], device=X.device)[None, :], arg]
                 best[:, rows] = torch.where(top > link_threshold, chosen, torch.full_like(chosen, -1))
+        elif K >= 2:
+            # the kept spans of a doc come first in its row: score only those, doc by doc
+            kept_start, kept_width = start[valid][None], width[valid][None]
+            g = self._span_embeddings(x_flat, h_flat, kept_start, kept_width)[0]
+            match_keys = self._span_match_keys(token_keys, lengths, kept_start, kept_width)
+            best[valid] = self._best_antecedents(
+                g,
+                m_scores[valid],
+                valid.sum(1).tolist(),
+                self.max_antecedents if max_antecedents is None else max_antecedents,
+                None if match_keys is None else (match_keys[0][0], match_keys[1][0]),
+                link_threshold,
+            )
         is_mention = (m_scores > 0).tolist()
         local_start = local_start.tolist()
         width = width.tolist()

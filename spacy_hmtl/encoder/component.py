@@ -22,7 +22,6 @@ from ..model_files import (
     write_checksums,
 )
 from .listener import HMTLListener
-from .model import build_hierarchical_encoder, build_hmtl_embed  # noqa: F401  (registers architectures)
 
 DEFAULT_ENCODER_MODEL = """
 [model]

@@ -2,7 +2,7 @@
 annotation tools, so that a model pre-annotates and a person corrects; ``convert
 <format>`` reads the corrected export back.
 
-Every exporter takes ``spacy_hmtl.batch_annotator.doc_to_json``'s dict of a document
+Every exporter takes ``spacy_hmtl.doc_json.doc_to_json``'s dict of a document
 (one ``annotate`` output line). ``annotate --output-format FORMAT`` uses
 ``line_exporter(FORMAT)`` on each line it writes (Prodigy's JSONL is line by line, so
 ``annotate`` writes it and resumes it), and ``written_format`` to refuse to resume an

@@ -46,7 +46,7 @@ class BratDocument:
 def to_brat(data: Json, *, coref_label: str = DEFAULT_COREF_LABEL) -> BratDocument:
     """The brat document of one document's layers.
 
-    data: ``spacy_hmtl.batch_annotator.doc_to_json``'s dict (an ``annotate`` line).
+    data: ``spacy_hmtl.doc_json.doc_to_json``'s dict (an ``annotate`` line).
     coref_label: the relation label of coreference links.
     RAISES ExportError: a relation labelled ``coref_label``, or a label with whitespace
         (brat separates fields with spaces).

@@ -28,7 +28,7 @@ MODEL_VERSION = "spacy-hmtl"
 def to_labelstudio(data: Json, *, coref_label: str = DEFAULT_COREF_LABEL) -> Json:
     """A Label Studio task of one document, its layers as the task's prediction.
 
-    data: ``spacy_hmtl.batch_annotator.doc_to_json``'s dict (an ``annotate`` line).
+    data: ``spacy_hmtl.doc_json.doc_to_json``'s dict (an ``annotate`` line).
     coref_label: the relation label of coreference links.
     RAISES ExportError: a relation labelled ``coref_label``.
     """

@@ -21,7 +21,7 @@ from .common import DEFAULT_COREF_LABEL, Json, export_links, layered_spans, toke
 def to_prodigy(data: Json, *, coref_label: str = DEFAULT_COREF_LABEL) -> Json:
     """A Prodigy task of one document.
 
-    data: ``spacy_hmtl.batch_annotator.doc_to_json``'s dict (an ``annotate`` line).
+    data: ``spacy_hmtl.doc_json.doc_to_json``'s dict (an ``annotate`` line).
     coref_label: the relation label of coreference links.
     RAISES ExportError: a relation labelled ``coref_label``.
     """

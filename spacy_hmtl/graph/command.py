@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
-from ..batch_annotator import unicode_problem
+from ..annotate_input import unicode_problem
 from ..safe_io import output_problem, same_file
 from .entity_graph import EntityGraph, entity_graph
 

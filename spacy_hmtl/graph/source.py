@@ -1,6 +1,6 @@
 """What an entity graph is built from: one document's tokens and annotation layers as
 plain data, read from a ``Doc`` or from the JSON that ``annotate`` writes
-(``spacy_hmtl.batch_annotator.doc_to_json``), plus the two word-level judgements the graph makes
+(``spacy_hmtl.doc_json.doc_to_json``), plus the two word-level judgements the graph makes
 on a span: its *kind* (proper name, nominal or pronoun) and its *head token*.
 
 Both judgements use the doc's part-of-speech tags or dependency parse when it has them

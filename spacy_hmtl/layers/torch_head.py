@@ -7,7 +7,7 @@ the same model, built by its architecture with ``build_torch_head``:
 * ``torch_head`` (ref): a layer holding the torch module in a ``PyTorchShim`` (``torch_shim``; thinc owns
   device placement, serialization and the optimizer step);
 * ``attrs["settings"]``: the head's typed hyper-parameters, a ``HeadSettings`` dataclass
-  that the architecture builds from its config block (the one place the config's values
+  that the architecture builds from its arguments (the one place the config's values
   go) and whose ``build_module`` makes the torch module;
 * ``attrs["labels"]`` and dim ``nI``: the sizes only known at initialize (label sets, the
   listener's width), set by the pipe with ``set_head_sizes``.
@@ -17,8 +17,8 @@ its output into a ``HeadBatch`` (tensor, lengths, module): the head's loss needs
 annotation, so the pipe computes it in torch, calls ``loss.backward()`` and then the
 model's backprop callback, which passes the tensor's gradient back to the listener.
 """
-from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, get_type_hints
 
 import srsly
 import torch
@@ -34,9 +34,40 @@ from .torch_shim import AveragingPyTorchShim
 LabelSets = Mapping[str, Sequence[str]]
 
 
+SettingsT = TypeVar("SettingsT", bound="HeadSettings")
+
+
+@dataclass(frozen=True)
 class HeadSettings:
-    """Base class of the heads' typed hyper-parameters (each head subclasses it as a
-    frozen dataclass with one field per config setting of its architecture)."""
+    """Base class of the heads' typed hyper-parameters. Each head subclasses it as a
+    frozen dataclass with one field per setting of its architecture, and its docstring is
+    the one place those settings are described. The field names are the keyword arguments
+    of the head's torch module, so ``build_module`` passes them all with ``asdict``.
+
+    The architecture function still lists each setting as a typed argument (spaCy
+    validates a config block against the signature) and builds the settings with
+    ``from_arguments(locals())``, so no setting is listed a third time.
+    """
+
+    @classmethod
+    def from_arguments(cls: Type[SettingsT], arguments: Mapping[str, Any]) -> SettingsT:
+        """The settings named in ``arguments``: an architecture's ``locals()`` (names that
+        are not settings, such as ``tok2vec``, are ignored)."""
+        return cls(**{field.name: arguments[field.name] for field in fields(cls)})
+
+    def __post_init__(self) -> None:
+        # A config may write 2.0 for an int or 1 for a float: store the declared type, so
+        # the torch module and the saved record always see the same one.
+        hints = get_type_hints(type(self))
+        for field in fields(self):
+            kind = hints[field.name]
+            if kind in (int, float, bool, str):
+                object.__setattr__(self, field.name, kind(getattr(self, field.name)))
+        self.check()
+
+    def check(self) -> None:
+        """Raise a ValueError for settings the torch module cannot be built with: checked
+        when the architecture runs, since the module itself is only built at initialize."""
 
     def build_module(self, input_width: int, labels: LabelSets) -> torch.nn.Module:
         """The head's torch module for token vectors ``input_width`` wide and these label

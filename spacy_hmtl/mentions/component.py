@@ -16,34 +16,35 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.vocab import Vocab
-from thinc.api import Model
+from thinc.api import Config, Model
 
 from ..annotations import MENTIONS_KEY, has_mention_annotation
 from ..candidates import align_spans, enumerate_spans, padded_sentence_ids
 from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, head_settings
-from .model import SpanClassifierSettings
+from .model import SpanMentionDetectorSettings
 from .torch_module import SpanClassifier
-from .scorer import make_mentions_scorer  # noqa: F401  (registers the scorer)
 
 # (start, end exclusive, label, score)
 MentionPrediction = Tuple[int, int, str, float]
 
-DEFAULT_MENTIONS_MODEL = {
-    "@architectures": "spacy_hmtl.SpanMentionDetector.v1",
-    "tok2vec": {
-        "@architectures": "spacy_hmtl.HMTLListener.v1",
-        "upstream": "hmtl_encoder",
-        "level": 2,
-        "shortcut": True,
-        "width": 0,
-    },
-    "max_width": 8,
-    "hidden_width": 150,
-    "width_embedding": 20,
-    "dropout": 0.2,
-}
+DEFAULT_MENTIONS_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_hmtl.SpanMentionDetector.v1"
+max_width = 8
+hidden_width = 150
+width_embedding = 20
+dropout = 0.2
+
+[model.tok2vec]
+@architectures = "spacy_hmtl.HMTLListener.v1"
+upstream = "hmtl_encoder"
+level = 2
+shortcut = true
+width = 0
+"""
+DEFAULT_MENTIONS_MODEL = Config().from_str(DEFAULT_MENTIONS_MODEL_CONFIG)["model"]
 
 
 @Language.factory(
@@ -58,7 +59,7 @@ DEFAULT_MENTIONS_MODEL = {
     },
     default_score_weights={"mentions_f": 1.0, "mentions_p": 0.0, "mentions_r": 0.0, "mentions_per_type": None},
 )
-def make_mention_detector(
+def make_hmtl_mentions(
     nlp: Language,
     name: str,
     model: Model,
@@ -66,7 +67,7 @@ def make_mention_detector(
     threshold: Optional[float],
     loss_weight: float,
     scorer: Optional[Callable],
-) -> "MentionDetector":
+) -> "HMTLMentions":
     """Create an ``hmtl_mentions`` component.
 
     model (Model): a ``spacy_hmtl.SpanMentionDetector.v1`` model.
@@ -78,12 +79,12 @@ def make_mention_detector(
         spans and docs) in the shared update.
     scorer (Optional[Callable]): the scoring function.
     """
-    return MentionDetector(
+    return HMTLMentions(
         nlp.vocab, model, name, spans_key=spans_key, threshold=threshold, loss_weight=loss_weight, scorer=scorer
     )
 
 
-class MentionDetector(TorchHeadPipe):
+class HMTLMentions(TorchHeadPipe):
     """Span-based typed entity mention detector; nested and overlapping mentions allowed.
 
     ``cfg`` holds the labels and the input width (saved with the model); ``spans_key``
@@ -111,7 +112,7 @@ class MentionDetector(TorchHeadPipe):
     # --- sizes -----------------------------------------------------------------------
 
     @property
-    def settings(self) -> SpanClassifierSettings:
+    def settings(self) -> SpanMentionDetectorSettings:
         return head_settings(self.model)  # type: ignore[return-value]
 
     @property

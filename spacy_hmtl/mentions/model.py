@@ -1,5 +1,6 @@
-"""The ``spacy_hmtl.SpanMentionDetector.v1`` architecture: a listener + a span classifier."""
-from dataclasses import dataclass
+"""The ``spacy_hmtl.SpanMentionDetector.v1`` architecture of ``hmtl_mentions``: a listener
++ the span classifier torch module."""
+from dataclasses import asdict, dataclass
 from typing import List
 
 from spacy.tokens import Doc
@@ -12,24 +13,30 @@ from .torch_module import SpanClassifier
 
 
 @dataclass(frozen=True)
-class SpanClassifierSettings(HeadSettings):
-    """Hyper-parameters of the mentions head (see ``build_span_mention_detector``);
-    the pipe enumerates candidates up to ``max_width`` too."""
+class SpanMentionDetectorSettings(HeadSettings):
+    """Hyper-parameters of the mentions head: the settings of
+    ``spacy_hmtl.SpanMentionDetector.v1`` and the keyword arguments of ``SpanClassifier``.
+    Its label set: ``labels`` (mention types).
+
+    max_width (int): widest candidate span in tokens (>= 1); the pipe enumerates the
+        candidates up to it, so wider gold mentions cannot be found. Cost grows linearly
+        with it.
+    hidden_width (int): width of the span FFNN's two hidden layers.
+    width_embedding (int): size of the span-width embedding (0: none).
+    dropout (float): dropout on the token vectors and the FFNN's hidden layers.
+    """
 
     max_width: int
     hidden_width: int
     width_embedding: int
     dropout: float
 
+    def check(self) -> None:
+        if self.max_width < 1:
+            raise ValueError(f"max_width must be >= 1, got {self.max_width}")
+
     def build_module(self, input_width: int, labels: LabelSets) -> SpanClassifier:
-        return SpanClassifier(
-            input_width,
-            len(labels["labels"]),
-            max_width=self.max_width,
-            hidden_width=self.hidden_width,
-            width_embedding=self.width_embedding,
-            dropout=self.dropout,
-        )
+        return SpanClassifier(input_width, len(labels["labels"]), **asdict(self))
 
 
 @registry.architectures("spacy_hmtl.SpanMentionDetector.v1")
@@ -40,22 +47,12 @@ def build_span_mention_detector(
     width_embedding: int,
     dropout: float,
 ) -> Model[List[Doc], HeadBatch]:
-    """Span-based entity mention detector (HMTL level 2). Defaults: the
-    ``hmtl_mentions`` factory's config.
+    """Span-based entity mention detector (HMTL level 2): every span up to ``max_width``
+    tokens classified into a mention type or "no mention".
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the listener giving the token vectors
         (HMTL: level 2 of ``hmtl_encoder`` with the embedding shortcut).
-    max_width (int): widest candidate span in tokens; wider gold mentions cannot be found.
-    hidden_width (int): width of the FFNN's two hidden layers.
-    width_embedding (int): size of the span-width embedding.
-    dropout (float): dropout inside the span classifier.
+    The other arguments: the fields of ``SpanMentionDetectorSettings``, documented there;
+    their defaults: the ``hmtl_mentions`` factory's config.
     """
-    if max_width < 1:
-        raise ValueError(f"max_width must be >= 1, got {max_width}")
-    settings = SpanClassifierSettings(
-        max_width=int(max_width),
-        hidden_width=int(hidden_width),
-        width_embedding=int(width_embedding),
-        dropout=float(dropout),
-    )
-    return build_torch_head("hmtl_mentions", tok2vec, settings)
+    return build_torch_head("hmtl_mentions", tok2vec, SpanMentionDetectorSettings.from_arguments(locals()))

@@ -11,10 +11,9 @@ from ..annotations import has_ner_annotation
 from ..gold_check import UnlearnableGold
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch
-from .crf import CRFTagger, bioul_tag_names
-from .model import build_crf_tagger  # noqa: F401  (registers the architecture)
+from .torch_module import CRFTagger, bioul_tag_names
 
-DEFAULT_NER_MODEL = """
+DEFAULT_NER_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_hmtl.CRFTagger.v1"
 hidden_width = 0
@@ -27,13 +26,14 @@ level = 1
 shortcut = false
 width = 0
 """
+DEFAULT_NER_MODEL = Config().from_str(DEFAULT_NER_MODEL_CONFIG)["model"]
 
 
 @Language.factory(
     "hmtl_ner",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
     default_config={
-        "model": Config().from_str(DEFAULT_NER_MODEL)["model"],
+        "model": DEFAULT_NER_MODEL,
         "loss_weight": 1.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },

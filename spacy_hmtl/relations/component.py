@@ -40,18 +40,17 @@ from ..candidates import ENTS_SOURCE, entity_source_name, entity_spans, has_enti
 from ..gold_check import UnlearnableGold, some_labels
 from ..head_pipe import TorchHeadPipe
 from ..layers.torch_head import HeadBatch, LabelSets, label_sets
-from .model import build_relation_extractor  # noqa: F401  (registers the architecture)
 from .pairs import (
     Candidates,
     PairCandidateBuilder,
     canonical_direction,
     select_one_per_pair,
 )
-from .scorer import entity_types, make_relation_scorer  # noqa: F401  (registers the scorer)
+from .scorer import entity_types
 
-__all__ = ["RelationExtractor"]
+__all__ = ["HMTLRelations"]
 
-DEFAULT_MODEL_CONFIG = """
+DEFAULT_RELATIONS_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_hmtl.RelationExtractor.v1"
 lstm_width = 64
@@ -71,7 +70,7 @@ level = 2
 shortcut = true
 width = 0
 """
-DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+DEFAULT_RELATIONS_MODEL = Config().from_str(DEFAULT_RELATIONS_MODEL_CONFIG)["model"]
 
 
 # --- the pipe -----------------------------------------------------------------------
@@ -83,7 +82,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
     # no ``requires``: the argument spans come from ``entity_source`` (doc.ents or a
     # doc.spans key), which the factory's metadata cannot name per instance
     default_config={
-        "model": DEFAULT_MODEL,
+        "model": DEFAULT_RELATIONS_MODEL,
         "entity_source": "ents",
         "threshold": 0.5,
         "allow_cross_sentence": False,
@@ -103,7 +102,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "rel_strict_r": 0.0,
     },
 )
-def make_relation_extractor(
+def make_hmtl_relations(
     nlp: Language,
     name: str,
     model: Model,
@@ -116,7 +115,7 @@ def make_relation_extractor(
     negative_spans: float,
     loss_weight: float,
     scorer: Optional[Callable],
-) -> "RelationExtractor":
+) -> "HMTLRelations":
     """Create an ``hmtl_relations`` component.
 
     model (Model): ``spacy_hmtl.RelationExtractor.v1`` (or another head model).
@@ -140,7 +139,7 @@ def make_relation_extractor(
     loss_weight (float): multiplies the relation loss in the shared update.
     scorer (Optional[Callable]): the scoring method.
     """
-    return RelationExtractor(
+    return HMTLRelations(
         nlp.vocab,
         model,
         name,
@@ -159,7 +158,7 @@ def make_relation_extractor(
 DECODING_MODES = ("one_per_pair", "multi_label")
 
 
-class RelationExtractor(TorchHeadPipe):
+class HMTLRelations(TorchHeadPipe):
     """Multi-head selection over the spans of an entity source; see the module docstring."""
 
     legacy_cfg_keys = ("entity_source", "threshold", "allow_cross_sentence", "max_pairs")

@@ -1,5 +1,6 @@
-"""The ``spacy_hmtl.RelationExtractor.v1`` architecture (thinc glue of ``hmtl_relations``)."""
-from dataclasses import dataclass
+"""The ``spacy_hmtl.RelationExtractor.v1`` architecture of ``hmtl_relations``: a listener
++ the multi-head selection torch module."""
+from dataclasses import asdict, dataclass
 from typing import List
 
 from spacy.tokens import Doc
@@ -7,40 +8,53 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
-from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
 from ..layers.segments import reads_per_sentence
+from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
 from .torch_module import MultiHeadSelection
 
 
 @dataclass(frozen=True)
-class RelationScorerSettings(HeadSettings):
-    """Hyper-parameters of the relation head (see ``build_relation_extractor``). Its
-    label sets: ``labels`` (relation labels) and ``entity_labels`` (argument types)."""
+class RelationExtractorSettings(HeadSettings):
+    """Hyper-parameters of the relation head: the settings of
+    ``spacy_hmtl.RelationExtractor.v1`` and the keyword arguments of
+    ``MultiHeadSelection``. Its label sets: ``labels`` (relation labels) and
+    ``entity_labels`` (argument types).
+
+    lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 64).
+    lstm_depth (int): layers of that BiLSTM (paper: 3; 0 disables it: the input is used
+        directly).
+    hidden_width (int): width of the ``U``/``W`` projections of the pair scorer.
+    type_embedding (int): width of the learned entity type embedding added to each
+        argument representation (0 disables it).
+    dropout (float): dropout on the BiLSTM input and on the argument representations.
+    context_pooling (bool): add the projected mean of the head's token states between the
+        two arguments to each pair's hidden layer (zero when they touch or overlap).
+    distance_embedding (int): width of an embedding of the bucketed token gap between
+        the arguments (0 disables it).
+    lstm_context (str): what the head's BiLSTM reads: ``"doc"`` (each document whole) or
+        ``"sentence"`` (each sentence on its own, ``layers/segments.py``: a
+        sentence-level corpus such as CoNLL04 then gives the same relations for a
+        sentence alone or in a paragraph).
+    pair_product (bool): add the projected element-wise product of the two argument
+        representations to each pair's hidden layer.
+    """
 
     lstm_width: int
     lstm_depth: int
     hidden_width: int
     type_embedding: int
     dropout: float
-    context_pooling: bool = False
-    distance_embedding: int = 0
-    lstm_context: str = "doc"
-    pair_product: bool = False
+    context_pooling: bool
+    distance_embedding: int
+    lstm_context: str
+    pair_product: bool
+
+    def check(self) -> None:
+        reads_per_sentence(self.lstm_context, "spacy_hmtl.RelationExtractor.v1: lstm_context")
 
     def build_module(self, input_width: int, labels: LabelSets) -> MultiHeadSelection:
         return MultiHeadSelection(
-            input_width,
-            len(labels["labels"]),
-            len(labels.get("entity_labels", ())),
-            lstm_width=self.lstm_width,
-            lstm_depth=self.lstm_depth,
-            hidden_width=self.hidden_width,
-            type_embedding=self.type_embedding,
-            dropout=self.dropout,
-            context_pooling=self.context_pooling,
-            distance_embedding=self.distance_embedding,
-            lstm_context=self.lstm_context,
-            pair_product=self.pair_product,
+            input_width, len(labels["labels"]), len(labels.get("entity_labels", ())), **asdict(self)
         )
 
 
@@ -57,39 +71,14 @@ def build_relation_extractor(
     lstm_context: str = "doc",
     pair_product: bool = False,
 ) -> Model[List[Doc], HeadBatch]:
-    """Multi-head selection relation extractor on top of a listener. Defaults: the
-    ``hmtl_relations`` factory's config.
+    """Multi-head selection relation extractor (Bekoulis et al. 2018, as in HMTL) on top
+    of a listener.
 
     tok2vec (Model[List[Doc], List[Floats2d]]): the listener, normally
         ``spacy_hmtl.HMTLListener.v1`` giving ``[embeddings ; level 2]``.
-    lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 64).
-    lstm_depth (int): layers of that BiLSTM (paper: 3; 0 disables it).
-    hidden_width (int): width of the ``U``/``W`` projections of the pair scorer.
-    type_embedding (int): width of the learned entity type embedding added to each
-        argument representation (0 disables it).
-    dropout (float): dropout inside the torch module.
-    context_pooling (bool): add the mean of the head's token states between the two
-        arguments to each pair's hidden layer (off by default: pipelines trained before
-        it load unchanged).
-    distance_embedding (int): width of an embedding of the bucketed token gap between
-        the arguments (0 disables it).
-    lstm_context (str): what the head's BiLSTM reads: ``"doc"`` (each document whole, the
-        default) or ``"sentence"`` (each sentence on its own: a sentence-level corpus such
-        as CoNLL04 then gives the same relations for a sentence alone or in a paragraph).
-    pair_product (bool): add the projected element-wise product of the two argument
-        representations to each pair's hidden layer (off by default).
+    The other arguments: the fields of ``RelationExtractorSettings``, documented there;
+    their defaults: the ``hmtl_relations`` factory's config. The four defaults in this
+    signature are settings added after pipelines had been saved: a config written before
+    them still loads, with the old behaviour.
     """
-    # checked here: the module is only built at initialize
-    reads_per_sentence(lstm_context, "spacy_hmtl.RelationExtractor.v1: lstm_context")
-    settings = RelationScorerSettings(
-        lstm_width=int(lstm_width),
-        lstm_depth=int(lstm_depth),
-        hidden_width=int(hidden_width),
-        type_embedding=int(type_embedding),
-        dropout=float(dropout),
-        context_pooling=bool(context_pooling),
-        distance_embedding=int(distance_embedding),
-        lstm_context=str(lstm_context),
-        pair_product=bool(pair_product),
-    )
-    return build_torch_head("hmtl_relations", tok2vec, settings)
+    return build_torch_head("hmtl_relations", tok2vec, RelationExtractorSettings.from_arguments(locals()))

@@ -6,7 +6,6 @@ and ``spacy_batchers`` entry points). See the two modules' docstrings for the de
 """
 from .multitask_corpus import (  # noqa: F401  (public re-export; registers the functions)
     CORPUS_TAG,
-    TASKS,
     TASKS_TAG,
     MultiTaskCorpus,
     create_multitask_corpus,
@@ -26,7 +25,6 @@ __all__ = [
     "CORPUS_TAG",
     "FrozenFeatureCache",
     "ScaledOptimizer",
-    "TASKS",
     "TASKS_TAG",
     "MultiTaskCorpus",
     "TaskBatcher",

@@ -6,10 +6,11 @@ coreference on LitBank, ...). This reader combines such corpora into one stream 
 
 * Each corpus is read with ``spacy.training.Corpus`` and ``max_length = 0``: documents
   are kept whole, so cross-sentence relations and coreference chains survive.
-* Each corpus declares the tasks it is annotated for (``"ner"``, ``"mentions"``,
-  ``"relations"``, ``"coref"``). The annotation of every task a corpus does *not* declare
-  is stripped from the reference doc so that it reads as *missing* (see
-  ``spacy_hmtl.annotations``), never as "annotated with nothing":
+* Each corpus declares the tasks it is annotated for: names of registered tasks
+  (``spacy_hmtl.tasks``: ``"ner"``, ``"mentions"``, ``"relations"``, ``"coref"``, and any
+  head registered beside them). The annotation of every task a corpus does *not* declare
+  is stripped from the reference doc (the task's ``strip``) so that it reads as *missing*
+  (see ``spacy_hmtl.annotations``), never as "annotated with nothing":
 
   ============  =============================================================
   task          stripped as
@@ -60,20 +61,12 @@ from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.util import registry
 
-from ..annotations import (
-    ENTS_OVERFLOW_KEY,
-    MENTIONS_KEY,
-    has_coref_annotation,
-    has_relation_annotation,
-    set_coref_clusters,
-    set_relation_records,
-)
+from ..annotations import MENTIONS_KEY
+from ..doc_json import doc_keys
+from ..tasks import registered_tasks, task_names
 
-TASKS = ("ner", "mentions", "relations", "coref")
 CORPUS_TAG = "hmtl_corpus"
 TASKS_TAG = "hmtl_tasks"
-# LitBank's mention kinds (PROP/NOM/PRON), part of the mention annotation.
-MENTION_KINDS_KEY = "mention_kinds"
 _CORPUS_KEYS = {"path", "tasks", "limit", "gold_preproc"}
 
 
@@ -92,21 +85,14 @@ def strip_annotation(doc: Doc, keep_tasks: Iterable[str], *, mentions_key: str =
     """Remove (in place) the annotation of every task not in ``keep_tasks``, so that it
     reads as missing. Returns the doc."""
     keep = set(keep_tasks)
-    unknown = keep - set(TASKS)
+    tasks = registered_tasks()
+    unknown = keep - {task.name for task in tasks}
     if unknown:
-        raise ValueError(f"Unknown task(s) {sorted(unknown)}; expected a subset of {list(TASKS)}")
-    if "ner" not in keep:
-        doc.set_ents([], default="missing")
-        if ENTS_OVERFLOW_KEY in doc.spans:
-            del doc.spans[ENTS_OVERFLOW_KEY]
-    if "mentions" not in keep:
-        for key in (mentions_key, MENTION_KINDS_KEY):
-            if key in doc.spans:
-                del doc.spans[key]
-    if "relations" not in keep and has_relation_annotation(doc):
-        set_relation_records(doc, None)
-    if "coref" not in keep and has_coref_annotation(doc):
-        set_coref_clusters(doc, None)
+        raise ValueError(f"Unknown task(s) {sorted(unknown)}; expected a subset of {list(task_names())}")
+    keys = doc_keys(mentions_key)
+    for task in tasks:
+        if task.name not in keep:
+            task.strip(doc, task.key(keys))
     return doc
 
 
@@ -134,7 +120,7 @@ class MultiTaskCorpus:
 
     corpora (Dict[str, Dict[str, Any]]): corpus name -> settings: ``path`` (a .spacy
         file or a directory of them, required), ``tasks`` (required, a non-empty subset
-        of ``ner``, ``mentions``, ``relations``, ``coref``), ``limit`` (0: all docs),
+        of the registered tasks: ``ner``, ``mentions``, ``relations``, ``coref``, ...), ``limit`` (0: all docs),
         ``gold_preproc`` (False).
     mentions_key (str): the ``doc.spans`` key of the mention annotation.
     shuffle (bool): shuffle the combined examples (seeded by the global ``random``
@@ -201,9 +187,10 @@ def _validate_specs(corpora: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, A
         tasks = spec["tasks"]
         if isinstance(tasks, str) or not isinstance(tasks, (list, tuple)) or not tasks:
             raise ValueError(f"{where}: 'tasks' must be a non-empty list, e.g. [\"ner\", \"relations\"]")
-        unknown = set(tasks) - set(TASKS)
+        names = list(task_names())
+        unknown = set(tasks) - set(names)
         if unknown:
-            raise ValueError(f"{where}: unknown task(s) {sorted(unknown)}; expected a subset of {list(TASKS)}")
+            raise ValueError(f"{where}: unknown task(s) {sorted(unknown)}; expected a subset of {names}")
         path = Path(spec["path"])
         if not path.exists():
             raise ValueError(f"{where}: path '{path}' does not exist")
@@ -215,7 +202,7 @@ def _validate_specs(corpora: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, A
             raise ValueError(f"{where}: 'gold_preproc' must be true or false, got {gold_preproc!r}")
         specs[str(name)] = {
             "path": path,
-            "tasks": sorted(set(tasks), key=TASKS.index),
+            "tasks": sorted(set(tasks), key=names.index),
             "limit": limit,
             "gold_preproc": gold_preproc,
         }

@@ -49,6 +49,7 @@ from spacy.util import registry, resolve_dot_names
 from thinc.api import Config, Optimizer, fix_random_seed
 from wasabi import Printer
 
+from ..encoder.quantization import quantize_transformers
 from .optimizer_state import restore_optimizer_state, save_optimizer_state
 
 CHECKPOINT = "checkpoint"
@@ -93,6 +94,9 @@ def train_resumable(
     if resume:
         state = read_state(checkpoint_dir, config_text)
         nlp = util.load_model_from_path(checkpoint_dir / "model")
+        # loading arms spacy_hmtl.quantize_transformer.v1 where the config names it: training
+        # goes on in float32, as it ran before the checkpoint
+        quantize_transformers(nlp, enabled=False)
         stdout.write(msg.info(f"Resuming after step {state['step']} from {checkpoint_dir}") + "\n")
     else:
         state = None

@@ -5,8 +5,8 @@ spaCy's ``ConsoleLogger.v3`` writes one JSON line per evaluation (step, losses, 
 no time, so a learning curve against wall time cannot be drawn from it. This logger prints
 the same console table (it runs ``ConsoleLogger.v3`` for that) and writes its own JSONL
 file with every numeric score of the evaluation (in percent, as v3 does) and ``seconds``:
-the wall time since training started, evaluations included. ``train_log.read_train_log``
-reads both formats.
+the wall time since training started, evaluations included. ``read_train_log`` of the
+development package (``spacy_hmtl_dev.train_log``, in a checkout) reads both formats.
 """
 import time
 from pathlib import Path

@@ -1,21 +1,22 @@
-"""Measuring helpers shared by the benchmark scripts (``scripts/``) and the training profiler
-(``spacy_hmtl.training.throughput``): the machine a figure was measured on, a process's peak
-memory, the time of each pipe, and the markdown tables of the reports.
+"""Measuring helpers shared by the measurements of this package (the benchmark, the
+training profiler ``throughput``, the scaling benchmark, ...): the machine a figure was
+measured on, a process's peak memory, the time of each pipe, and the markdown tables and
+learning-curve plots of the reports.
 
 Memory, one measure: ``peak_rss_mb`` is the peak resident set of *this process image*,
 ``VmHWM`` in ``/proc/self/status``. The kernel resets it at ``exec``, so a fresh process
-started to measure one run (``scripts/benchmark.py --rss-probe``, the scaling benchmark's
-runs) reports its own peak only. ``ru_maxrss`` does not reset: a child started by fork (or
+started to measure one run (the benchmark's ``rss_probe``, the scaling benchmark's runs)
+reports its own peak only. ``ru_maxrss`` does not reset: a child started by fork (or
 vfork) + exec starts from its parent's RSS, so it reports at least the parent's size. It is
 used only where nothing else is available: for a child measured from outside after it has
-exited (``scripts/timed.py``: ``RUSAGE_CHILDREN``, the largest child, not a sum) and as the
+exited (``timed``: ``RUSAGE_CHILDREN``, the largest child, not a sum) and as the
 fallback where there is no ``/proc``. ``RSSSampler`` gives the peak *within a block* (e.g.
 one pipe), which the high-water mark cannot.
 
-Importing this module imports no pipe or head module and does not import torch itself
-(``gpu_info`` does, when a GPU driver is present). Importing ``spacy_hmtl`` imports spaCy,
-and spaCy imports torch when it is installed: a process measuring its children's
-``ru_maxrss`` should import this module after they exit (see ``scripts/timed.py``).
+Importing this module imports neither spaCy nor ``spacy_hmtl`` and does not import torch
+itself (``gpu_info`` does, when a GPU driver is present, and ``time_pipes`` is given a
+loaded pipeline). A process measuring its children's ``ru_maxrss`` still calls
+``machine_info`` only after they exit (see ``timed``).
 """
 import os
 import platform
@@ -153,6 +154,105 @@ class RSSSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, current_rss_mb())
+
+
+def process_tree(root: int) -> List[int]:
+    """``root`` and its live descendants, from /proc (Linux; ``[root]`` elsewhere)."""
+    parents: Dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return [root]
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf8") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone since the listing
+            continue
+        if fields[0] not in ("Z", "X"):
+            parents[int(entry)] = int(fields[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree.extend(frontier)
+    return tree
+
+
+def process_memory_mb(pid: int) -> Tuple[float, Optional[float]]:
+    """The resident set of process ``pid`` now and its proportional set size (PSS: each
+    page shared by k processes counted 1/k; None where ``smaps_rollup`` is missing), in MB;
+    (0, 0) for a process that is gone.
+
+    Forked workers share their parent's pages (the loaded pipeline, the vectors) until
+    they write them: the sum of the RSS of a process tree counts those pages once per
+    process, the sum of the PSS once in all.
+    """
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0, 0.0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="utf8") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return rss, int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return rss, None
+
+
+def tree_memory_mb(root: Optional[int] = None) -> Dict[str, Any]:
+    """The summed memory of ``root`` (default: this process) and its descendants now:
+    ``rss_mb``, ``pss_mb`` (None where PSS cannot be read) and ``processes``."""
+    pids = process_tree(os.getpid() if root is None else root)
+    sizes = [process_memory_mb(pid) for pid in pids]
+    pss = [p for _, p in sizes]
+    return {
+        "rss_mb": sum(r for r, _ in sizes),
+        "pss_mb": None if any(p is None for p in pss) else sum(p for p in pss if p is not None),
+        "processes": len(pids),
+    }
+
+
+class TreeMemorySampler:
+    """Peaks of the summed memory of a process tree (``tree_memory_mb``) while the block
+    runs, sampled every ``interval`` seconds by a thread: ``peak_rss_mb``, ``peak_pss_mb``
+    (None without PSS), ``max_processes``; ``start_rss_mb`` when the block began. Each
+    sample reads /proc for every process: keep it out of timed runs.
+    """
+
+    def __init__(self, root: Optional[int] = None, interval: float = 0.02):
+        self.root = os.getpid() if root is None else root
+        self.interval = interval
+
+    def __enter__(self) -> "TreeMemorySampler":
+        first = tree_memory_mb(self.root)
+        self.start_rss_mb = self.peak_rss_mb = first["rss_mb"]
+        self.peak_pss_mb = first["pss_mb"]
+        self.max_processes = first["processes"]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        now = tree_memory_mb(self.root)
+        self.peak_rss_mb = max(self.peak_rss_mb, now["rss_mb"])
+        if now["pss_mb"] is not None and self.peak_pss_mb is not None:
+            self.peak_pss_mb = max(self.peak_pss_mb, now["pss_mb"])
+        self.max_processes = max(self.max_processes, now["processes"])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
 
 
 # --- time -------------------------------------------------------------------------------

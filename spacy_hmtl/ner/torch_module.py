@@ -48,8 +48,8 @@ class CRFTagger(nn.Module):
 
     n_in (int): width of the token vectors.
     n_labels (int): number of entity labels (tags = 1 + 4 * n_labels).
-    hidden_width (int): hidden layer of the emission scorer (0 = linear).
-    dropout (float): dropout on the token vectors.
+    The keyword arguments are the fields of ``CRFTaggerSettings`` (``ner/model.py``),
+    documented there.
     """
 
     def __init__(self, n_in: int, n_labels: int, *, hidden_width: int, dropout: float):

@@ -1,15 +1,17 @@
 """Dev scores per evaluation from a ``spacy train`` log: the JSONL file of spaCy's
 ``ConsoleLogger.v3`` or of ``spacy_hmtl.TimedConsoleLogger.v1`` (``output_file``, which the
 project's train commands set) or the
-console table it prints. Used by the benchmark (dev curves) and ``scripts/fix_effects.py``.
+console table it prints. Used by the benchmark and the ablation (dev curves) and
+``fix_effects``.
 """
 import json
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-# the headline F1 of each head, in pipeline order
-HEADLINE_SCORES = ("ents_f", "mentions_f", "rel_micro_f", "rel_strict_f", "coref_f")
+# the headline F1 of each head, in task order (``ents_f``, ``mentions_f``, ``rel_micro_f``, ...):
+# re-exported for the scripts that tabulate a log
+from spacy_hmtl.tasks import headline_scores  # noqa: F401  (public re-export)
 
 
 def read_train_log(path: Union[str, Path]) -> List[Dict[str, Optional[float]]]:

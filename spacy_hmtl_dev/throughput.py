@@ -1,6 +1,7 @@
 """Training throughput and a profile of training steps, by pipe and by torch operation.
 
-Used by ``scripts/training_speed.py`` (and through it by the benchmark): it builds a pipeline
+Used by ``training_speed`` (``scripts/training_speed.py``, and through it by the benchmark),
+which runs this file in a fresh process per measurement: it builds a pipeline
 from a training config exactly as ``spacy train`` does (``init_nlp``), draws batches from the
 config's own corpus and batcher, and runs ``nlp.update`` with the config's dropout, optimizer,
 frozen and annotating components. After ``warmup`` steps it times ``steps`` more:
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
+
+from spacy_hmtl_dev.benchmarking import time_pipes
 
 # operator-name patterns -> family, first match wins
 OP_FAMILIES: Sequence[Tuple[str, str]] = (
@@ -285,10 +288,6 @@ def profile_training_steps(
 
 def profile_inference(nlp: Any, texts: Sequence[str], batch_size: int = 64, top_ops: int = 15) -> Dict[str, Any]:
     """Profile one pass of ``nlp.pipe`` over ``texts``: by pipe, module and operator."""
-    # imported here, not at the top: this file also runs as a script against a baseline
-    # checkout's package (scripts/training_speed.py), which may predate the module
-    from spacy_hmtl.benchmarking import time_pipes
-
     module_regions = _Regions()
     docs = [nlp.make_doc(text) for text in texts]
     words = sum(len(doc) for doc in docs)
@@ -351,11 +350,12 @@ def summarize_profile(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m spacy_hmtl.training.throughput CONFIG --output OUT.json [--set key=value ...]``
+    """``python spacy_hmtl_dev/throughput.py CONFIG --output OUT.json [--set key=value ...]``
 
-    One measurement in this process (``scripts/training_speed.py`` runs one process per
-    measurement, so that each starts cold and a baseline checkout can be measured by running
-    this file with that checkout on ``PYTHONPATH``).
+    One measurement in this process (``training_speed`` runs one process per measurement,
+    so that each starts cold and a baseline checkout can be measured by running this file
+    by its path with that checkout on ``PYTHONPATH``: ``python -m`` would put the working
+    directory, this checkout, first).
     """
     import argparse
     import json

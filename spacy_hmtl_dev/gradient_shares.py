@@ -6,12 +6,20 @@ gradient of the encoder's parameters is read; a head's share is the norm of its 
 divided by the norm of the sum of all heads' gradients (so shares need not add up to 1:
 gradients that point in different directions partly cancel). A head whose share is near 0
 does not shape the shared levels, whatever its loss says.
+
+``measure_gradient_shares`` is ``scripts/gradient_shares.py``'s measurement: the shares over
+the first batches of a corpus, for a pipeline built from its config or a trained one.
 """
-from typing import Any, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy
+import spacy
 from spacy.language import Language
-from spacy.training import Example
+from spacy.training import Corpus, Example
+from spacy.util import fix_random_seed, load_config, registry
+
+import spacy_hmtl  # noqa: F401  (registers the Doc extensions the corpus carries; the pipes come through entry points)
 
 
 def encoder_gradient(encoder_model) -> numpy.ndarray:
@@ -91,3 +99,49 @@ def encoder_gradient_shares(
     if not total:
         return {head: 0.0 for head in heads}
     return {head: float(numpy.linalg.norm(g) / total) for head, g in gradients.items()}
+
+
+def measure_gradient_shares(
+    config_path: Union[str, Path],
+    corpus: Union[str, Path],
+    *,
+    model: Optional[Union[str, Path]] = None,
+    batches: int = 5,
+    seed: int = 0,
+) -> Dict[str, Dict[str, float]]:
+    """Each head's share of the encoder's gradient over the first ``batches`` batches of
+    ``corpus``: the config's batcher over the corpus in order (no shuffling), so the
+    figures repeat.
+
+    config_path (Union[str, Path]): the training config (its batcher; without ``model``, the
+        pipeline is built from it and initialized on ``corpus``: the shares at initialization).
+    corpus (Union[str, Path]): a ``.spacy`` file of training docs.
+    model (Optional[Union[str, Path]]): a trained pipeline to measure instead.
+    batches (int): how many batches.
+    seed (int): the random seed (initialization, dropout-free updates).
+    RETURNS (Dict[str, Dict[str, float]]): head -> ``mean``, ``min``, ``max`` of its share.
+    """
+    fix_random_seed(seed)
+    if model:
+        nlp = spacy.load(model)
+    else:
+        # interpolated: nlp.initialize() resolves [training.optimizer] from nlp.config as it is,
+        # and a schedule's `total_steps = ${training.max_steps}` must be a number by then
+        config = load_config(config_path, overrides={"paths.train": str(corpus), "paths.dev": str(corpus)}, interpolate=True)
+        nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+        nlp.initialize(lambda: Corpus(str(corpus))(nlp))
+    config = nlp.config.interpolate() if model else load_config(config_path)
+    batcher = registry.resolve({"b": config["training"]["batcher"]})["b"]
+    per_head: Dict[str, List[float]] = {head: [] for head in heads_of(nlp, "hmtl_encoder")}
+    for i, batch in enumerate(batcher(Corpus(str(corpus))(nlp))):
+        if i >= batches:
+            break
+        batch = list(batch)
+        annotate_predicted(nlp, batch)
+        for head, share in encoder_gradient_shares(nlp, batch).items():
+            per_head[head].append(share)
+    return {
+        head: {"mean": float(numpy.mean(v)), "min": float(numpy.min(v)), "max": float(numpy.max(v))}
+        for head, v in per_head.items()
+        if v
+    }
