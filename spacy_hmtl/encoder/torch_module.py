@@ -1,5 +1,5 @@
 """HMTL's hierarchy of BiLSTM levels as a plain PyTorch module (no spaCy, no thinc)."""
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, cast
 
 import torch
 from torch import nn
@@ -49,9 +49,26 @@ class HierarchicalBiLSTM(nn.Module):
     def forward(self, X: torch.Tensor, lengths: torch.Tensor, segments: Optional[torch.Tensor] = None) -> torch.Tensor:
         """X (batch, time, n_in), lengths (batch,), optional sentence segments ``(n, 3)``
         (row, first token, length) -> (batch, time, n_out)."""
+        inference = X.device.type == "cpu" and not (self.training or torch.is_grad_enabled())
         if self.per_sentence and segments is not None:
-            return run_per_segment(self._levels, X, segments)
+            return run_per_segment(self._levels, X, segments, flat_layer=self._levels_flat if inference else None)
+        if inference and X.shape[0] and X.shape[1]:
+            # the real tokens only (the same states, BiLSTM.forward_flat)
+            inside = torch.arange(X.shape[1])[None, :] < lengths[:, None]
+            output = X.new_zeros((X.shape[0], X.shape[1], self.n_out))
+            output[inside] = self._levels_flat(X[inside], lengths)
+            return output
         return self._levels(X, lengths)
+
+    def _levels_flat(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``_levels`` at inference on tokens stored one sequence after the other:
+        ``(n_tokens, n_in)`` -> ``(n_tokens, n_out)`` (no dropout)."""
+        outputs = [X]
+        below = None
+        for level in self.levels:
+            below = cast(BiLSTM, level).forward_flat(X if below is None else torch.cat([X, below], dim=-1), lengths)
+            outputs.append(below)
+        return torch.cat(outputs, dim=-1)
 
     def _levels(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         outputs = [X]

@@ -17,6 +17,10 @@ padded batch of SciERC abstracts is about a third padding. On a CPU the rows are
 sorted by length and each direction runs in time segments (``plan_segments``): a segment
 computes only the rows still running, starting from the state the previous segment ended
 in, so nearly only real tokens are computed. The arithmetic of every real token is the same.
+
+At inference on a CPU (eval mode, no autograd) ``forward_flat`` makes the same LSTM calls
+from and to the real tokens only, without building padded, reversed and sorted copies of
+the batch (``tests/test_inference_paths.py``: the same states, bit for bit).
 """
 from typing import List, Sequence, Tuple
 
@@ -58,6 +62,12 @@ class BiLSTM(nn.Module):
         if batch == 0 or time == 0:
             return X.new_zeros((batch, time, self.n_out))
         lengths = lengths.to(X.device)
+        if X.device.type == "cpu" and not (self.training or torch.is_grad_enabled()):
+            # inference: the real tokens only (the same states, see forward_flat)
+            inside = torch.arange(time)[None, :] < lengths[:, None]
+            output = X.new_zeros((batch, time, self.n_out))
+            output[inside] = self.forward_flat(X[inside], lengths)
+            return output
         if X.device.type != "cpu" or batch == 1:
             # cuDNN is fast on padding; a single row has none
             return self._forward_sorted(X, lengths, [(0, time, batch)])
@@ -66,6 +76,67 @@ class BiLSTM(nn.Module):
         segments = plan_segments(sorted_lengths.tolist(), time)
         output = self._forward_sorted(X[order], sorted_lengths, segments)
         return output[torch.argsort(order)]
+
+    def forward_flat(self, X: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Inference on a CPU over sequences stored one after the other: ``(n_tokens,
+        n_in)`` + lengths -> ``(n_tokens, 2 * hidden)``, the states ``forward`` gives the
+        real tokens of the padded batch, bit for bit (tested).
+
+        The LSTM calls are ``forward``'s (rows sorted by length, the same time segments,
+        so the same shapes and arithmetic); what differs is around them: each call's
+        input is gathered from the real tokens (one row copy per token and direction,
+        reversed within its length for the backward direction) and its states go straight
+        to their tokens, where ``forward`` copies, reverses and pads whole padded batches,
+        several times per layer (a batch of sentences padded to the longest one is mostly
+        padding). Padding inside a segment reads a zero row; what it computes reaches no
+        real token.
+        """
+        n_tokens = X.shape[0]
+        if n_tokens == 0 or lengths.numel() == 0:
+            return X.new_zeros((n_tokens, self.n_out))
+        lengths = lengths.to("cpu", torch.int64)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        sorted_lengths = lengths[order]
+        longest = int(sorted_lengths[0])
+        segments = plan_segments(sorted_lengths.tolist(), longest) if len(lengths) > 1 else [(0, longest, 1)]
+        # (rows, longest) token of each sorted row and step, forwards and backwards in its
+        # length; padding reads row n_tokens, a zero row appended to the input
+        steps = torch.arange(longest)
+        inside = steps[None, :] < sorted_lengths[:, None]
+        first = (torch.cumsum(lengths, 0) - lengths)[order]
+        forward_index = torch.where(inside, first[:, None] + steps[None, :], n_tokens)
+        backward_index = torch.where(inside, first[:, None] + sorted_lengths[:, None] - 1 - steps[None, :], n_tokens)
+        layer_input = torch.cat([X, X.new_zeros((1, X.shape[1]))])
+        for layer in range(self.depth):
+            states = [
+                self._direction_flat(layer_input, layer, suffix, index, segments)
+                for suffix, index in (("", forward_index), ("_reverse", backward_index))
+            ]
+            layer_input = torch.cat(states, dim=-1)
+        return layer_input[:n_tokens]
+
+    def _direction_flat(
+        self, X: torch.Tensor, layer: int, suffix: str, index: torch.Tensor, segments: Sequence[Tuple[int, int, int]]
+    ) -> torch.Tensor:
+        """``_direction`` on token rows: segment ``(start, end, rows)`` reads tokens
+        ``index[:rows, start:end]`` of ``X`` (its last row is padding) and writes its
+        states to the same rows of the ``(n_tokens + 1, hidden)`` output, whose padding
+        row ends as zeros (what a call computes over padding reaches no real token)."""
+        params = [
+            getattr(self.lstm, f"{name}_l{layer}{suffix}")
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+        output = X.new_empty((X.shape[0], self.hidden))
+        h = c = X.new_zeros((1, segments[0][2], self.hidden))
+        for start, end, rows in segments:
+            tokens = index[:rows, start:end].reshape(-1)
+            segment_input = X.index_select(0, tokens).view(rows, end - start, X.shape[1])
+            out, h, c = torch.lstm(
+                segment_input, (h[:, :rows], c[:, :rows]), params, True, 1, 0.0, False, False, True
+            )
+            output.index_copy_(0, tokens, out.reshape(-1, self.hidden))
+        output[-1] = 0.0
+        return output
 
     def _forward_sorted(
         self, X: torch.Tensor, lengths: torch.Tensor, segments: Sequence[Tuple[int, int, int]]

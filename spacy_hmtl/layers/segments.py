@@ -11,7 +11,7 @@ states back gives every sentence the same states whatever surrounds it.
 ``segments`` is a ``(n_segments, 3)`` int64 tensor of ``(batch row, first token, length)``;
 the segments of a row must not overlap (tokens in no segment get zero states).
 """
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 
@@ -54,9 +54,38 @@ def scatter_segments(Y: torch.Tensor, segments: torch.Tensor, batch: int, time: 
 
 
 def run_per_segment(
-    layer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], X: torch.Tensor, segments: torch.Tensor
+    layer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    X: torch.Tensor,
+    segments: torch.Tensor,
+    flat_layer: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
 ) -> torch.Tensor:
     """``layer(X_segments, lengths)`` on each segment of ``X`` on its own, states scattered
-    back to ``X``'s layout."""
+    back to ``X``'s layout.
+
+    flat_layer: the same function on tokens stored one sequence after the other
+        (``BiLSTM.forward_flat``); used instead on a CPU without autograd, where it saves
+        padding every sentence to the longest one (most of such a batch is padding)."""
+    if flat_layer is not None and X.device.type == "cpu" and not torch.is_grad_enabled():
+        return run_per_segment_flat(flat_layer, X, segments)
     gathered, lengths = gather_segments(X, segments)
     return scatter_segments(layer(gathered, lengths), segments, X.shape[0], X.shape[1])
+
+
+def run_per_segment_flat(
+    flat_layer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], X: torch.Tensor, segments: torch.Tensor
+) -> torch.Tensor:
+    """``run_per_segment`` through a layer on flat tokens: the tokens of the segments, one
+    segment after the other, go through ``flat_layer(tokens, lengths)`` and its states are
+    copied back to ``X``'s layout (zeros outside the segments)."""
+    batch, time = X.shape[0], X.shape[1]
+    segments = segments.to("cpu", torch.int64)
+    rows, starts, lengths = segments.unbind(1)
+    total = int(lengths.sum())
+    # flat position (row * time + token) of each segment token, segment after segment
+    first_of_segment = torch.repeat_interleave(rows * time + starts, lengths)
+    step = torch.arange(total) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    positions = (first_of_segment + step).to(X.device)
+    states = flat_layer(X.reshape(batch * time, X.shape[2]).index_select(0, positions), lengths)
+    out = X.new_zeros((batch * time, states.shape[1]))
+    out.index_copy_(0, positions, states)
+    return out.view(batch, time, states.shape[1])

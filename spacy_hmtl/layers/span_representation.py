@@ -12,7 +12,8 @@ The pooling is needed over three sets of spans, each with its own cost profile; 
 compute the same function (tested against a per-span reference):
 
 * ``pool_spans_by_width``: a list of candidates ``(doc, start, end)`` (mentions head), in
-  one batched product per distinct width;
+  one batched product per distinct width (``pool_token_spans``: the same over flat tokens,
+  at inference);
 * ``pool_all_widths``: every width ``1..max_width`` from each of a range of starts (coref
   mention scoring, in chunks of starts);
 * ``pool_spans_by_offset``: padded kept spans ``(batch, k)`` (coref span embeddings).
@@ -48,6 +49,36 @@ def pool_spans_by_width(
         docs = doc_idx[sel].unsqueeze(1).expand(-1, k)
         weights = torch.softmax(token_scores[docs, positions], dim=1)  # (count, k)
         pooled_groups.append(torch.bmm(weights.unsqueeze(1), values[docs, positions]).squeeze(1))
+    if not pooled_groups:
+        return values.new_zeros((0, values.shape[-1]))
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.shape[0], device=order.device)
+    return torch.cat(pooled_groups, dim=0)[inverse]
+
+
+def pool_token_spans(
+    token_scores: torch.Tensor, values: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+) -> torch.Tensor:
+    """``pool_spans_by_width`` over flat tokens (one index per token instead of a (doc,
+    position) pair, which indexes several times faster), bit for bit the same pooling.
+
+    token_scores (torch.Tensor): ``(n_tokens,)`` attention logits.
+    values (torch.Tensor): ``(n_tokens, d)`` vectors to pool.
+    starts, ends (torch.Tensor): ``(n_spans,)`` int64 flat token indices, ``ends`` inclusive.
+    RETURNS (torch.Tensor): ``(n_spans, d)``, in the order of the spans.
+    """
+    widths = ends - starts + 1
+    order = torch.argsort(widths, stable=True)
+    unique_widths, counts = torch.unique_consecutive(widths[order], return_counts=True)
+    pooled_groups = []
+    offset = 0
+    for k, count in zip(unique_widths.tolist(), counts.tolist()):
+        sel = order[offset : offset + count]
+        offset += count
+        positions = (starts[sel].unsqueeze(1) + torch.arange(k, device=starts.device).unsqueeze(0)).reshape(-1)
+        weights = torch.softmax(token_scores.index_select(0, positions).view(count, k), dim=1)
+        group_values = values.index_select(0, positions).view(count, k, values.shape[-1])
+        pooled_groups.append(torch.bmm(weights.unsqueeze(1), group_values).squeeze(1))
     if not pooled_groups:
         return values.new_zeros((0, values.shape[-1]))
     inverse = torch.empty_like(order)
@@ -91,6 +122,14 @@ def pool_spans_by_offset(
     inside = torch.arange(W, device=start.device)[None, None, :] <= width[..., None]
     weights = torch.softmax(logits.masked_fill(~inside, float("-inf")), dim=-1)
     pooled: Optional[torch.Tensor] = None
+    if not torch.is_grad_enabled() and start.numel():
+        # inference, bit for bit: offsets past the widest span add exact zeros (skipped),
+        # rows are gathered with one index each, the sum runs in place
+        for o in range(int(width.max()) + 1):
+            rows = values.index_select(0, toks[o].reshape(-1)).view(*start.shape, values.shape[-1])
+            term = rows.mul_(weights[..., o, None])
+            pooled = term if pooled is None else pooled.add_(term)
+        return pooled  # type: ignore[return-value]
     for o in range(W):
         term = weights[..., o, None] * values[toks[o]]
         pooled = term if pooled is None else pooled + term

@@ -11,16 +11,19 @@ The first FFNN layer is applied to the tokens before pooling (see ``SpanClassifi
 a span costs ``O(width * hidden_width)`` whatever the input width; inference scores the
 candidates in chunks so a very long doc runs in bounded memory.
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..layers.dropout import Dropout
-from ..layers.span_representation import first_layer_of_spans, pool_spans_by_width
+from ..layers.span_representation import first_layer_of_spans, pool_spans_by_width, pool_token_spans
 
 NO_MENTION = 0
+# candidates scored at a time at inference: their hidden rows (x hidden_width floats) stay
+# in a CPU core's cache
+_INFERENCE_CHUNK_SPANS = 4096
 # attention logits, start / end / pooled projections of the tokens
 TokenFeatures = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -36,14 +39,14 @@ class SpanClassifier(nn.Module):
     in the vectors) at a fraction of the cost: the work per span no longer depends on
     ``n_in``.
 
+    Spans wider than ``max_width`` share the last width embedding (the pipe never
+    proposes them).
+
     n_in (int): width of the token vectors.
     n_labels (int): number of mention types (0 only for an uninitialized placeholder,
         which predicts nothing).
-    max_width (int): widest span the width embedding distinguishes (wider ones share the
-        last embedding; the component never proposes them).
-    hidden_width (int): width of the FFNN's two hidden layers.
-    width_embedding (int): size of the span-width embedding (0: none).
-    dropout (float): dropout on the token vectors and the hidden layers.
+    The keyword arguments are the fields of ``SpanMentionDetectorSettings``
+    (``mentions/model.py``), documented there.
     """
 
     def __init__(
@@ -146,6 +149,39 @@ class SpanClassifier(nn.Module):
         logits = self.forward(X, doc_idx, starts, ends)
         return F.cross_entropy(logits, targets, reduction="sum")
 
+    def _inference_logits(
+        self, X: torch.Tensor, doc_idx: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+    ) -> Callable[[int, int], torch.Tensor]:
+        """Eval mode: a function giving the logits of candidates ``[begin, end)``, those of
+        ``forward`` bit for bit (tested), computed from the real tokens only: the
+        projections skip the padding (half of a SciERC batch), the spans' rows are
+        gathered from flat tokens with one index each, and the width term is a lookup in
+        a table of ``max_width`` rows."""
+        # a doc's tokens past its last candidate are padding (every token starts a span)
+        lengths = torch.zeros(X.shape[0], dtype=torch.int64, device=X.device)
+        lengths.scatter_reduce_(0, doc_idx, ends + 1, reduce="amax")
+        inside = torch.arange(X.shape[1], device=X.device)[None, :] < lengths[:, None]
+        tokens = X[inside]
+        first_token = torch.cumsum(lengths, 0) - lengths
+        flat_starts, flat_ends = first_token[doc_idx] + starts, first_token[doc_idx] + ends
+        token_scores = self.attention(tokens).squeeze(-1)
+        p_start, p_end, p_pool = (p.contiguous() for p in self.project(tokens).split(self.hidden_width, dim=-1))
+        width_table = None
+        if self.width_embed is not None and self.width_project is not None:
+            width_table = self.width_project(self.width_embed.weight)
+
+        def logits(begin: int, end: int) -> torch.Tensor:
+            span_starts, span_ends = flat_starts[begin:end], flat_ends[begin:end]
+            # first_layer_of_spans' sum, ((start + end) + pooled) + width, in place
+            hidden = p_start.index_select(0, span_starts)
+            hidden += p_end.index_select(0, span_ends)
+            hidden += pool_token_spans(token_scores, p_pool, span_starts, span_ends)
+            if width_table is not None:
+                hidden += width_table[(ends[begin:end] - starts[begin:end]).clamp(0, self.max_width - 1)]
+            return self.ffnn(hidden)
+
+        return logits
+
     @torch.no_grad()
     def decode(
         self,
@@ -168,11 +204,21 @@ class SpanClassifier(nn.Module):
         n_spans = int(doc_idx.shape[0])
         kept, labels, scores = [], [], []
         if n_spans and self.n_labels:
-            features = self.token_features(X)
-            chunk_size = max(1, int(chunk_size))
+            span_logits: Callable[[int, int], torch.Tensor]
+            if self.training:  # dropout: the training forward
+                features = self.token_features(X)
+                chunk_size = max(1, int(chunk_size))
+
+                def training_logits(a: int, b: int) -> torch.Tensor:
+                    return self.forward(X, doc_idx[a:b], starts[a:b], ends[a:b], features)
+
+                span_logits = training_logits
+            else:
+                span_logits = self._inference_logits(X, doc_idx, starts, ends)
+                chunk_size = max(1, min(int(chunk_size), _INFERENCE_CHUNK_SPANS))
             for begin in range(0, n_spans, chunk_size):
                 end = min(begin + chunk_size, n_spans)
-                logits = self.forward(X, doc_idx[begin:end], starts[begin:end], ends[begin:end], features)
+                logits = span_logits(begin, end)
                 probs = torch.softmax(logits.float(), dim=-1)
                 best_prob, best = probs[:, 1:].max(dim=-1)
                 if threshold is None:

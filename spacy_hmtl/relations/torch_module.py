@@ -42,20 +42,9 @@ class MultiHeadSelection(nn.Module):
     n_labels (int): number of relation labels.
     n_entity_types (int): number of known entity types; index 0 is "unknown", so the type
         embedding table has ``n_entity_types + 1`` rows.
-    lstm_width (int): hidden size per direction of the head's own BiLSTM.
-    lstm_depth (int): BiLSTM layers (0 = no BiLSTM, the input is used directly).
-    hidden_width (int): width of the ``U``/``W`` projections.
-    type_embedding (int): width of the entity type embedding (0 = no type feature).
-    dropout (float): dropout on the BiLSTM input and on the argument representations.
-    context_pooling (bool): add the projected mean of the token states between the two
-        spans (zero when they touch or overlap).
-    distance_embedding (int): width of the embedding of the bucketed gap between the
-        spans (0 = no distance feature).
-    lstm_context (str): ``"doc"``: the BiLSTM reads each document whole; ``"sentence"``:
-        each sentence on its own (given ``segments``), so a sentence's relations do not
-        depend on the sentences around it (``layers/segments.py``).
-    pair_product (bool): add the projected element-wise product of the two argument
-        representations to each pair's hidden layer.
+    The keyword arguments are the fields of ``RelationExtractorSettings``
+    (``relations/model.py``), documented there; with ``lstm_context = "sentence"`` the
+    BiLSTM reads the ``segments`` given to ``encode`` one by one.
     """
 
     def __init__(
@@ -113,7 +102,8 @@ class MultiHeadSelection(nn.Module):
         if self.lstm is None:
             return X
         if self.per_sentence and segments is not None:
-            return run_per_segment(self.lstm, X, segments)
+            flat = None if self.training else self.lstm.forward_flat  # inference: no padded sentences
+            return run_per_segment(self.lstm, X, segments, flat_layer=flat)
         return self.lstm(X, lengths)
 
     def arguments(self, H: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:

