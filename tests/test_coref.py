@@ -425,7 +425,7 @@ def _crosses(a, b):
 
 
 def test_non_crossing_pruning_matches_the_greedy_definition():
-    from spacy_hmtl.coref.torch_module import non_crossing_top_spans
+    from spacy_hmtl.coref.span_pruning import non_crossing_top_spans
 
     rng = numpy.random.RandomState(0)
     T, W = 12, 4

@@ -8,7 +8,7 @@ noise; the references here are copies of the old
 code (``reference_*``) or, for element-wise code, the same function run with autograd on
 (its unchanged path; a torch LSTM or matrix product may round differently with autograd
 on, so those references run without it). Coreference antecedent scoring
-(``CorefRanker._best_antecedents``) runs its matrix products in another shape and order, so
+(``coref.antecedent_tiles.best_antecedents``) runs its matrix products in another shape and order, so
 its scores equal the reference's to float noise: a different antecedent is only allowed
 where the two candidates' reference scores tie to that noise.
 """
@@ -19,6 +19,7 @@ import numpy
 import pytest
 import torch
 
+from spacy_hmtl.coref.antecedent_tiles import best_antecedents
 from spacy_hmtl.coref.torch_module import CorefRanker
 from spacy_hmtl.encoder.torch_module import HierarchicalBiLSTM
 from spacy_hmtl.layers.bilstm import BiLSTM, plan_segments
@@ -292,7 +293,8 @@ def test_best_antecedents_equal_the_reference_scorer(variant, lengths, window):
     for threshold in (0.0, -1.0, -50.0):
         with torch.no_grad():
             best = torch.full(valid.shape, -1, dtype=torch.long)
-            best[valid] = module._best_antecedents(
+            best[valid] = best_antecedents(
+                module,
                 g[valid],
                 m_scores[valid],
                 valid.sum(1).tolist(),
@@ -394,7 +396,7 @@ def test_coref_mention_scores_and_kept_spans_inference_bit_for_bit():
 
 
 def test_non_crossing_pruning_equals_the_reference_loop():
-    from spacy_hmtl.coref.torch_module import non_crossing_top_spans
+    from spacy_hmtl.coref.span_pruning import non_crossing_top_spans
 
     def reference(flat_scores, ks, K, W):  # the loop before issue 31
         B, TW = flat_scores.shape

@@ -38,6 +38,7 @@ from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
 from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
 from .antecedent_tiles import best_antecedents
+from .span_pruning import non_crossing_top_spans
 
 _NEG = -1e30
 # Inference works in pieces whose float32 buffers stay in a CPU core's cache (about 1 MB):
@@ -46,47 +47,6 @@ _NEG = -1e30
 _INFERENCE_CHUNK_TOKENS = 256
 
 Clusters = List[List[Tuple[int, int]]]
-
-
-def non_crossing_top_spans(
-    flat_scores: torch.Tensor, ks: Sequence[int], K: int, W: int
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Lee et al.'s pruning: per doc, take spans in order of decreasing score, skipping a
-    span that crosses one already taken (``s1 < s2 <= e1 < e2``), until ``ks[b]`` spans.
-
-    flat_scores: ``(B, T * W)`` scores of span (start, width index) at ``start * W + width``
-    (-1e30 = not a candidate), on the CPU. RETURNS: ``(B, K)`` flat indices and a
-    validity mask (a doc with fewer candidates than ``K`` is padded with index 0).
-    """
-    B, TW = flat_scores.shape
-    T = TW // W
-    top_idx = torch.zeros((B, K), dtype=torch.int64)
-    valid = torch.zeros((B, K), dtype=torch.bool)
-    for b in range(B):
-        if not ks[b]:
-            continue
-        row = flat_scores[b]
-        order = torch.argsort(row, descending=True, stable=True)
-        order = order[row[order] > _NEG / 2].tolist()  # type: ignore[assignment]  # re-bound to its list form on purpose
-        max_end_from = [-1] * T  # per start: the largest end of a kept span starting there
-        min_start_to = [T] * T  # per end: the smallest start of a kept span ending there
-        chosen: List[int] = []
-        for idx in order:
-            start = idx // W
-            end = start + idx % W  # inclusive
-            # a one-token span crosses nothing; else the builtin max / min of a list
-            # slice (C speed) is what the checks "any kept span starting inside this one
-            # ends after it" and "any kept span ending inside it starts before it" need
-            if end > start and (max(max_end_from[start + 1 : end + 1]) > end or min(min_start_to[start:end]) < start):
-                continue
-            chosen.append(idx)
-            max_end_from[start] = max(max_end_from[start], end)
-            min_start_to[end] = min(min_start_to[end], start)
-            if len(chosen) == ks[b]:
-                break
-        top_idx[b, : len(chosen)] = torch.tensor(chosen, dtype=torch.int64)
-        valid[b, : len(chosen)] = True
-    return top_idx, valid
 
 
 class FFNN(nn.Module):
@@ -382,18 +342,6 @@ class CorefRanker(nn.Module):
             scores = pair_scores.new_full(ok.shape, _NEG).index_put((b_idx, r_idx, a_idx), pair_scores)
             yield rows, scores, ant[rows], ok
 
-    def _best_antecedents(
-        self,
-        g: torch.Tensor,
-        mention_scores: torch.Tensor,
-        counts: Sequence[int],
-        window: int,
-        match_keys: Optional[Tuple[torch.Tensor, torch.Tensor]],
-        link_threshold: float,
-    ) -> torch.Tensor:
-        """Inference: each kept span's best antecedent, or -1 (``antecedent_tiles.best_antecedents``)."""
-        return best_antecedents(self, g, mention_scores, counts, window, match_keys, link_threshold)
-
     # --- public API -----------------------------------------------------------------
 
     def loss(
@@ -519,7 +467,8 @@ class CorefRanker(nn.Module):
             kept_start, kept_width = start[valid][None], width[valid][None]
             g = self._span_embeddings(x_flat, h_flat, kept_start, kept_width)[0]
             match_keys = self._span_match_keys(token_keys, lengths, kept_start, kept_width)
-            best[valid] = self._best_antecedents(
+            best[valid] = best_antecedents(
+                self,
                 g,
                 m_scores[valid],
                 valid.sum(1).tolist(),
