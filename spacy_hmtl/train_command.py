@@ -33,7 +33,12 @@ def add_train(subparsers: Any) -> None:
     )
     parser.add_argument("config", metavar="CONFIG", help="training config (.cfg)")
     parser.add_argument("--output", "-o", metavar="DIR", required=True, help="output directory")
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint")
+    # an optional value, so that a project command can pass a variable: `--resume ${vars.resume}`
+    # with `--vars.resume yes` (weasel reads `--vars.resume=--resume` as the word "resume")
+    parser.add_argument(
+        "--resume", nargs="?", const="yes", default="no", type=_resume_value, metavar="yes|no",
+        help="continue from OUTPUT/checkpoint (--resume alone or --resume yes; --resume no: a fresh run)",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
                         help="write a checkpoint at every N-th evaluation (default 1)")
     parser.add_argument("--stop-after-minutes", type=float, default=None, metavar="M",
@@ -65,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
         _, finished = train_resumable(
             config,
             output,
-            resume=args.resume,
+            resume=args.resume == "yes",
             checkpoint_every=args.checkpoint_every,
             stop_after_step=args.stop_after_step,
             stop_after_minutes=args.stop_after_minutes,
@@ -82,3 +87,13 @@ def check_overrides(argv: List[str]) -> List[str]:
         if arg.startswith("--") and "." not in arg.split("=", 1)[0]:
             raise ValueError(f"unrecognized argument: {arg}")
     return argv
+
+
+def _resume_value(value: str) -> str:
+    """``--resume``'s value: "yes" or "no" (also true/false, 1/0)."""
+    word = str(value).strip().lower()
+    if word in ("yes", "true", "1"):
+        return "yes"
+    if word in ("no", "false", "0", ""):
+        return "no"
+    raise argparse.ArgumentTypeError(f"--resume takes yes or no, not {value!r}")

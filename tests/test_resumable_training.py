@@ -133,3 +133,24 @@ def test_train_rejects_options_that_are_not_config_overrides(corpus, tmp_path):
         main(args(corpus, tmp_path / "run", "--no-such-option"))
     with pytest.raises(SystemExit):  # only `train` takes overrides
         main(["evaluate", "model", "test.spacy", "--paths.train", "x"])
+
+
+def test_resume_takes_the_value_a_project_variable_passes():
+    """project.yml runs `--resume ${vars.resume}` ("no" by default, `--vars.resume yes` to
+    continue): `--resume` alone, `--resume yes` and `--resume no` parse, anything else is a
+    usage error before any work."""
+    from spacy_hmtl.cli import build_parser
+
+    parser = build_parser()
+
+    def resume(*extra: str) -> str:
+        args, _ = parser.parse_known_args(["train", "c.cfg", "--output", "out", *extra])
+        return args.resume
+
+    assert resume() == "no"
+    assert resume("--resume") == "yes"
+    assert resume("--resume", "--training.dropout", "0.3") == "yes"
+    assert resume("--resume", "yes") == "yes"
+    assert resume("--resume", "no") == "no"
+    with pytest.raises(SystemExit):
+        resume("--resume", "maybe")
