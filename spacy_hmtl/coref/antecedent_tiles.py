@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
+from .span_pruning import NEG_SCORE
 
-_NEG = -1e30
 # The rows and antecedent columns of each tile (x hidden floats): the tile's float32 buffers
 # stay in a CPU core's cache (about 1 MB).
 _TILE_ROWS = 32
@@ -159,7 +159,7 @@ def best_antecedents(
             scores += out_bias
             scores += mention_scores[r0:r1, None]
             scores += mention_scores[None, c0:c1]
-            scores.masked_fill_(~ok, _NEG)
+            scores.masked_fill_(~ok, NEG_SCORE)
             # nearest antecedent first, as _antecedent_scores orders them (ties: the nearer)
             top, arg = scores.flip(-1).max(-1)
             chosen = (c1 - 1 - doc_start) - arg

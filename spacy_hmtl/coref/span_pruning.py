@@ -6,7 +6,8 @@ from typing import List, Sequence, Tuple
 
 import torch
 
-_NEG = -1e30  # a span that is no candidate scores this
+# the score of what is no candidate (a span, an antecedent): the coreference module's one constant
+NEG_SCORE = -1e30
 
 
 def non_crossing_top_spans(
@@ -28,7 +29,7 @@ def non_crossing_top_spans(
             continue
         row = flat_scores[b]
         order = torch.argsort(row, descending=True, stable=True)
-        order = order[row[order] > _NEG / 2].tolist()  # type: ignore[assignment]  # re-bound to its list form on purpose
+        order = order[row[order] > NEG_SCORE / 2].tolist()  # type: ignore[assignment]  # re-bound to its list form on purpose
         max_end_from = [-1] * T  # per start: the largest end of a kept span starting there
         min_start_to = [T] * T  # per end: the smallest start of a kept span ending there
         chosen: List[int] = []

@@ -38,9 +38,8 @@ from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
 from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
 from .antecedent_tiles import best_antecedents
-from .span_pruning import non_crossing_top_spans
+from .span_pruning import NEG_SCORE, non_crossing_top_spans
 
-_NEG = -1e30
 # Inference works in pieces whose float32 buffers stay in a CPU core's cache (about 1 MB):
 # span starts per piece of mention scoring (x max_width spans x hidden); antecedent scoring's
 # tiles: antecedent_tiles.py
@@ -194,7 +193,7 @@ class CorefRanker(nn.Module):
             head = pool_all_widths(attn, proj_head, starts, W)  # (n, W, hidden)
             pre = first_layer_of_spans(proj_start[starts][:, None, :], proj_end[idx_c], head, width_term[None])
             scores = self.mention_ffnn.from_first(pre)
-            chunks.append(scores.masked_fill(~valid, _NEG))
+            chunks.append(scores.masked_fill(~valid, NEG_SCORE))
         if not chunks:
             return h_flat.new_zeros((0, W))
         return torch.cat(chunks, 0)
@@ -230,7 +229,7 @@ class CorefRanker(nn.Module):
                 linear = cast(nn.Linear, layer)
                 out = nn.functional.linear(out, linear.weight, linear.bias).relu_()
             chunk_scores = nn.functional.linear(out, self.mention_ffnn.out.weight, self.mention_ffnn.out.bias)
-            scores[a:b] = chunk_scores.view(b - a, W).masked_fill_(~valid, _NEG)
+            scores[a:b] = chunk_scores.view(b - a, W).masked_fill_(~valid, NEG_SCORE)
         return scores
 
     def _prune(self, scores_flat, mask, lengths):
@@ -238,7 +237,7 @@ class CorefRanker(nn.Module):
         B, T = mask.shape
         W = self.max_width
         device = scores_flat.device
-        padded = scores_flat.new_full((B, T, W), _NEG)
+        padded = scores_flat.new_full((B, T, W), NEG_SCORE)
         padded[mask] = scores_flat
         ks = [min(n * W, max(1, int(math.floor(self.spans_per_word * n)))) if n else 0 for n in lengths.tolist()]
         K = max(ks, default=0)
@@ -252,7 +251,7 @@ class CorefRanker(nn.Module):
         else:
             top_scores, top_idx = flat.topk(K, dim=1)
             k_t = torch.tensor(ks, device=device)
-            valid = (torch.arange(K, device=device)[None, :] < k_t[:, None]) & (top_scores > _NEG / 2)
+            valid = (torch.arange(K, device=device)[None, :] < k_t[:, None]) & (top_scores > NEG_SCORE / 2)
         order_key = torch.where(valid, top_idx, torch.full_like(top_idx, T * W))
         order = order_key.argsort(dim=1)
         top_idx = top_idx.gather(1, order)
@@ -339,7 +338,7 @@ class CorefRanker(nn.Module):
                 pre = pre + match_term[same_text.long() * 2 + same_last.long()]
             pair_scores = self.antecedent_ffnn.from_first(pre)
             pair_scores = pair_scores + mention_scores[b_idx, i_idx] + mention_scores[b_idx, j_idx]
-            scores = pair_scores.new_full(ok.shape, _NEG).index_put((b_idx, r_idx, a_idx), pair_scores)
+            scores = pair_scores.new_full(ok.shape, NEG_SCORE).index_put((b_idx, r_idx, a_idx), pair_scores)
             yield rows, scores, ant[rows], ok
 
     # --- public API -----------------------------------------------------------------
@@ -381,7 +380,7 @@ class CorefRanker(nn.Module):
         scores_flat = self._mention_scores(x_flat, h_flat, sent)
         total = zero
         if self.mention_loss_weight:
-            candidate = scores_flat > _NEG / 2
+            candidate = scores_flat > NEG_SCORE / 2
             total = total + self.mention_loss_weight * nn.functional.binary_cross_entropy_with_logits(
                 scores_flat[candidate], (gold[candidate] >= 0).float(), reduction="sum"
             )
@@ -402,7 +401,7 @@ class CorefRanker(nn.Module):
             full = torch.cat([scores.new_zeros(scores.shape[:-1] + (1,)), scores], -1)
             gold_mask = torch.cat([dummy_gold, is_gold], -1)
             log_norm = torch.logsumexp(full, -1)
-            log_gold = torch.logsumexp(full.masked_fill(~gold_mask, _NEG), -1)
+            log_gold = torch.logsumexp(full.masked_fill(~gold_mask, NEG_SCORE), -1)
             total = total + ((log_norm - log_gold) * valid[:, rows]).sum()
         return total
 
