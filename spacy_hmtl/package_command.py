@@ -82,8 +82,12 @@ def package_pipeline(
     overwrite (bool): replace an existing package directory (all of it); without it an
         existing one is an error, as for every command of this package.
     spacy_args (Sequence[str]): further options for ``spacy package``.
-    RETURNS (int): spacy package's exit status (1: the package directory exists).
+    RETURNS (int): spacy package's exit status (1: MODEL is no saved pipeline, or the package
+        directory exists).
     """
+    if not (Path(model) / "meta.json").is_file():
+        print(f"error: {model} is not a saved pipeline (no meta.json)", file=sys.stderr)
+        return 1
     target = package_directory(model, output_dir, name, version)
     if target.exists() and not overwrite:
         print(f"error: {target} exists (--overwrite replaces it)", file=sys.stderr)

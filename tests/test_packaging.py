@@ -26,6 +26,8 @@ def test_the_package_command_builds_an_sdist_that_loads_by_name(tiny_pipeline_pa
     out.mkdir()
     command = [sys.executable, "-m", "spacy_hmtl", "package", str(tiny_pipeline_path), str(out),
                "--name", "hmtl_tiny", "--version", "0.0.1"]
+    not_a_pipeline = subprocess.run(command[:4] + [str(tmp_path), *command[5:]], capture_output=True, text=True)
+    assert not_a_pipeline.returncode == 1 and "not a saved pipeline" in not_a_pipeline.stderr
     first = subprocess.run(command, check=True, capture_output=True, text=True)
     assert "no transformer pipe" in first.stdout  # a vectors pipeline is packaged as it is
     package_dir = out / "en_hmtl_tiny-0.0.1"
