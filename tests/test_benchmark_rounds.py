@@ -206,8 +206,10 @@ def test_tree_memory_counts_the_children():
 
 def test_measure_model_runs_both_ways_with_two_processes(tmp_path, tiny_pipeline_path, tiny_texts):
     """The child's measurement end to end on the tiny pipeline: two rounds of annotate and
-    nlp.pipe with one and two processes, the memory of the process tree, the same output."""
-    texts = list(tiny_texts) * 4
+    nlp.pipe with one and two processes, the memory of the process tree, the same output.
+    Enough texts that the workers live for many of the memory sampler's 20 ms intervals
+    (with 16 texts a loaded machine once sampled the tree before the second worker existed)."""
+    texts = list(tiny_texts) * 40
     info = {"tiny": {"texts": texts, "n_words": sum(len(t.split()) for t in texts)}}
     settings = ParallelSettings(rounds=2, batch_size=2, warmup_docs=2)
     result = json.loads(json.dumps(measure_model(str(tiny_pipeline_path), info, settings, tmp_path)))
