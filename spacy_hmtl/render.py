@@ -5,15 +5,10 @@ CSS, scripts or fonts), one block per document with a section per layer. The lay
 those of the registered tasks (``spacy_hmtl.tasks``: each task's ``render``), in task
 order, then the entity graph:
 
-* entities: displaCy's ``ent`` style (``render_html``);
-* mentions: displaCy's ``span`` style (nested and overlapping mentions stack);
-* relations: an SVG of the tokens with an arrow from the head argument to the tail
-  argument of each relation, labelled, the arguments underlined in their entity's colour
-  (hover an arrow for its score; ``relation_svg``). A row only breaks between tokens that
-  no relation spans;
-* coreference: displaCy's ``span`` style, one colour and label (``C1``, ``C2``, ...) per
-  cluster, plus a legend;
-* the section of any head registered beside them;
+* the layers of the heads, each drawn by its head's ``render.py`` (entities and mentions
+  in displaCy's ``ent`` and ``span`` styles, relations as an SVG of arrows between their
+  arguments, coreference clusters one colour each, with a legend), and the section of any
+  head registered beside them;
 * entity graph: the document's entities (canonical name, type) and the relations between
   them as an SVG drawing (``spacy_hmtl.graph``; a record's ``"graph"`` field when it has
   one, else built from its layers); shown when any layer the graph reads is annotated.
@@ -34,8 +29,7 @@ from spacy.tokens import Doc
 from .annotate_records import AnnotateError, RecordError
 from .annotations import MENTIONS_KEY
 from .doc_json import doc_to_json
-from .relation_svg import MAX_ROW_WIDTH, _row_breaks, render_relations_svg  # noqa: F401  (public re-export)
-from .render_html import cluster_color, label_color  # noqa: F401  (public re-export)
+from .render_html import MAX_ROW_WIDTH, cluster_color, label_color  # noqa: F401  (public re-export)
 from .safe_io import xml_safe
 from .tasks import GRAPH_LAYER, RenderContext, Task, registered_tasks
 

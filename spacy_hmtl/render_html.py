@@ -1,16 +1,20 @@
-"""The HTML pieces of ``spacy_hmtl.render``: stable colours, and the displaCy sections of
-the span layers (entities, mentions, coreference clusters).
+"""The HTML pieces every render section shares: stable colours, the "no ..." note and
+displaCy's markup of a manually parsed document.
 
-Each section renderer takes one ``annotate`` line (``doc_json.doc_to_json``) whose layer is
-not null and a ``tasks.RenderContext``; it is the ``render`` of its head's task
-description. A section with nothing in it says "no ...".
+The sections themselves belong to the heads (``<head>/render.py``): each takes one
+``annotate`` line (``doc_json.doc_to_json``) whose layer is not null and a
+``tasks.RenderContext``, and is the ``render`` of its head's task description. A section
+with nothing in it says "no ...".
 """
 import html
 import warnings
 import zlib
 from typing import Any, Dict
 
-from .tasks import RenderContext
+# Width (px) at which a drawing that grows with the text (the relation SVG) starts a new
+# row: ``RenderContext.max_row_width``'s default.
+MAX_ROW_WIDTH = 1000
+
 
 
 def label_color(label: str, lightness: int = 78) -> str:
@@ -39,55 +43,6 @@ def displacy_markup(parsed: Dict[str, Any], style: str, options: Dict[str, Any])
         return displacy.render(parsed, style=style, manual=True, page=False, jupyter=False, options=options)
 
 
-def _label(span: Dict[str, Any]) -> str:
+def label_text(span: Dict[str, Any]) -> str:
     # displaCy writes labels into the markup as they are.
     return html.escape(span.get("label") or "")
-
-
-def render_entities(data: Dict[str, Any], ctx: RenderContext) -> str:
-    """The ``entities`` of a line in displaCy's ``ent`` style."""
-    colors = ctx.colors
-    ents = [
-        {"start": e["start_char"], "end": e["end_char"], "label": _label(e)} for e in data["entities"]
-    ]
-    labels = {e["label"] for e in ents}
-    options = {"colors": {lab: colors.get(html.unescape(lab), label_color(html.unescape(lab))) for lab in labels}}
-    markup = displacy_markup({"text": data["text"], "ents": ents, "title": None}, "ent", options)
-    return markup if ents else markup + none_note("entities")
-
-
-def render_mentions(data: Dict[str, Any], ctx: RenderContext) -> str:
-    """The ``mentions`` of a line in displaCy's ``span`` style (nested and overlapping
-    mentions stack), each with its score when it has one."""
-    spans = []
-    for m in data["mentions"]:
-        label = _label(m) or "MENTION"
-        if m.get("score") is not None:
-            label += f"&nbsp;{m['score']:.2f}"  # one line: the label box is as wide as its token
-        color = ctx.colors.get(m.get("label") or "", label_color(m.get("label") or "MENTION"))
-        spans.append({"start_token": m["start_token"], "end_token": m["end_token"], "label": label, "color": color})
-    options = {"colors": {s["label"]: s["color"] for s in spans}}
-    tokens = [t["text"] for t in data["tokens"]]
-    markup = displacy_markup({"text": data["text"], "tokens": tokens, "spans": spans}, "span", options)
-    return markup if spans else markup + none_note("mentions")
-
-
-def render_coref(data: Dict[str, Any], ctx: RenderContext) -> str:
-    """The ``coref_clusters`` of a line in displaCy's ``span`` style, one colour and label
-    (``C1``, ``C2``, ...) per cluster, and a legend."""
-    clusters = data["coref_clusters"]
-    spans, colors, legend = [], {}, []
-    for i, cluster in enumerate(clusters):
-        label = f"C{i + 1}"
-        colors[label] = cluster_color(i)
-        for m in cluster:
-            spans.append({"start_token": m["start_token"], "end_token": m["end_token"], "label": label})
-        texts = ", ".join(html.escape(m["text"]) for m in cluster)
-        legend.append(
-            f'<div><span class="hmtl-swatch" style="background: {colors[label]}">{label}</span>{texts}</div>'
-        )
-    tokens = [t["text"] for t in data["tokens"]]
-    markup = displacy_markup({"text": data["text"], "tokens": tokens, "spans": spans}, "span", {"colors": colors})
-    if not clusters:
-        return markup + none_note("coreference clusters")
-    return markup + '<div class="hmtl-legend">' + "".join(legend) + "</div>"

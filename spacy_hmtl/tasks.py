@@ -111,6 +111,22 @@ ToJson = Callable[[Doc, Optional[str]], Any]
 FromJson = Callable[[Doc, Any, Optional[str]], None]
 # (an annotate line, with the task's field not None; the context) -> the section's HTML
 Render = Callable[[Dict[str, Any], RenderContext], str]
+# (the head's component block in a config) -> the name other heads read its spans by
+ProvidesSpans = Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class SpanInput:
+    """The config setting through which a head reads argument spans that another head
+    writes (``hmtl_relations``' ``entity_source``): the ablation's variants
+    (``spacy_hmtl.variants``) keep or re-point its provider.
+
+    setting (str): the component setting that names the source.
+    default (str): its value when the block leaves it out.
+    """
+
+    setting: str
+    default: str
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,11 @@ class Task:
     render (Optional[Render]): the layer's render section; None: never rendered.
     graph_role (Optional[str]): what the entity graph reads the layer as (``GRAPH_ROLES``);
         None: the graph does not read it.
+    provides_spans (Optional[ProvidesSpans]): for a head whose spans another head can read
+        as its arguments: the source name they are read by, from the head's config block
+        (``"ents"``; a mentions head's ``spans_key``).
+    span_input (Optional[SpanInput]): for a head that reads argument spans another head
+        provides: the setting naming its source.
     doc_key (Optional[str]): the default Doc key of a layer whose key a pipeline chooses
         (``hmtl_mentions``' ``spans_key``); the callables get the chosen key (``key``).
     extensions (Tuple[DocExtension, ...]): the ``Doc._`` extensions the layer lives in.
@@ -155,6 +176,8 @@ class Task:
     from_json: Optional[FromJson] = None
     render: Optional[Render] = None
     graph_role: Optional[str] = None
+    provides_spans: Optional[ProvidesSpans] = None
+    span_input: Optional[SpanInput] = None
     doc_key: Optional[str] = None
     extensions: Tuple[DocExtension, ...] = ()
     order: int = 100

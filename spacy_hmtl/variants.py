@@ -7,36 +7,31 @@ training config: which heads it has and which level of the encoder each one list
   the other heads to level 2).
 * ``flat``: the same heads and encoder, every head listening to the top level of its
   encoder with the embedding shortcut, as the top heads do: multi-task without the hierarchy.
-* a task's name (``ner``, ``mentions``, ``relations``, ``coref``): that head alone on its own
-  encoder; the other heads, their score weights and every trace of them in ``[training]``,
-  ``[initialize]`` and ``[nlp]`` go. The relation head needs argument spans from another
-  head (its ``entity_source``), so relations-alone keeps that provider on the original
-  encoder and gives the relation head its own copy of the encoder: no parameter is shared,
-  and the provider's score weights are 0 (model-best is picked on the relation scores).
-* ``no-<task>``: the hierarchy without that head (the paper's "- task" rows). Without the
-  head that provides the relation head's arguments, relations take them from a mentions head
-  (``entity_source`` = its spans key).
+* a task's name: that head alone on its own encoder; the other heads, their score weights
+  and every trace of them in ``[training]``, ``[initialize]`` and ``[nlp]`` go. A head that
+  reads argument spans another head writes (a task's ``span_input``: the relation head's
+  ``entity_source``) keeps that provider on the original encoder and gets its own copy of
+  the encoder: no parameter is shared, and the provider's score weights are 0 (model-best
+  is picked on the alone head's scores).
+* ``no-<task>``: the hierarchy without that head (the paper's "- task" rows). A head that
+  read its argument spans from the removed one reads them from the next head that provides
+  spans (a task's ``provides_spans``: the NER head's ``"ents"``, a mentions head's spans key).
 
-The heads are the registered tasks' factories (``spacy_hmtl.tasks``), so a new head has its
-variants without a change here; a head's level is its listener block
-(``spacy_hmtl.HMTLListener.v1``: ``upstream``, ``level``, ``shortcut``). The one rule that
-names heads is the relation head's argument provider: the NER head for ``entity_source =
-"ents"``, else the mentions head whose ``spans_key`` it names. Nothing here builds a
-pipeline: the functions read and copy configs, never changing the one they are given.
+The heads, and which provides or reads argument spans, are the registered tasks
+(``spacy_hmtl.tasks``), so a new head has its variants without a change here; a head's
+level is its listener block (``spacy_hmtl.HMTLListener.v1``: ``upstream``, ``level``,
+``shortcut``). Nothing here builds a pipeline: the functions read and copy configs, never
+changing the one they are given.
 """
 import copy
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from thinc.api import Config
 
-from .tasks import get_task, task_names, task_of_factory
+from .tasks import Task, get_task, task_names, task_of_factory
 
 ENCODER_FACTORY = "hmtl_encoder"
 LISTENER_ARCH = "spacy_hmtl.HMTLListener.v1"
-# the relation head and the two heads that can provide its argument spans
-RELATIONS_FACTORY = "hmtl_relations"
-NER_FACTORY = "hmtl_ner"
-MENTIONS_FACTORY = "hmtl_mentions"
 # a "- task" variant's name: the prefix and the task's name
 MINUS_PREFIX = "no-"
 
@@ -120,13 +115,13 @@ def derive_single_head_config(config: Config, head: str) -> Config:
         raise ValueError(f"'{head}' is not a head of the pipeline {pipeline}")
     encoders = [n for n in pipeline if factories[n] == ENCODER_FACTORY]
     keep = {n for n in pipeline if not _is_head(factories[n])} | {head}
-    provider = entity_provider(config, head) if factories[head] == RELATIONS_FACTORY else None
+    provider = span_provider(config, head)
     if provider is not None:
         keep.add(provider)
     new_pipeline = [n for n in pipeline if n in keep]
     if provider is not None:
         if len(encoders) != 1:
-            raise ValueError(f"expected one encoder to copy for the relation head, found {encoders}")
+            raise ValueError(f"expected one encoder to copy for '{head}', found {encoders}")
         encoder = encoders[0]
         own = f"{encoder}_{task_of_factory(factories[head]).name}"
         config["components"][own] = copy.deepcopy(dict(config["components"][encoder]))
@@ -146,21 +141,22 @@ def derive_single_head_config(config: Config, head: str) -> Config:
 
 
 def derive_without_head_config(config: Config, head: str) -> Config:
-    """The hierarchy without ``head`` (a component name). When ``head`` provides the
-    relation head's arguments, relations take them from the mentions head instead; a
-    ValueError when there is none."""
+    """The hierarchy without ``head`` (a component name). A head that read its argument
+    spans from ``head`` reads them from the next head that provides spans, in pipeline
+    order; a ValueError when there is none."""
     config = copy.deepcopy(config)
     pipeline = list(config["nlp"]["pipeline"])
     if head not in pipeline or not _is_head(config["components"][head].get("factory")):
         raise ValueError(f"'{head}' is not a head of the pipeline {pipeline}")
-    by_factory = components_by_factory(config)
-    for relations in by_factory.get(RELATIONS_FACTORY, []):
-        if entity_provider(config, relations) == head:
-            mentions = [n for n in by_factory.get(MENTIONS_FACTORY, []) if n != head]
-            if not mentions:
-                raise ValueError(f"without '{head}', '{relations}' has no entity source")
-            key = config["components"][mentions[0]].get("spans_key", "mentions")
-            config["components"][relations]["entity_source"] = key
+    for reader in pipeline:
+        task = _task_of(config, reader)
+        if task is None or task.span_input is None or span_provider(config, reader) != head:
+            continue
+        sources = [_spans_of(config, n) for n in pipeline if n not in (head, reader)]
+        source = next((s for s in sources if s is not None), None)
+        if source is None:
+            raise ValueError(f"without '{head}', '{reader}' has no source of argument spans ({task.span_input.setting})")
+        config["components"][reader][task.span_input.setting] = source
     _remove_components(config, [head], [n for n in pipeline if n != head])
     return config
 
@@ -210,19 +206,28 @@ def listener_blocks(block: Any) -> Iterator[Dict[str, Any]]:
             yield from listener_blocks(value)
 
 
-def entity_provider(config: Config, relations_name: str) -> Optional[str]:
-    """The component whose output is the relation head ``relations_name``'s
-    ``entity_source``: the NER head for ``"ents"``, else the mentions head with that
-    ``spans_key``; None when the pipeline has neither."""
-    source = config["components"][relations_name].get("entity_source", "ents")
-    for name in config["nlp"]["pipeline"]:
-        block = config["components"].get(name, {})
-        factory = block.get("factory")
-        if source == "ents" and factory == NER_FACTORY:
-            return name
-        if factory == MENTIONS_FACTORY and block.get("spans_key", "mentions") == source:
-            return name
-    return None
+def span_provider(config: Config, name: str) -> Optional[str]:
+    """The component whose spans the head ``name`` reads as its arguments (its task's
+    ``span_input``: the relation head's ``entity_source``); None when ``name`` reads no
+    spans or no component of the pipeline provides that source."""
+    task = _task_of(config, name)
+    if task is None or task.span_input is None:
+        return None
+    source = config["components"][name].get(task.span_input.setting, task.span_input.default)
+    return next((n for n in config["nlp"]["pipeline"] if n != name and _spans_of(config, n) == source), None)
+
+
+def _task_of(config: Config, name: str) -> Optional[Task]:
+    factory = config["components"].get(name, {}).get("factory")
+    return task_of_factory(factory) if factory is not None else None
+
+
+def _spans_of(config: Config, name: str) -> Optional[str]:
+    """The source name other heads read the component ``name``'s spans by, or None."""
+    task = _task_of(config, name)
+    if task is None or task.provides_spans is None:
+        return None
+    return task.provides_spans(config["components"][name])
 
 
 def _is_head(factory: Optional[str]) -> bool:

@@ -22,7 +22,8 @@ import spacy
 from spacy_hmtl.annotations import set_coref_clusters, set_relation_records
 from spacy_hmtl.batch_annotator import doc_to_json
 from spacy_hmtl.cli import main
-from spacy_hmtl.render import _row_breaks, render, render_relations_svg
+from spacy_hmtl.relations.render import _row_breaks, render_relations_svg
+from spacy_hmtl.render import render
 
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")

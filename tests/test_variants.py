@@ -115,12 +115,21 @@ def test_minus_a_task_drops_the_pipe_and_its_score_weights(full, configs):
     assert configs["no-mentions"]["components"]["hmtl_relations"]["entity_source"] == "ents"
 
 
+def test_without_the_mentions_provider_relations_read_the_entities(full):
+    # the provider rule comes from the tasks (provides_spans, span_input), not from head names
+    reads_mentions = copy.deepcopy(full)
+    reads_mentions["components"]["hmtl_relations"]["entity_source"] = "mentions"
+    assert derive_variant_config(reads_mentions, "no-mentions")["components"]["hmtl_relations"]["entity_source"] == "ents"
+    alone = derive_variant_config(reads_mentions, "relations")
+    assert alone["nlp"]["pipeline"] == ["sentencizer", "hmtl_encoder", "hmtl_mentions", "hmtl_encoder_relations", "hmtl_relations"]
+
+
 def test_without_a_provider_or_a_head_there_is_no_variant(full):
     with pytest.raises(ValueError, match="unknown variant"):
         derive_variant_config(full, "no-such")
     # no mentions head to take over from NER
     no_mentions = derive_variant_config(full, "no-mentions")
-    with pytest.raises(ValueError, match="no entity source"):
+    with pytest.raises(ValueError, match="'hmtl_relations' has no source of argument spans"):
         derive_variant_config(no_mentions, "no-ner")
     with pytest.raises(ValueError, match="0 'hmtl_mentions' components"):
         derive_variant_config(no_mentions, "mentions")

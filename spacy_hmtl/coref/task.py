@@ -8,7 +8,7 @@ from spacy.tokens import Doc
 
 from ..annotations import COREF_EXTENSIONS, get_coref_clusters, has_coref_annotation, set_coref_clusters
 from ..doc_json import span_to_json
-from ..render_html import render_coref
+from .render import render_coref
 from ..tasks import ScoreRow, Task
 
 

@@ -1,13 +1,13 @@
 """The task description of ``hmtl_mentions`` (``spacy_hmtl.tasks``): mentions in
 ``doc.spans[spans_key]`` (default ``"mentions"``), written by ``annotate`` under
 ``"mentions"`` with their scores, scored as ``mentions_p/r/f``."""
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional
 
 from spacy.tokens import Doc, Span, SpanGroup
 
 from ..annotations import MENTIONS_KEY, has_mention_annotation
 from ..doc_json import json_score, span_to_json
-from ..render_html import render_mentions
+from .render import render_mentions
 from ..tasks import ScoreRow, Task
 
 # LitBank's mention kinds (PROP/NOM/PRON; ``converters.litbank``): part of the mention
@@ -53,6 +53,11 @@ def _from_json(doc: Doc, value: Any, key: Optional[str]) -> None:
     doc.spans[key] = group
 
 
+def _span_source(block: Mapping[str, Any]) -> str:
+    """Another head reads this head's mentions by its ``spans_key``."""
+    return str(block.get("spans_key", MENTIONS_KEY))
+
+
 MENTIONS_TASK = Task(
     name="mentions",
     factory="hmtl_mentions",
@@ -67,6 +72,7 @@ MENTIONS_TASK = Task(
     to_json=_to_json,
     from_json=_from_json,
     render=render_mentions,
+    provides_spans=_span_source,
     graph_role="mentions",
     doc_key=MENTIONS_KEY,
     order=20,

@@ -1,13 +1,18 @@
 """The task description of ``hmtl_ner`` (``spacy_hmtl.tasks``): entities in ``doc.ents``,
 written by ``annotate`` under ``"entities"``, scored as ``ents_p/r/f``."""
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional
 
 from spacy.tokens import Doc, Span
 
 from ..annotations import ENTS_OVERFLOW_KEY, has_ner_annotation
 from ..doc_json import span_to_json
-from ..render_html import render_entities
+from .render import render_entities
 from ..tasks import ScoreRow, Task
+
+
+def _span_source(block: Mapping[str, Any]) -> str:
+    """Another head reads this head's entities as ``"ents"`` (``doc.ents``)."""
+    return "ents"
 
 
 def _is_annotated(doc: Doc, key: Optional[str]) -> bool:
@@ -46,6 +51,7 @@ NER_TASK = Task(
     to_json=_to_json,
     from_json=_from_json,
     render=render_entities,
+    provides_spans=_span_source,
     graph_role="entities",
     order=10,
 )

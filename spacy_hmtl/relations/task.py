@@ -14,8 +14,8 @@ from ..annotations import (
     set_relation_records,
 )
 from ..doc_json import json_score, span_to_json
-from ..relation_svg import render_relations
-from ..tasks import ScoreRow, Task
+from .render import render_relations
+from ..tasks import ScoreRow, SpanInput, Task
 
 
 def _is_annotated(doc: Doc, key: Optional[str]) -> bool:
@@ -80,6 +80,8 @@ RELATIONS_TASK = Task(
     from_json=_from_json,
     render=render_relations,
     graph_role="relations",
+    # its arguments: doc.ents ("ents", the NER head's) or a span group (a mentions head's spans_key)
+    span_input=SpanInput("entity_source", "ents"),
     extensions=RELATION_EXTENSIONS,
     order=30,
 )

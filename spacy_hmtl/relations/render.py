@@ -1,5 +1,5 @@
-"""The relation drawing of ``spacy_hmtl.render``: the tokens of a document as SVG rows,
-an arrow from the head argument to the tail argument of each relation, labelled, the
+"""The relations section of ``render`` (the ``render`` of ``hmtl_relations``' task description):
+the tokens of a document as SVG rows, an arrow from the head argument to the tail argument of each relation, labelled, the
 arguments underlined in their entity's colour (hover an arrow for its score).
 
 Layout: a row only breaks between tokens that no relation spans (``_row_breaks``); in a
@@ -11,8 +11,8 @@ without a browser.
 import html
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .render_html import label_color, none_note
-from .tasks import RenderContext
+from ..render_html import MAX_ROW_WIDTH, label_color, none_note
+from ..tasks import RenderContext
 
 # Geometry (px).
 FONT_SIZE = 15
@@ -21,7 +21,6 @@ LABEL_FONT_SIZE = 11
 LABEL_CHAR_WIDTH = 0.62 * LABEL_FONT_SIZE
 LEVEL_HEIGHT = 22
 MARGIN = 12
-MAX_ROW_WIDTH = 1000
 
 
 def _assign_levels(intervals: Sequence[Tuple[float, float]]) -> List[int]:
