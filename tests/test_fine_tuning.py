@@ -3,6 +3,9 @@
 * ``spacy_hmtl.component_learn_rates.v1`` scales one component's Adam steps and no other's.
 * ``spacy_hmtl.batch_by_length.v1`` yields every example once per epoch, in batches of similar
   lengths, reproducibly.
+* Every shipped ``configs/*_ft.cfg`` fine-tunes: the transformer trains (not frozen, not
+  annotating, no feature cache) at its own small learning rate, which warms up and decays to 0
+  at ``max_steps``, with length-sorted batches and no weight averaging.
 * ``configs/conll04_ft.cfg`` on real CoNLL04 sentences: the heads' gradient reaches every
   layer of MiniLM and moves it; at factor 0 MiniLM stays as it was while the rest trains.
 """
@@ -16,6 +19,8 @@ import spacy
 from thinc.api import Adam, fix_random_seed
 
 from helpers import ROOT, build_tiny_nlp, make_examples, nlp_from_config, write_docbin
+from spacy.util import load_config
+
 from spacy_hmtl.cli import main
 from spacy_hmtl.training.length_batcher import configure_batch_by_length
 from spacy_hmtl.training.learn_rates import ScaledOptimizer, make_component_learn_rates
@@ -49,6 +54,32 @@ def one_step(scale: float) -> tuple:
 
 def step_sizes(before: dict, after: dict) -> numpy.ndarray:
     return numpy.concatenate([numpy.abs(after[key] - before[key]).ravel() for key in before])
+
+
+FT_CONFIGS = sorted((ROOT / "configs").glob("*_ft.cfg"))
+
+
+def test_the_fine_tuning_configs_are_shipped():
+    assert {p.stem for p in FT_CONFIGS} >= {"conll04_ft", "scierc_ft", "litbank_ft"}
+
+
+@pytest.mark.parametrize("path", FT_CONFIGS, ids=lambda p: p.stem)
+def test_each_fine_tuning_config_trains_the_transformer_at_its_own_decaying_rate(path):
+    config = load_config(path, interpolate=False)
+    training = config["training"]
+    assert "transformer" in config["nlp"]["pipeline"]
+    assert "transformer" not in training["frozen_components"]
+    assert "transformer" not in training["annotating_components"]
+    callback = training["before_update"]
+    assert callback["@callbacks"] == "spacy_hmtl.component_learn_rates.v1"
+    assert 0 < callback["scales"]["transformer"] <= 0.1  # 1e-3 x scale: fine-tuning rates are 1e-5 to 1e-4
+    schedule = training["optimizer"]["learn_rate"]
+    assert schedule["@schedules"] == "warmup_linear.v1"
+    assert schedule["total_steps"] == "${training.max_steps}" and 0 < schedule["warmup_steps"] < training["max_steps"]
+    assert training["optimizer"]["use_averages"] is False
+    assert training["batcher"]["@batchers"] == "spacy_hmtl.batch_by_length.v1"
+    assert training["patience"] == 0  # the schedule, not early stopping, ends the run
+    assert training["logger"]["@loggers"] == "spacy_hmtl.TimedConsoleLogger.v1"
 
 
 def test_a_component_learn_rate_factor_scales_only_that_components_steps():
