@@ -40,6 +40,7 @@ ENTRY_POINTS = {
     "spacy_callbacks": [
         "spacy_hmtl.cache_frozen_features.v1 = spacy_hmtl.training.feature_cache:make_frozen_feature_cache",
         "spacy_hmtl.component_learn_rates.v1 = spacy_hmtl.training.learn_rates:make_component_learn_rates",
+        "spacy_hmtl.fine_tuning.v1 = spacy_hmtl.training.fine_tuning:make_fine_tuning",
         "spacy_hmtl.quantize_transformer.v1 = spacy_hmtl.encoder.quantization:make_quantize_transformer",
     ],
     "spacy_loggers": [

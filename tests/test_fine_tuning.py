@@ -7,7 +7,8 @@
   annotating, no feature cache) at its own small learning rate, which warms up and decays to 0
   at ``max_steps``, with length-sorted batches and no weight averaging.
 * ``configs/conll04_ft.cfg`` on real CoNLL04 sentences: the heads' gradient reaches every
-  layer of MiniLM and moves it; at factor 0 MiniLM stays as it was while the rest trains.
+  layer of MiniLM and moves it; at factor 0 MiniLM stays as it was while the rest trains;
+  with ``spacy_hmtl.fine_tuning.v1``'s ``top_layers`` only the top layers move.
 """
 import itertools
 import random
@@ -71,7 +72,7 @@ def test_each_fine_tuning_config_trains_the_transformer_at_its_own_decaying_rate
     assert "transformer" not in training["frozen_components"]
     assert "transformer" not in training["annotating_components"]
     callback = training["before_update"]
-    assert callback["@callbacks"] == "spacy_hmtl.component_learn_rates.v1"
+    assert callback["@callbacks"] in ("spacy_hmtl.component_learn_rates.v1", "spacy_hmtl.fine_tuning.v1")
     assert 0 < callback["scales"]["transformer"] <= 0.1  # 1e-3 x scale: fine-tuning rates are 1e-5 to 1e-4
     schedule = training["optimizer"]["learn_rate"]
     assert schedule["@schedules"] == "warmup_linear.v1"
@@ -188,3 +189,52 @@ def test_the_fine_tuning_config_moves_every_minilm_layer_and_factor_0_none(conll
     kept = minilm_layers(tmp_path / "frozen" / "model-last")
     for group, values in initial.items():
         numpy.testing.assert_array_equal(kept[group], values)
+
+
+def test_only_the_top_layers_train_when_the_fine_tuning_callback_says_so(conll04_subset, minilm_pipeline_path, tmp_path):
+    initial = minilm_layers(minilm_pipeline_path)
+    train_ft(
+        conll04_subset, minilm_pipeline_path, tmp_path / "top2",
+        "--training.before_update.@callbacks", "spacy_hmtl.fine_tuning.v1",
+        "--training.before_update.top_layers", '{"transformer": 2}',
+    )
+    tuned = minilm_layers(tmp_path / "top2" / "model-last")
+    top = {"encoder.layer.4", "encoder.layer.5"}
+    assert top < set(initial)
+    for group, values in initial.items():
+        if group in top:
+            assert numpy.abs(tuned[group] - values).max() > 1e-6, f"{group} is one of the top 2 layers: it must train"
+        else:
+            numpy.testing.assert_array_equal(tuned[group], values, err_msg=f"{group} is below the top 2 layers")
+
+
+def test_top_layers_freeze_by_parameter_name_and_refuse_what_they_cannot_place():
+    import torch
+
+    from spacy_hmtl.training.fine_tuning import make_fine_tuning
+    from spacy_hmtl.training.transformer_layers import train_top_layers
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embeddings = torch.nn.Linear(2, 2)
+            self.encoder = torch.nn.Module()
+            self.encoder.layer = torch.nn.ModuleList(torch.nn.Linear(2, 2) for _ in range(3))
+            self.pooler = torch.nn.Linear(2, 2)
+
+    tiny = Tiny()
+    n_layers, frozen = train_top_layers(tiny, 1)
+    assert n_layers == 3
+    assert sorted(frozen) == sorted(
+        f"{prefix}.{p}" for prefix in ("embeddings", "encoder.layer.0", "encoder.layer.1") for p in ("weight", "bias")
+    )
+    assert tiny.encoder.layer[2].weight.requires_grad and tiny.pooler.weight.requires_grad
+    # as many layers as it has (or more): everything trains again, the embeddings too
+    assert train_top_layers(tiny, 3)[1] == [] and train_top_layers(tiny, 10)[1] == []
+    assert all(p.requires_grad for p in tiny.parameters())
+    with pytest.raises(ValueError, match="at least 1"):
+        train_top_layers(tiny, 0)
+    with pytest.raises(ValueError, match="named after a layer"):
+        train_top_layers(torch.nn.Linear(2, 2), 1)
+    with pytest.raises(ValueError, match="integer >= 1"):
+        make_fine_tuning({"transformer": 0.05}, {"transformer": 0})

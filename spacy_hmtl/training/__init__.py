@@ -16,6 +16,7 @@ from .multitask_corpus import (  # noqa: F401  (public re-export; registers the 
     strip_docbin,
 )
 from .learn_rates import ScaledOptimizer, make_component_learn_rates, set_learn_rate_scale  # noqa: F401  (public re-export; registers the functions)
+from .fine_tuning import make_fine_tuning  # noqa: F401  (public re-export; registers the function)
 from .feature_cache import FrozenFeatureCache, make_frozen_feature_cache  # noqa: F401  (public re-export; registers the functions)
 from .task_batcher import TaskBatcher, configure_task_batcher  # noqa: F401  (public re-export; registers the functions)
 from .length_batcher import configure_batch_by_length  # noqa: F401  (public re-export; registers the functions)
@@ -32,6 +33,7 @@ __all__ = [
     "configure_task_batcher",
     "create_multitask_corpus",
     "make_component_learn_rates",
+    "make_fine_tuning",
     "make_frozen_feature_cache",
     "make_timed_console_logger",
     "get_corpus_name",
