@@ -89,10 +89,26 @@ def test_a_stopped_and_resumed_run_ends_as_the_uninterrupted_one(corpus, tmp_pat
     assert weights(split / "model-best") == weights(whole / "model-best")
     # every evaluation, the three before the stop included, in one log
     assert evaluations(split / "log.jsonl") == evaluations(whole / "log.jsonl")
+    # and its wall time goes on rising across the resumption
+    seconds = [json.loads(line)["seconds"] for line in (split / "log.jsonl").read_text(encoding="utf8").splitlines()]
+    assert seconds == sorted(seconds)
     assert [e["step"] for e in evaluations(whole / "log.jsonl")] == [0, 6, 12, 18, 24]
     # the scores moved: the comparison is not between two untrained pipelines
     scores = [e["score"] for e in evaluations(whole / "log.jsonl")]
     assert scores[-1] > scores[0]
+
+
+def test_a_resumed_logs_seconds_continue_from_the_evaluations_before_it():
+    from spacy_hmtl.training.resumable import continued_log
+
+    prefix = '{"step":0,"seconds":10.0,"score":0.1}\n{"step":6,"seconds":70.5,"score":0.2}\n'
+    resumed = '{"step":12,"seconds":40.25,"score":0.3}\nnot json\n'
+    lines = continued_log(prefix, resumed).splitlines()
+    assert lines[:2] == prefix.splitlines()
+    assert json.loads(lines[2]) == {"step": 12, "seconds": 110.75, "score": 0.3}
+    assert lines[3] == "not json"
+    # nothing before the resumption (or no seconds in it): the resumed lines as they are
+    assert continued_log("", resumed) == resumed
 
 
 def test_a_run_resumed_twice_ends_as_the_uninterrupted_one(corpus, tmp_path):

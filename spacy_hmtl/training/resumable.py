@@ -157,7 +157,7 @@ def train_resumable(
             if stop or evaluations % checkpoint_every == 0:
                 write_checkpoint(
                     checkpoint_dir, nlp, optimizer, info, config_text,
-                    log_prefix + read_log(log_file),
+                    continued_log(log_prefix, read_log(log_file)),
                 )
             if stop:
                 finished = False
@@ -167,7 +167,7 @@ def train_resumable(
         finalize_logger()
     if log_prefix and log_file is not None:
         # the logger opened its file afresh: put back the evaluations before the resumption
-        log_file.write_text(log_prefix + read_log(log_file), encoding="utf8")
+        log_file.write_text(continued_log(log_prefix, read_log(log_file)), encoding="utf8")
     if finished:
         with nlp.use_params(optimizer.averages or {}):
             before_to_disk(nlp).to_disk(output_path / MODEL_LAST)
@@ -325,6 +325,37 @@ def logger_output_file(config: Config) -> Optional[Path]:
     """The JSONL file the configured logger writes, if any."""
     output_file = config["training"]["logger"].get("output_file")
     return Path(output_file) if output_file else None
+
+
+def continued_log(prefix: str, resumed: str) -> str:
+    """The log of a resumed run: the evaluations before the resumption (``prefix``), then the
+    resumed run's, whose ``seconds`` (counted by the logger from the resumption) continue from
+    the last ``seconds`` of the prefix. So a log's ``seconds`` are the run's wall time without
+    the pause, as an uninterrupted run's are. Lines that are not JSON objects with a number
+    ``seconds`` are kept as they are."""
+    offset = 0.0
+    for line in prefix.splitlines():
+        record = _json_record(line)
+        if record is not None and isinstance(record.get("seconds"), (int, float)):
+            offset = float(record["seconds"])
+    if not offset:
+        return prefix + resumed
+    lines = []
+    for line in resumed.splitlines(keepends=True):
+        record = _json_record(line)
+        if record is not None and isinstance(record.get("seconds"), (int, float)):
+            record["seconds"] = round(float(record["seconds"]) + offset, 2)
+            line = json.dumps(record, separators=(",", ":")) + "\n"
+        lines.append(line)
+    return prefix + "".join(lines)
+
+
+def _json_record(line: str) -> Optional[Dict[str, Any]]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_log(path: Optional[Path]) -> str:
