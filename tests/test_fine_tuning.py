@@ -61,7 +61,7 @@ FT_CONFIGS = sorted((ROOT / "configs").glob("*_ft.cfg"))
 
 
 def test_the_fine_tuning_configs_are_shipped():
-    assert {p.stem for p in FT_CONFIGS} >= {"conll04_ft", "scierc_ft", "litbank_ft"}
+    assert {p.stem for p in FT_CONFIGS} >= {"conll04_ft", "scierc_ft", "litbank_ft", "mixed_ft"}
 
 
 @pytest.mark.parametrize("path", FT_CONFIGS, ids=lambda p: p.stem)
@@ -78,7 +78,10 @@ def test_each_fine_tuning_config_trains_the_transformer_at_its_own_decaying_rate
     assert schedule["@schedules"] == "warmup_linear.v1"
     assert schedule["total_steps"] == "${training.max_steps}" and 0 < schedule["warmup_steps"] < training["max_steps"]
     assert training["optimizer"]["use_averages"] is False
-    assert training["batcher"]["@batchers"] == "spacy_hmtl.batch_by_length.v1"
+    # length-sorted batches (one corpus: batch_by_length; several: the task batcher's pools)
+    batcher = training["batcher"]
+    assert batcher["@batchers"] in ("spacy_hmtl.batch_by_length.v1", "spacy_hmtl.task_batcher.v2")
+    assert batcher["pool_size"] >= 100
     assert training["patience"] == 0  # the schedule, not early stopping, ends the run
     assert training["logger"]["@loggers"] == "spacy_hmtl.TimedConsoleLogger.v1"
 

@@ -264,6 +264,48 @@ def test_batcher_validates_its_settings():
         list(make(weights={"big": 1.0})(_tagged_examples({"big": 5, "small": 5})))
 
 
+def _varied_length_examples(lengths, name):
+    nlp = spacy.blank("en")
+    examples = []
+    for i, n in enumerate(lengths):
+        doc = Doc(nlp.vocab, words=[f"w{i}"] * n)
+        eg = Example(doc, doc.copy())
+        eg.reference.user_data[CORPUS_TAG] = name
+        examples.append(eg)
+    return examples
+
+
+def test_v2_sorts_each_corpus_by_length_and_v1_does_not():
+    """task_batcher.v2 (pool_size) cuts length-sorted pools: a batch holds sentences of
+    similar length, so a fine-tuned transformer pads little; pool_size = 0 is v1 exactly."""
+    rng = random.Random(0)
+    examples = _varied_length_examples([rng.randint(2, 60) for _ in range(200)], "a")
+    examples += _varied_length_examples([rng.randint(2, 60) for _ in range(100)], "b")
+    v1 = registry.batchers.get("spacy_hmtl.task_batcher.v1")
+    v2 = registry.batchers.get("spacy_hmtl.task_batcher.v2")
+
+    def padding(batches):
+        # words a transformer pads: each batch padded to its longest example
+        return sum(max(len(eg) for eg in b) * len(b) - sum(len(eg) for eg in b) for b in batches)
+
+    sorted_batches = list(v2(size=200, seed=5, pool_size=100, steps_per_epoch=60)(examples))
+    plain_batches = list(v1(size=200, seed=5, steps_per_epoch=60)(examples))
+    for batches in (sorted_batches, plain_batches):
+        assert all(len({get_corpus_name(eg) for eg in b}) == 1 for b in batches)
+    assert padding(sorted_batches) * 5 < padding(plain_batches)
+    # one pass over a corpus still yields each of its examples once
+    one_pass = TaskBatcher(size=200, seed=5, pool_size=100, sampling="weights", weights={"a": 1.0, "b": 0.0})
+    first = [id(eg) for b in one_pass._batches(examples[:200]) for eg in b]
+    assert sorted(first) == sorted(id(eg) for eg in examples[:200])
+    # reproducible from the seed; pool_size = 0 gives v1's batches
+    again = list(v2(size=200, seed=5, pool_size=100, steps_per_epoch=60)(examples))
+    assert [[id(eg) for eg in b] for b in again] == [[id(eg) for eg in b] for b in sorted_batches]
+    as_v1 = list(v2(size=200, seed=5, pool_size=0, steps_per_epoch=60)(examples))
+    assert [[id(eg) for eg in b] for b in as_v1] == [[id(eg) for eg in b] for b in plain_batches]
+    with pytest.raises(ValueError, match="pool_size"):
+        v2(pool_size=-1)
+
+
 def test_batcher_in_spacy_training_loop_with_max_epochs_0():
     """spaCy's loop calls the batcher once per epoch, forever when max_epochs = 0."""
     from spacy.training.loop import create_train_batches

@@ -12,10 +12,36 @@ The order is drawn from Python's ``random``, which ``spacy train`` seeds (``[tra
 so a run is reproducible and ``python -m spacy_hmtl train --resume`` replays it.
 """
 import random
-from typing import Callable, Iterable, Iterator, List, Optional
+from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
 
 from spacy.training.batchers import minibatch_by_words
 from spacy.util import registry
+
+
+T = TypeVar("T")
+
+
+def sorted_pool_batches(
+    pool: List[T],
+    *,
+    size: int,
+    tolerance: float,
+    discard_oversize: bool,
+    length: Callable[[T], int],
+    shuffle: Callable[[List[List[T]]], None],
+) -> List[List[T]]:
+    """One pool's batches: the pool sorted by ``length``, cut into batches of about ``size``
+    words (``minibatch_by_words``), the batches put in an order drawn by ``shuffle`` (so that
+    a step does not always follow a step of similar length). Shared by
+    ``spacy_hmtl.batch_by_length.v1`` and ``spacy_hmtl.task_batcher.v2``.
+    """
+    batches = list(
+        minibatch_by_words(
+            sorted(pool, key=length), size=size, tolerance=tolerance, discard_oversize=discard_oversize, get_length=length
+        )
+    )
+    shuffle(batches)
+    return batches
 
 
 @registry.batchers("spacy_hmtl.batch_by_length.v1")
@@ -51,11 +77,8 @@ def configure_batch_by_length(
             yield from pool_batches(pool)
 
     def pool_batches(pool: List) -> List[List]:
-        pool = sorted(pool, key=length)
-        batches = list(
-            minibatch_by_words(pool, size=size, tolerance=tolerance, discard_oversize=discard_oversize, get_length=length)
+        return sorted_pool_batches(
+            pool, size=size, tolerance=tolerance, discard_oversize=discard_oversize, length=length, shuffle=random.shuffle
         )
-        random.shuffle(batches)
-        return batches
 
     return batch_by_length

@@ -16,7 +16,11 @@ training. One call of this batcher is one *epoch*:
 1. The examples are grouped by corpus; each group becomes an endless stream of batches
    sized by words (``spacy.training.batchers.minibatch_by_words``: ``size``,
    ``tolerance``, ``discard_oversize``, ``get_length``), reshuffled with the batcher's
-   own RNG every time it is exhausted.
+   own RNG every time it is exhausted. With ``pool_size`` (``.v2``; 0 in ``.v1``) the
+   shuffled examples are read in pools of that many, and each pool is sorted by length
+   before it is cut, as ``spacy_hmtl.batch_by_length.v1`` does for one corpus: a
+   fine-tuned transformer pads each batch to its longest window, so mixed lengths make
+   most of its work padding.
 2. ``steps_per_epoch`` times (default 0: the total number of batches of all groups, i.e.
    about one pass over every corpus under proportional sampling), a corpus is drawn
    and the next batch of its stream is yielded:
@@ -52,6 +56,7 @@ from spacy.training import Example
 from spacy.training.batchers import minibatch_by_words
 from spacy.util import registry
 
+from .length_batcher import sorted_pool_batches
 from .multitask_corpus import get_corpus_name
 
 SAMPLING = ("proportional", "uniform", "weights")
@@ -73,6 +78,7 @@ class TaskBatcher:
         seed: int = 0,
         steps_per_epoch: int = 0,
         get_length: Optional[Callable[[Example], int]] = None,
+        pool_size: int = 0,
     ) -> None:
         if sampling is None:
             sampling = "weights" if weights is not None else "proportional"
@@ -93,6 +99,8 @@ class TaskBatcher:
             raise ValueError(f"spacy_hmtl.task_batcher.v1: size must be a positive integer, got {size!r}")
         if steps_per_epoch < 0:
             raise ValueError("spacy_hmtl.task_batcher.v1: steps_per_epoch must be >= 0")
+        if not isinstance(pool_size, int) or pool_size < 0:
+            raise ValueError(f"spacy_hmtl.task_batcher.v2: pool_size must be an integer >= 0, got {pool_size!r}")
         self.size = size
         self.tolerance = tolerance
         self.discard_oversize = discard_oversize
@@ -101,9 +109,22 @@ class TaskBatcher:
         self.seed = seed
         self.steps_per_epoch = steps_per_epoch
         self.get_length = get_length
+        self.pool_size = pool_size
         self.rng = random.Random(seed)
 
     def _batches(self, examples: List[Example]) -> List[List[Example]]:
+        if self.pool_size:
+            batches: List[List[Example]] = []
+            for start in range(0, len(examples), self.pool_size):
+                batches += sorted_pool_batches(
+                    examples[start : start + self.pool_size],
+                    size=self.size,
+                    tolerance=self.tolerance,
+                    discard_oversize=self.discard_oversize,
+                    length=self.get_length or len,
+                    shuffle=self.rng.shuffle,
+                )
+            return batches
         kwargs = {"get_length": self.get_length} if self.get_length is not None else {}
         return list(
             minibatch_by_words(
@@ -168,6 +189,40 @@ class TaskBatcher:
         for _ in range(n_steps):
             name = self.rng.choices(names, cum_weights=cum_weights)[0]
             yield next(streams[name])
+
+
+@registry.batchers("spacy_hmtl.task_batcher.v2")
+def configure_task_batcher_v2(
+    size: int = 1000,
+    tolerance: float = 0.2,
+    discard_oversize: bool = False,
+    sampling: Optional[str] = None,
+    weights: Optional[Dict[str, float]] = None,
+    seed: int = 0,
+    steps_per_epoch: int = 0,
+    get_length: Optional[Callable[[Example], int]] = None,
+    pool_size: int = 512,
+) -> BatcherT:
+    """``spacy_hmtl.task_batcher.v1`` with length-sorted batches within each corpus, for
+    fine-tuned transformers (``configs/mixed_ft.cfg``).
+
+    pool_size (int): shuffled examples of a corpus sorted by length together before they
+        are cut into batches (as ``spacy_hmtl.batch_by_length.v1``); larger pools pad
+        less and mix less; 0: unsorted, exactly ``.v1``.
+    The other settings are ``.v1``'s.
+    RETURNS (Callable): the batcher.
+    """
+    return TaskBatcher(
+        size=size,
+        tolerance=tolerance,
+        discard_oversize=discard_oversize,
+        sampling=sampling,
+        weights=weights,
+        seed=seed,
+        steps_per_epoch=steps_per_epoch,
+        get_length=get_length,
+        pool_size=pool_size,
+    )
 
 
 @registry.batchers("spacy_hmtl.task_batcher.v1")

