@@ -306,6 +306,27 @@ def test_v2_sorts_each_corpus_by_length_and_v1_does_not():
         v2(pool_size=-1)
 
 
+def test_annealed_sampling_moves_from_proportional_to_its_final_alpha():
+    """sampling = "annealed": p(corpus) proportional to batches ** alpha, alpha falling
+    linearly from 1 (epoch 0) to final_alpha (epoch anneal_epochs) and staying there."""
+    examples = _tagged_examples(COUNTS)  # 30 and 10 batches a pass
+    batcher = registry.batchers.get("spacy_hmtl.task_batcher.v2")(
+        size=50, tolerance=0.0, seed=2, sampling="annealed", anneal_epochs=4, final_alpha=0.0, steps_per_epoch=4000
+    )
+    assert [batcher.alpha(e) for e in (0, 1, 2, 4, 9)] == [1.0, 0.75, 0.5, 0.0, 0.0]
+    expected = {0: 0.75, 2: 30**0.5 / (30**0.5 + 10**0.5), 5: 0.5}  # share of "big" by epoch
+    for epoch in range(6):
+        counts = Counter(get_corpus_name(b[0]) for b in batcher(examples))
+        if epoch in expected:
+            assert abs(counts["big"] / 4000 - expected[epoch]) < 0.025, (epoch, counts)
+    with pytest.raises(ValueError, match="anneal_epochs"):
+        registry.batchers.get("spacy_hmtl.task_batcher.v2")(sampling="annealed")
+    with pytest.raises(ValueError, match="anneal_epochs"):
+        registry.batchers.get("spacy_hmtl.task_batcher.v1")(sampling="annealed")
+    with pytest.raises(ValueError, match="final_alpha"):
+        registry.batchers.get("spacy_hmtl.task_batcher.v2")(sampling="annealed", anneal_epochs=3, final_alpha=1.5)
+
+
 def test_batcher_in_spacy_training_loop_with_max_epochs_0():
     """spaCy's loop calls the batcher once per epoch, forever when max_epochs = 0."""
     from spacy.training.loop import create_train_batches

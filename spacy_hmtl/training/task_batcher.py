@@ -31,6 +31,12 @@ training. One call of this batcher is one *epoch*:
    * ``sampling = "weights"`` with ``weights = {"conll04": 2, "litbank": 1}``: the
      given (unnormalised, >= 0) weights. Setting ``weights`` without ``sampling`` means
      ``"weights"``. Every corpus of the data needs a weight; 0 never samples it.
+   * ``sampling = "annealed"`` (``.v2``, with ``anneal_epochs``): temperature-annealed
+     sampling (Stickland & Murray 2019): probability proportional to the number of
+     batches to the power ``alpha`` (the inverse temperature), which falls linearly from
+     1 at the first epoch (proportional) to ``final_alpha`` at epoch ``anneal_epochs``
+     and stays there (0 would be uniform). Large corpora lead early and the small ones
+     catch up later.
 
    Every batch holds examples of one corpus only, hence of one task set, so a head
    without gold in the batch skips it (``TorchHeadPipe.update``) and the encoder is
@@ -59,7 +65,7 @@ from spacy.util import registry
 from .length_batcher import sorted_pool_batches
 from .multitask_corpus import get_corpus_name
 
-SAMPLING = ("proportional", "uniform", "weights")
+SAMPLING = ("proportional", "uniform", "weights", "annealed")
 
 BatcherT = Callable[[Iterable[Example]], Iterable[List[Example]]]
 
@@ -79,6 +85,8 @@ class TaskBatcher:
         steps_per_epoch: int = 0,
         get_length: Optional[Callable[[Example], int]] = None,
         pool_size: int = 0,
+        anneal_epochs: int = 0,
+        final_alpha: float = 0.2,
     ) -> None:
         if sampling is None:
             sampling = "weights" if weights is not None else "proportional"
@@ -90,7 +98,15 @@ class TaskBatcher:
             bad = {k: v for k, v in weights.items() if not isinstance(v, (int, float)) or v < 0}
             if bad:
                 raise ValueError(f"spacy_hmtl.task_batcher.v1: weights must be numbers >= 0, got {bad}")
-        elif weights is not None:
+        elif sampling == "annealed":
+            if not isinstance(anneal_epochs, int) or anneal_epochs < 1:
+                raise ValueError(
+                    "spacy_hmtl.task_batcher.v2: sampling = \"annealed\" needs anneal_epochs >= 1 (the epoch at "
+                    f"which alpha reaches final_alpha), got {anneal_epochs!r}"
+                )
+            if not 0.0 <= final_alpha <= 1.0:
+                raise ValueError(f"spacy_hmtl.task_batcher.v2: final_alpha must be in [0, 1], got {final_alpha!r}")
+        if weights is not None and sampling != "weights":
             raise ValueError(
                 f"spacy_hmtl.task_batcher.v1: weights are only used with sampling = \"weights\" "
                 f"(got sampling = {sampling!r}); remove one of them"
@@ -110,6 +126,10 @@ class TaskBatcher:
         self.steps_per_epoch = steps_per_epoch
         self.get_length = get_length
         self.pool_size = pool_size
+        self.anneal_epochs = anneal_epochs
+        self.final_alpha = final_alpha
+        # calls so far: one call is one epoch (the annealing's clock)
+        self.epoch = 0
         self.rng = random.Random(seed)
 
     def _batches(self, examples: List[Example]) -> List[List[Example]]:
@@ -154,10 +174,20 @@ class TaskBatcher:
         # Sorted by name: the draw does not depend on which corpus came first.
         return OrderedDict(sorted(groups.items()))
 
-    def corpus_weights(self, n_batches: Dict[str, int]) -> Dict[str, float]:
-        """Sampling weights per corpus, given each corpus' number of batches per pass."""
+    def alpha(self, epoch: int) -> float:
+        """The annealed sampling's exponent at ``epoch`` (0-based): 1, falling linearly to
+        ``final_alpha`` at epoch ``anneal_epochs``."""
+        progress = min(1.0, epoch / self.anneal_epochs) if self.anneal_epochs else 1.0
+        return 1.0 - (1.0 - self.final_alpha) * progress
+
+    def corpus_weights(self, n_batches: Dict[str, int], epoch: int = 0) -> Dict[str, float]:
+        """Sampling weights per corpus, given each corpus' number of batches per pass (and,
+        for annealed sampling, the epoch)."""
         if self.sampling == "proportional":
             return {name: float(n) for name, n in n_batches.items()}
+        if self.sampling == "annealed":
+            alpha = self.alpha(epoch)
+            return {name: (float(n) ** alpha if n else 0.0) for name, n in n_batches.items()}
         if self.sampling == "uniform":
             return {name: (1.0 if n else 0.0) for name, n in n_batches.items()}
         assert self.weights is not None
@@ -170,12 +200,14 @@ class TaskBatcher:
         return {name: (float(self.weights[name]) if n else 0.0) for name, n in n_batches.items()}
 
     def __call__(self, examples: Iterable[Example]) -> Iterator[List[Example]]:
+        epoch = self.epoch
+        self.epoch += 1
         groups = self.group(examples)
         if not groups:
             return
         first = {name: self._batches(egs) for name, egs in groups.items()}
         n_batches = {name: len(b) for name, b in first.items()}
-        weights = self.corpus_weights(n_batches)
+        weights = self.corpus_weights(n_batches, epoch)
         names = [name for name in groups if weights[name] > 0]
         if not names:
             return
@@ -202,14 +234,20 @@ def configure_task_batcher_v2(
     steps_per_epoch: int = 0,
     get_length: Optional[Callable[[Example], int]] = None,
     pool_size: int = 512,
+    anneal_epochs: int = 0,
+    final_alpha: float = 0.2,
 ) -> BatcherT:
-    """``spacy_hmtl.task_batcher.v1`` with length-sorted batches within each corpus, for
-    fine-tuned transformers (``configs/mixed_ft.cfg``).
+    """``spacy_hmtl.task_batcher.v1`` with length-sorted batches within each corpus (for
+    fine-tuned transformers: ``configs/mixed_ft.cfg``) and temperature-annealed sampling.
 
     pool_size (int): shuffled examples of a corpus sorted by length together before they
         are cut into batches (as ``spacy_hmtl.batch_by_length.v1``); larger pools pad
         less and mix less; 0: unsorted, exactly ``.v1``.
-    The other settings are ``.v1``'s.
+    anneal_epochs (int): with ``sampling = "annealed"``: the epoch (one call of the
+        batcher) at which the exponent reaches ``final_alpha``.
+    final_alpha (float): the exponent (inverse temperature) that annealed sampling ends
+        at: 1 is proportional, 0 uniform.
+    The other settings are ``.v1``'s (``sampling`` also takes ``"annealed"``).
     RETURNS (Callable): the batcher.
     """
     return TaskBatcher(
@@ -222,6 +260,8 @@ def configure_task_batcher_v2(
         steps_per_epoch=steps_per_epoch,
         get_length=get_length,
         pool_size=pool_size,
+        anneal_epochs=anneal_epochs,
+        final_alpha=final_alpha,
     )
 
 
