@@ -225,6 +225,28 @@ def test_benchmark_plots_dev_curves_from_training_logs(tmp_path):
     assert not list(tmp_path.glob("empty_dev_*.png"))
 
 
+def test_fine_tuning_curves_plot_the_pairs_whose_logs_exist(tmp_path, capsys):
+    """scripts/plot_fine_tuning_curves.py: a corpus with both logs gets its plots, the
+    frozen line without wall times stays off the time plot, a corpus missing a log is named
+    and skipped; nothing to plot is exit status 1."""
+    pytest.importorskip("matplotlib")
+    from spacy_hmtl_dev.fine_tuning_curves import PAIRS, write_plots
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (frozen, frozen_log), (tuned, tuned_log) = PAIRS["conll04"][1]
+    for name, timed_log in ((frozen_log, False), (tuned_log, True)):
+        rows = [{"step": s, "scores": {"ents_f": 40 + s / 10, "rel_strict_f": s / 20}, **({"seconds": s * 4.0} if timed_log else {})} for s in (0, 100, 200)]
+        (logs / name).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    written = write_plots(logs, str(tmp_path / "ft"))
+    assert [Path(p).name for p in written] == ["ft_conll04_dev_steps.png", "ft_conll04_dev_time.png"]
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    assert "scierc_trf_match20_seed0_1400.jsonl: not found" in capsys.readouterr().err
+    script = subprocess.run([sys.executable, str(SCRIPTS / "plot_fine_tuning_curves.py"), "--logs", str(tmp_path / "none"),
+                             "--output", str(tmp_path / "x")], capture_output=True, text=True)  # fmt: skip
+    assert script.returncode == 1 and "not found" in script.stderr
+
+
 def test_benchmark_measures_each_heads_gradient_share(tiny_pipeline_path, tmp_path):
     """The benchmark measures, for every trained pipeline, each head's share of the encoder
     gradient at initialization (from its config) and trained, and reports them; a config that
