@@ -170,3 +170,23 @@ def test_resume_takes_the_value_a_project_variable_passes():
     assert resume("--resume", "no") == "no"
     with pytest.raises(SystemExit):
         resume("--resume", "maybe")
+
+
+def test_train_threads_sets_torchs_threads_and_refuses_zero(tmp_path, capsys):
+    """`python -m spacy_hmtl train --threads N` sets torch's thread count before any work
+    (here the missing config ends the run); 0 is a usage error."""
+    import torch
+
+    from spacy_hmtl.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["train", str(tmp_path / "none.cfg"), "--output", str(tmp_path / "out"), "--threads", "1"]) == 1
+        assert torch.get_num_threads() == 1
+        assert "no such config file" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["train", str(tmp_path / "none.cfg"), "--output", str(tmp_path / "out"), "--threads", "0"])
+        assert "--threads must be at least 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -10,8 +10,7 @@ callback does the same and can also train only the top layers of a transformer c
     top_layers = {"transformer": 2}
 
 It is a ``[training.before_update]`` callback, run before every step, so a resumed run (which
-loads the checkpoint's weights, not their ``requires_grad``) freezes the same layers again;
-each module is frozen once per process.
+loads the checkpoint's weights, not their ``requires_grad``) freezes the same layers again.
 """
 from typing import Any, Callable, Dict, Optional
 
@@ -42,7 +41,6 @@ def make_fine_tuning(
         if not isinstance(top, int) or isinstance(top, bool) or top < 1:
             raise ValueError(f"{NAME}: top_layers['{name}'] must be an integer >= 1, not {top!r}")
     scale_learn_rates = make_component_learn_rates(scales)
-    done: set = set()
 
     def fine_tune(nlp: Language, args: Dict[str, Any]) -> None:
         scale_learn_rates(nlp, args)
@@ -52,9 +50,9 @@ def make_fine_tuning(
             modules = list(torch_modules(nlp.get_pipe(name)))
             if not modules:
                 raise ValueError(f"{NAME}: '{name}' has no PyTorch model whose top layers could train")
+            # every step: a hundred requires_grad flags cost nothing, and a module that was
+            # replaced (a resumed run, a reloaded pipe) is frozen again without bookkeeping
             for module in modules:
-                if id(module) not in done:
-                    train_top_layers(module, top)
-                    done.add(id(module))
+                train_top_layers(module, top)
 
     return fine_tune
