@@ -485,6 +485,37 @@ def test_sentence_context_report(tmp_path):
     assert "joined 2: entities / relations / same / s" in out.with_suffix(".md").read_text()
 
 
+def test_coref_decode_sweep_scores_each_setting_and_restores_the_pipes(tmp_path):
+    """scripts/coref_decode_sweep.py: one row per (window, threshold); the row of the pipe's
+    own settings scores what a plain evaluation scores; the pipe's settings come back."""
+    import spacy
+
+    from helpers import reference_docs, save_tiny_pipeline, write_docbin
+    from spacy_hmtl.training import read_like_dev
+    from spacy_hmtl_dev.coref_decode_sweep import run_sweep
+
+    model = save_tiny_pipeline(tmp_path / "model", steps=20)
+    corpus = write_docbin(tmp_path / "dev.spacy", reference_docs(spacy.blank("en").vocab))
+    nlp = spacy.load(model)
+    coref = nlp.get_pipe("hmtl_coref")
+    own = coref.decode_max_antecedents or 50
+    coref.decode_max_antecedents = own
+    expected = round(100 * nlp.evaluate(read_like_dev(nlp, [str(corpus)]))["coref_f"], 2)
+    out = tmp_path / "sweep"
+    rows = run_sweep(str(model), str(corpus), [own, 1], [coref.link_threshold, 5.0], 2, str(out), "cmd")
+    assert [(r["window"], r["link_threshold"]) for r in rows] == [(own, coref.link_threshold), (own, 5.0), (1, coref.link_threshold), (1, 5.0)]
+    assert all(r["coref_seconds"] > 0 and 0 <= r["coref_f"] <= 100 for r in rows)
+    assert rows[0]["coref_f"] == expected
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["command"] == "cmd" and record["rows"] == rows and record["machine"]["torch_threads"] >= 1
+    assert "| 1 | 5 |" in out.with_suffix(".md").read_text()
+    # a pipeline without the coreference pipe is refused by name
+    with pytest.raises(ValueError, match="no hmtl_coref"):
+        nlp.remove_pipe("hmtl_coref")
+        nlp.to_disk(tmp_path / "no_coref")
+        run_sweep(str(tmp_path / "no_coref"), str(corpus), [1], None, 1, str(tmp_path / "x"), "cmd")
+
+
 def test_coref_diagnostics_string_overlap_hand_computed(tmp_path):
     import spacy
 
