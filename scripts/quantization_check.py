@@ -3,7 +3,7 @@ against float32 and spaCy's stock ``en_core_web_md``, for every trained transfor
 
     python scripts/quantization_check.py --output benchmarks/quantization [--models training]
         [--corpus corpus] [--pipelines conll04_ft ...] [--rounds 5] [--threads 1]
-        [--batch-size 64] [--max-docs 0] [--activation-range auto] [--precision int8|bfloat16] [--no-speed] [--no-accuracy]
+        [--batch-size 64] [--max-docs 0] [--activation-range auto] [--precision int8|bfloat16] [--split test|dev] [--no-speed] [--no-accuracy]
 
 writes ``OUTPUT.md`` and ``OUTPUT.json``: for each ``MODELS/NAME/model-best`` found (NAME in
 conll04_trf, conll04_ft, scierc_trf, scierc_ft, litbank_trf, litbank_ft, mixed_trf, mixed_ft by default), words/s
@@ -43,13 +43,14 @@ def main(argv=None) -> int:
     parser.add_argument("--max-docs", type=int, default=0, help="smoke runs: first N docs of each test set")
     parser.add_argument("--activation-range", default="auto", choices=["auto", "8bit", "7bit"])
     parser.add_argument("--precision", default="int8", choices=["int8", "bfloat16"], help="the reduced precision compared with float32")
+    parser.add_argument("--split", default="test", choices=["test", "dev"], help="the evaluation split (dev: to choose a precision)")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-accuracy", action="store_true")
     args = parser.parse_args(argv)
     settings = QuantizationCheckSettings(
         models=args.models, corpus=args.corpus, pipelines=list(args.pipelines), rounds=args.rounds,
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, warmup_docs=args.warmup_docs,
-        threads=args.threads, max_docs=args.max_docs, activation_range=args.activation_range, precision=args.precision,
+        threads=args.threads, max_docs=args.max_docs, activation_range=args.activation_range, precision=args.precision, split=args.split,
         speed=not args.no_speed, accuracy=not args.no_accuracy,
     )  # fmt: skip
     command = "python " + shlex.join([os.path.relpath(__file__)] + list(sys.argv[1:] if argv is None else argv))

@@ -63,6 +63,8 @@ class QuantizationCheckSettings:
     activation_range: str = "auto"
     # the reduced precision measured against float32
     precision: str = "int8"
+    # the evaluation split: "test" (the measurement) or "dev" (to choose a precision)
+    split: str = "test"
     speed: bool = True
     accuracy: bool = True
 
@@ -134,7 +136,7 @@ def measure_accuracy(nlp: Any, name: str, settings: QuantizationCheckSettings) -
 
     result: Dict[str, Any] = {}
     for corpus_name in test_corpora(name):
-        path = Path(settings.corpus) / corpus_name / "test.spacy"
+        path = Path(settings.corpus) / corpus_name / f"{settings.split}.spacy"
         if not path.exists():
             result[corpus_name] = {"error": f"{path} missing"}
             continue
@@ -266,7 +268,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
     if s["accuracy"]:
         out += [
             "",
-            "Accuracy: `nlp.evaluate` on each pipeline's test set"
+            f"Accuracy: `nlp.evaluate` on each pipeline's {s.get('split', 'test')} set"
             + (f" (first {s['max_docs']} docs)" if s["max_docs"] else "")
             + f"; target: at most {report['accuracy_target_points']} F1 points lost on any head's score."
             + (" On a subset a few changed predictions move a score by points: smoke runs only." if s["max_docs"] else ""),
@@ -293,7 +295,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
         out += ["", "## Words/s", ""]
         out.append(md_table(["pipeline", "texts", f"{STOCK} words/s", "float32 words/s", f"{reduced} words/s", "float32 / stock", f"{reduced} / stock", f"{reduced} / float32"], speed_rows, digits=[0, 0, 0, 0, 0, 2, 2, 2]))
     if accuracy_rows:
-        out += ["", "## Test-set F1 (percent) and change", ""]
+        out += ["", f"## {s.get('split', 'test').capitalize()}-set F1 (percent) and change", ""]
         out.append(md_table(["pipeline", "test set", "score", "float32", reduced, f"{reduced} - float32 (points)"], accuracy_rows, digits=2))
     if report["not_trained"]:
         out += ["", "Not trained (skipped): " + ", ".join(f"`{n}`" for n in report["not_trained"]) + "."]

@@ -339,3 +339,7 @@ def test_the_precision_check_scores_float32_against_bfloat16(trf_ner_path, tmp_p
     assert scores["worst_loss_points"] == max(0.0, -scores["delta_points"]["ents_f"])
     md = render_markdown(report)
     assert md.startswith("# bfloat16 transformer inference against float32") and "| conll04_ft | conll04 | ents_f |" in md
+    # --split dev reads dev.spacy (missing here: named, not scored)
+    settings.split, settings.pipelines = "dev", ["conll04_ft"]
+    missing = run_quantization_check(settings, "cmd")["pipelines"]["conll04_ft"]["accuracy"]["conll04"]
+    assert missing == {"error": f"{tmp_path / 'corpus' / 'conll04' / 'dev.spacy'} missing"}
