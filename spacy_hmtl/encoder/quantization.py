@@ -1,16 +1,26 @@
-"""Int8 transformer inference on the CPU: ``spacy_hmtl.quantize_transformer.v1``.
+"""Faster transformer inference on the CPU: ``spacy_hmtl.quantize_transformer.v2`` (bfloat16
+or int8) and ``.v1`` (int8).
 
-On a CPU the MiniLM pipelines spend most of their time in the transformer, in float32.
-Dynamic int8 quantization of its ``Linear`` layers (``torch.ao.quantization.quantize_dynamic``)
-made the fine-tuned CoNLL04 pipeline 1.7x as fast, and no head lost F1 on its test set
-(benchmarks/quantization_smoke.md and quantization_accuracy.md).
+On a CPU the MiniLM pipelines spend most of their time in the transformer, in float32. Two
+ways to make it cheaper, measured on the fine-tuned pipelines' dev sets (docs/CONFIGS.md,
+"Faster transformer inference on the CPU"):
+
+* **bfloat16** (``precision = "bfloat16"``): the float model runs under ``torch.autocast``, its
+  matrix products in bfloat16; 1.7x the transformer's speed on a CPU with native bfloat16
+  instructions (AVX512-BF16 or AMX), every head within 0.05 F1 of float32. ``"auto"`` (the
+  default of ``.v2``) picks it where the CPU runs it natively and stays float32 elsewhere
+  (emulated bfloat16 is slower than float32).
+* **int8** (``precision = "int8"``, and all that ``.v1`` does): dynamic int8 quantization of
+  the ``Linear`` layers (``torch.ao.quantization.quantize_dynamic``): 2.1x, but up to 3.8 F1
+  points lost on a head.
 
 Switched on per pipeline, in its config (the packages that ``python -m spacy_hmtl package``
-builds have it; the training configs do not)::
+builds have ``.v2`` with ``precision = "auto"``; the training configs have nothing)::
 
     [nlp.after_pipeline_creation]
-    @callbacks = "spacy_hmtl.quantize_transformer.v1"
+    @callbacks = "spacy_hmtl.quantize_transformer.v2"
     enabled = true
+    precision = "auto"
 
 and then applies to every spacy-transformers pipe of the pipeline:
 
@@ -18,17 +28,19 @@ and then applies to every spacy-transformers pipe of the pipeline:
   builds the pipeline without loading it, and trains and evaluates in float32;
 * only at **inference**: a pipe that is updated (fine-tuning, or training resumed from a
   loaded pipeline) predicts in float32 from then on;
-* only on the **CPU** (a pipeline on a GPU keeps float32), and by default only where the
+* only on the **CPU** (a pipeline on a GPU keeps float32), and int8 by default only where the
   CPU's int8 kernels are exact enough (``activation_range``);
-* **saved as float32**: the int8 model is a copy made at the first prediction;
-  ``nlp.to_disk`` writes the float32 weights, which load back quantized or not.
+* **saved as float32**: the int8 model is a copy made at the first prediction, bfloat16 a
+  context around the float model; ``nlp.to_disk`` writes the float32 weights, which load back
+  at any precision.
 
 Off for one load: ``spacy.load(path, config={"nlp": {"after_pipeline_creation": {"enabled":
 False}}})``, or ``SPACY_HMTL_QUANTIZE=0`` in the environment (for commands that take no
 config overrides, e.g. ``spacy evaluate``). On for a pipeline trained without it:
-``spacy.load(path, config=QUANTIZE_OVERRIDES)``, or ``quantize_transformers(nlp)`` after
-loading; ``quantize_transformers(nlp, enabled=False)`` switches back to the exact float32
-outputs.
+``spacy.load(path, config=QUANTIZE_OVERRIDES)`` (``.v2``, "auto"), or
+``quantize_transformers(nlp, precision=...)`` after loading; ``quantize_transformers(nlp,
+enabled=False)`` switches back to the exact float32 outputs. ``transformer_precision(nlp)``
+says what each transformer pipe runs.
 """
 import os
 from typing import Callable, Dict, List, Optional, Sequence
