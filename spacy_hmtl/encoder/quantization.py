@@ -6,13 +6,14 @@ ways to make it cheaper, measured on the fine-tuned pipelines' dev sets (docs/CO
 "Faster transformer inference on the CPU"):
 
 * **bfloat16** (``precision = "bfloat16"``): the float model runs under ``torch.autocast``, its
-  matrix products in bfloat16; 1.7x the transformer's speed on a CPU with native bfloat16
-  instructions (AVX512-BF16 or AMX), every head within 0.05 F1 of float32. ``"auto"`` (the
+  matrix products in bfloat16; 1.36-1.64x the MiniLM pipelines' float32 words/s on a CPU
+  with native bfloat16 instructions (AVX512-BF16 or AMX), every head within 0.17 F1 of
+  float32 on the test sets (0.44 on one dev score). ``"auto"`` (the
   default of ``.v2``) picks it where the CPU runs it natively and stays float32 elsewhere
   (emulated bfloat16 is slower than float32).
 * **int8** (``precision = "int8"``, and all that ``.v1`` does): dynamic int8 quantization of
-  the ``Linear`` layers (``torch.ao.quantization.quantize_dynamic``): 2.1x, but up to 3.8 F1
-  points lost on a head.
+  the ``Linear`` layers (``torch.ao.quantization.quantize_dynamic``): 1.7x, but up to 3.8 F1
+  points lost on a head of a dev set.
 
 Switched on per pipeline, in its config (the packages that ``python -m spacy_hmtl package``
 builds have ``.v2`` with ``precision = "auto"``; the training configs have nothing)::
@@ -75,9 +76,10 @@ def make_quantize_transformer_v2(
         is a spacy-transformers model.
     precision (str): "auto" (bfloat16 where the CPU has native bfloat16 instructions,
         AVX512-BF16 or AMX, else float32), "bfloat16", "int8" (``.v1``'s dynamic int8
-        ``Linear`` layers) or "float32". On the dev sets bfloat16 kept every head within
-        0.05 F1 of float32 at 1.7x the transformer's speed; int8 ran it at 2.1x and cost up
-        to 3.8 F1 (docs/CONFIGS.md, "Faster transformer inference on the CPU").
+        ``Linear`` layers) or "float32". bfloat16 kept every head within 0.17 F1 of
+        float32 on the test sets at 1.36-1.64x the pipelines' words/s; int8 ran at 1.7x and
+        cost up to 3.8 F1 on a dev set (docs/CONFIGS.md, "Faster transformer inference on
+        the CPU").
     activation_range (str): int8 only: see ``.v1``.
     RETURNS (Callable[[Language], Language]): the callback.
     """

@@ -94,7 +94,7 @@ def resolve_precision(precision: str, activation_range: str = "auto") -> Optiona
     """``precision`` -> what inference runs here: "bfloat16", "int8", or None (float32).
 
     precision (str): "auto" (bfloat16 where ``cpu_has_native_bf16``, else float32: int8
-        costs accuracy, up to 3.8 F1 points on a dev set, docs/CONFIGS.md), "bfloat16"
+        cost up to 3.8 F1 points on a dev set, docs/CONFIGS.md), "bfloat16"
         (also where emulated), "int8" (as ``activation_range`` allows) or "float32".
     activation_range (str): the int8 inputs' range (``resolve_activation_range``).
     RETURNS (Optional[str]): the precision, None for float32.
