@@ -89,6 +89,9 @@ def make_quantize_transformer_v2(
 
     def reduce_precision_after_creation(nlp: Language) -> Language:
         switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in ("0", "false", "off", "no")
+        # armed=False: the shims switch once from_disk / from_bytes loads their weights. A
+        # pipe sourced from a loaded, switched pipeline is disarmed here, so that a
+        # pipeline built for training never runs at a reduced precision.
         _install(nlp, components, enabled=enabled and not switched_off, armed=False,
                  activation_range=activation_range, precision=precision)  # fmt: skip
         return nlp
@@ -114,19 +117,7 @@ def make_quantize_transformer(
         cost up to 1.5 F1 points on the fine-tuned CoNLL04 pipeline).
     RETURNS (Callable[[Language], Language]): the callback.
     """
-    from .quantized_shim import resolve_activation_range
-
-    resolve_activation_range(activation_range)  # a wrong value fails when the config loads
-
-    def quantize_after_creation(nlp: Language) -> Language:
-        switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in ("0", "false", "off", "no")
-        # armed=False: the shims quantize once from_disk / from_bytes loads their weights. A
-        # pipe sourced from a loaded, quantizing pipeline is disarmed here, so that a
-        # pipeline built for training never runs int8.
-        _install(nlp, components, enabled=enabled and not switched_off, armed=False, activation_range=activation_range)
-        return nlp
-
-    return quantize_after_creation
+    return make_quantize_transformer_v2(enabled, components, precision="int8", activation_range=activation_range)
 
 
 def quantize_transformers(
@@ -162,11 +153,7 @@ def transformer_quantization(nlp: Language) -> Dict[str, bool]:
     RETURNS (Dict[str, bool]): pipe name -> int8 (True) or float32 (False), for every pipe
         with a spacy-transformers model.
     """
-    state = {}
-    for name, shims in _transformer_shims(nlp, None).items():
-        quantized = [getattr(shim, "quantized_model", lambda: None)() is not None for shim in shims]
-        state[name] = bool(quantized) and all(quantized)
-    return state
+    return {name: precision == "int8" for name, precision in transformer_precision(nlp).items()}
 
 
 def transformer_precision(nlp: Language) -> Dict[str, str]:

@@ -24,6 +24,7 @@ one. This module imports spacy-transformers; ``quantization`` imports it only wh
 pipeline holds a transformer.
 """
 import copy
+import functools
 import re
 import warnings
 from typing import Any, Dict, Optional
@@ -55,6 +56,20 @@ class FullRangeDynamicLinear(nnqd.Linear):
         return Y.to(x.dtype)
 
 
+@functools.lru_cache(maxsize=None)
+def _cpu_flag(probe_name: str) -> Optional[bool]:
+    """A CPU feature from torch's probe ``torch.cpu.<probe_name>``, asked once per process
+    (``predict`` resolves its precision on every call); None where torch has no such probe
+    or it fails."""
+    probe = getattr(torch.cpu, probe_name, None)
+    if probe is None:
+        return None  # pragma: no cover - older torch
+    try:
+        return bool(probe())
+    except Exception:  # pragma: no cover - a torch whose probe fails
+        return None
+
+
 def cpu_has_int32_int8_dot() -> Optional[bool]:
     """Whether this CPU's int8 matmul kernels accumulate in int32 (x86 with AVX512-VNNI;
     ARM's qnnpack engine), where 8-bit inputs are safe.
@@ -63,13 +78,7 @@ def cpu_has_int32_int8_dot() -> Optional[bool]:
     """
     if torch.backends.quantized.engine == "qnnpack":
         return True
-    probe = getattr(torch.cpu, "_is_vnni_supported", None)  # AVX512-VNNI (fbgemm's int32 path)
-    if probe is not None:
-        try:
-            return bool(probe())
-        except Exception:  # pragma: no cover - a torch whose probe fails
-            return None
-    return None  # pragma: no cover - older torch
+    return _cpu_flag("_is_vnni_supported")  # AVX512-VNNI (fbgemm's int32 path)
 
 
 def cpu_has_native_bf16() -> Optional[bool]:
@@ -78,13 +87,10 @@ def cpu_has_native_bf16() -> Optional[bool]:
 
     RETURNS (Optional[bool]): None where torch cannot tell.
     """
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if all(probe is None for probe in probes):
+    flags = [_cpu_flag(name) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(flag is None for flag in flags):
         return None  # pragma: no cover - older torch
-    try:
-        return any(bool(probe()) for probe in probes if probe is not None)
-    except Exception:  # pragma: no cover - a torch whose probe fails
-        return None
+    return any(bool(flag) for flag in flags)
 
 
 PRECISIONS = ("auto", "bfloat16", "int8", "float32")
