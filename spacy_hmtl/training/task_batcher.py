@@ -291,13 +291,7 @@ def configure_task_batcher(
     get_length (Optional[Callable[[Example], int]]): length of an example (``len``).
     RETURNS (Callable): the batcher.
     """
-    return TaskBatcher(
-        size=size,
-        tolerance=tolerance,
-        discard_oversize=discard_oversize,
-        sampling=sampling,
-        weights=weights,
-        seed=seed,
-        steps_per_epoch=steps_per_epoch,
-        get_length=get_length,
+    # .v2 with unsorted batches: the same batcher
+    return configure_task_batcher_v2(
+        size, tolerance, discard_oversize, sampling, weights, seed, steps_per_epoch, get_length, pool_size=0
     )
