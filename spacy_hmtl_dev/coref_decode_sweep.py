@@ -108,6 +108,8 @@ def run_sweep(
     if COREF not in nlp.pipe_names:
         raise ValueError(f"{model}: no {COREF} pipe (pipes: {', '.join(nlp.pipe_names)})")
     examples = read_like_dev(nlp, [corpus])
+    if not examples:
+        raise ValueError(f"{corpus}: no documents to score")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = sweep(nlp, examples, windows, thresholds, rounds)
     n_words = sum(len(eg.reference) for eg in examples)

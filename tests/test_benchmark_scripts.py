@@ -509,6 +509,10 @@ def test_coref_decode_sweep_scores_each_setting_and_restores_the_pipes(tmp_path)
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["command"] == "cmd" and record["rows"] == rows and record["machine"]["torch_threads"] >= 1
     assert "| 1 | 5 |" in out.with_suffix(".md").read_text()
+    # an empty corpus is refused by name
+    empty = write_docbin(tmp_path / "empty.spacy", [])
+    with pytest.raises(ValueError, match="empty.spacy: no documents"):
+        run_sweep(str(model), str(empty), [1], None, 1, str(tmp_path / "y"), "cmd")
     # a pipeline without the coreference pipe is refused by name
     with pytest.raises(ValueError, match="no hmtl_coref"):
         nlp.remove_pipe("hmtl_coref")
