@@ -1,6 +1,6 @@
 """HMTL's ablation: does the hierarchy help? Each configuration trained with the same steps and seeds.
 
-    python scripts/ablation.py --config configs/scierc.cfg --max-steps 600 --seeds 0 1 2 \\
+    python scripts/ablation.py --config configs/scierc.cfg --max-steps 600 [--minus-max-steps 600] --seeds 0 1 2 \\
         --output benchmarks/ablation [--workdir training/ablation/scierc] [--jobs 2] \\
         [--variants full flat ner mentions relations coref no-ner ...] [--test PATH ...] \\
         [--gpu-id -1] [--threads 1] [any dotted `spacy train` override, e.g. --paths.train X]
@@ -17,8 +17,10 @@ each one is):
   task (the paper's "- task" rows).
 
 Every (variant, seed) run lives in ``WORKDIR/<variant>/seed<k>/`` (``spacy_hmtl_dev.ablation.runs``);
-a run whose ``test_scores.json`` exists is not trained again (resumable: stop it any time,
-rerun the same command); ``--jobs N`` trains N runs at once (each with ``--threads`` torch
+a run whose ``test_scores.json`` exists is not trained again, and a run stopped half-way goes
+on from its last evaluation's checkpoint (resumable: stop it any time, rerun the same
+command); ``--minus-max-steps M`` trains the "- task" rows M steps (compared with ``full`` on
+dev at step M, since ``full``'s test scores come from its longer run); ``--jobs N`` trains N runs at once (each with ``--threads`` torch
 threads). The test sets are read as the config reads its dev set (``read_like_dev``): with
 ``configs/mixed.cfg`` each test set keeps only the tasks its corpus declares, so LitBank's
 entity annotation is not scored against the CoNLL04-trained NER head. ``--reevaluate``
@@ -48,6 +50,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/scierc.cfg")
     parser.add_argument("--max-steps", type=int, default=600)
+    parser.add_argument("--minus-max-steps", type=int, default=0, help='training steps of the "- task" rows (0: --max-steps); they are then compared with full on dev at that step')
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default="benchmarks/ablation", help="writes OUTPUT.md, OUTPUT.json and OUTPUT_dev_*.png")
     parser.add_argument("--workdir", default=None, help="runs (default: training/ablation/<config name>)")
@@ -81,6 +84,7 @@ def main(argv=None) -> int:
         output=args.output,
         command="python " + shlex.join(["scripts/ablation.py"] + list(sys.argv[1:] if argv is None else argv)),
         max_steps=args.max_steps,
+        minus_max_steps=args.minus_max_steps,
         seeds=tuple(args.seeds),
         tests=tuple(tests),
         gpu_id=args.gpu_id,

@@ -1,15 +1,21 @@
 """Training and scoring the ablation's runs, resumably.
 
 Every (variant, seed) run lives in ``WORKDIR/<variant>/seed<k>/``: ``config.cfg``,
-``train_time.json`` (``scripts/timed.py``: wall time, peak memory), ``train_log.jsonl`` (dev
-scores and wall time per evaluation), ``model-best`` and ``test_scores.json``. A run whose
-``test_scores.json`` exists is not trained again (stop the ablation any time, run the same
-command again); ``jobs`` runs train at once, each with ``threads`` torch threads. The primary
-rows (full, flat, each head alone) of every seed run before the "- task" rows. The report is
-rewritten after every run, so it can be read while the ablation runs.
+``train_time.json`` (``scripts/timed.py``: wall time, peak memory; summed over the segments of
+a resumed run), ``train_log.jsonl`` (dev scores and wall time per evaluation), ``model-best``
+and ``test_scores.json``. A run whose ``test_scores.json`` exists is not trained again (stop
+the ablation any time, run the same command again). Runs train with the resumable trainer
+(``python -m spacy_hmtl train``, a checkpoint at every evaluation): a run stopped half-way
+goes on from its last evaluation, with the weights, optimizer state, batch order and random
+state it had, so a plateau-length ablation can span several sessions; the checkpoint is
+deleted once the run is scored. ``jobs`` runs train at once, each with ``threads`` torch
+threads. The primary rows (full, flat, each head alone) of every seed run before the "- task"
+rows, which may train fewer steps (``minus_max_steps``). The report is rewritten after every
+run, so it can be read while the ablation runs.
 """
 import copy
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -22,6 +28,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from thinc.api import Config
 
+from spacy_hmtl.training.resumable import CHECKPOINT
 from spacy_hmtl.variants import is_minus_variant
 
 from ..paths import SCRIPTS
@@ -40,7 +47,7 @@ class AblationSettings:
     workdir (str): where the runs live (``WORKDIR/<variant>/seed<k>/``).
     output (str): the report's path stem (``OUTPUT.md``, ``OUTPUT.json``, ``OUTPUT_dev_*.png``).
     command (str): the command line, as the report shows it.
-    max_steps (int): training steps of every run.
+    max_steps (int): training steps of every run (but the "- task" rows').
     seeds (Tuple[int, ...]): the seeds of every variant.
     tests (Tuple[str, ...]): the test corpus/corpora, read like the config's dev set.
     gpu_id (int): ``spacy train --gpu-id``.
@@ -48,6 +55,8 @@ class AblationSettings:
     threads (int): torch threads per run (``OMP_NUM_THREADS``); 0: the default.
     eval_batch_size (int): ``nlp.evaluate``'s batch size.
     overrides (Tuple[str, ...]): dotted ``spacy train`` overrides passed to every run.
+    minus_max_steps (int): training steps of the "- task" rows; 0: ``max_steps``. Their
+        comparison with ``full`` is then made on dev at that step (``summary.dev_at_step``).
     """
 
     config: str
@@ -62,6 +71,15 @@ class AblationSettings:
     threads: int = 1
     eval_batch_size: int = 16
     overrides: Tuple[str, ...] = field(default_factory=tuple)
+    minus_max_steps: int = 0
+
+    def minus_steps(self) -> int:
+        """The training steps of the "- task" rows' runs."""
+        return self.minus_max_steps or self.max_steps
+
+    def steps(self, variant: str) -> int:
+        """The training steps of ``variant``'s runs."""
+        return self.minus_steps() if is_minus_variant(variant) else self.max_steps
 
     def child_env(self) -> Dict[str, str]:
         """The environment of a run's processes: torch's intra-op pool (OpenMP/MKL) sized."""
@@ -115,35 +133,88 @@ def is_finished(workdir: str, variant: str, seed: int) -> bool:
 
 
 def run_one(variant: str, seed: int, cfg: Config, settings: AblationSettings) -> Dict[str, Any]:
-    """Train (unless done) and evaluate one run; its record, also in test_scores.json."""
+    """Train (unless done; resuming a stopped run) and evaluate one run; its record, also in
+    test_scores.json."""
     out_dir = run_dir(settings.workdir, variant, seed)
     result_path = out_dir / "test_scores.json"
     if is_finished(settings.workdir, variant, seed):
         return json.loads(result_path.read_text(encoding="utf8"))
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = out_dir / "config.cfg"
-    run_config(cfg, seed, settings.max_steps, out_dir / "train_log.jsonl").to_disk(cfg_path)
+    train_log = out_dir / "train_log.jsonl"
+    run_config(cfg, seed, settings.steps(variant), train_log).to_disk(cfg_path)
     timing = out_dir / "train_time.json"
-    env = settings.child_env()
     model = out_dir / "model-best"
-    record = json.loads(timing.read_text(encoding="utf8")) if timing.exists() else {}
+    record = read_timing(timing)
     if record.get("returncode") != 0 or not (model / "config.cfg").exists():
+        resume = can_resume(out_dir, cfg_path, settings.overrides)
+        earlier = record.get("segments", [record] if record else []) if resume else []
+        if not resume:
+            # a fresh run: the logger would keep a stopped run's evaluations
+            train_log.unlink(missing_ok=True)
+            timing.unlink(missing_ok=True)
         cmd = [
             sys.executable, str(SCRIPTS / "timed.py"), str(timing), "--",
-            sys.executable, "-m", "spacy", "train", str(cfg_path), "--output", str(out_dir),
-            "--gpu-id", str(settings.gpu_id),
+            sys.executable, "-m", "spacy_hmtl", "train", str(cfg_path), "--output", str(out_dir),
+            "--gpu-id", str(settings.gpu_id), "--resume", "yes" if resume else "no",
         ] + list(settings.overrides)  # fmt: skip
-        log(f"{variant} seed {seed}: training ({out_dir}/train.log)")
-        with (out_dir / "train.log").open("w", encoding="utf8") as console:
-            subprocess.run(cmd, env=env, stdout=console, stderr=subprocess.STDOUT)
-        record = json.loads(timing.read_text(encoding="utf8")) if timing.exists() else {}
+        what = f"resuming from {out_dir / CHECKPOINT}" if resume else "training"
+        log(f"{variant} seed {seed}: {what} ({settings.steps(variant)} steps; {out_dir}/train.log)")
+        with (out_dir / "train.log").open("a" if resume else "w", encoding="utf8") as console:
+            subprocess.run(cmd, env=settings.child_env(), stdout=console, stderr=subprocess.STDOUT)
+        record = merge_segments(earlier, read_timing(timing))
+        timing.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf8")
     if record.get("returncode") != 0 or not (model / "config.cfg").exists():
         log(f"{variant} seed {seed}: training failed (exit {record.get('returncode')}), see {out_dir}/train.log")
         return {"variant": variant, "seed": seed, "status": f"training failed (exit {record.get('returncode')})"}
     result = evaluate_run(variant, seed, out_dir, record, settings)
     if result.get("status") == FINISHED:
+        shutil.rmtree(out_dir / CHECKPOINT, ignore_errors=True)  # model-best is what is kept
         log(f"{variant} seed {seed}: done in {record.get('wall_s')} s")
     return result
+
+
+def read_timing(path: Path) -> Dict[str, Any]:
+    """A run's timing record (``scripts/timed.py``'s JSON), {} when there is none."""
+    return json.loads(path.read_text(encoding="utf8")) if path.exists() else {}
+
+
+def can_resume(out_dir: Path, cfg_path: Path, overrides: Sequence[str] = ()) -> bool:
+    """Whether a stopped run in ``out_dir`` can go on: a checkpoint written from this very
+    config and overrides (another step budget or override starts the run afresh)."""
+    state_path = out_dir / CHECKPOINT / "state.json"
+    if not state_path.exists():
+        return False
+    try:
+        state = json.loads(state_path.read_text(encoding="utf8"))
+    except (OSError, ValueError):
+        return False
+    return state.get("config") == read_config_text(cfg_path, overrides)
+
+
+def read_config_text(cfg_path: Path, overrides: Sequence[str] = ()) -> str:
+    """The config's text as ``python -m spacy_hmtl train`` compares it with a checkpoint's:
+    overrides applied, not interpolated."""
+    from spacy.cli._util import parse_config_overrides
+    from spacy.util import load_config
+
+    return load_config(cfg_path, overrides=parse_config_overrides(list(overrides)), interpolate=False).to_str()
+
+
+def merge_segments(earlier: List[Dict[str, Any]], last: Dict[str, Any]) -> Dict[str, Any]:
+    """One timing record for a run trained in segments: the last segment's record with the
+    wall time summed and the peak memory maxed over all of them, and the segments kept."""
+    if not earlier:
+        return last
+    segments = earlier + [last]
+    walls = [s.get("wall_s") for s in segments]
+    peaks = [s.get("peak_rss_mb") for s in segments if s.get("peak_rss_mb") is not None]
+    return {
+        **last,
+        "wall_s": None if any(w is None for w in walls) else round(sum(walls), 2),
+        "peak_rss_mb": max(peaks) if peaks else None,
+        "segments": segments,
+    }
 
 
 def evaluate_run(variant: str, seed: int, out_dir: Path, record: Dict[str, Any], settings: AblationSettings) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ import statistics
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy_hmtl.tasks import Task, registered_tasks
-from spacy_hmtl.variants import variant_names, variant_tasks
+from spacy_hmtl.variants import is_minus_variant, variant_names, variant_tasks
 
 # (step, mean wall seconds or None, mean dev score in %) of one evaluation
 CurvePoint = Tuple[float, Optional[float], float]
@@ -83,17 +83,46 @@ def compare(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
     return {"delta": delta, "verdict": "better" if delta > 0 else "worse"}
 
 
-def comparisons(summary: Dict[str, Dict[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
-    """Each task's headline: every other variant against ``full`` (variant - full)."""
+def comparisons(
+    summary: Dict[str, Dict[str, Dict[str, Any]]],
+    minus_dev: Optional[Dict[str, Dict[str, Dict[str, Any]]]] = None,
+    minus_step: Optional[int] = None,
+) -> List[Dict[str, Any]]:
+    """Each task's headline: every other variant against ``full`` (variant - full).
+
+    summary: variant -> metric -> test-score summary (``aggregate``).
+    minus_dev: when the "- task" rows trained fewer steps than ``full``: variant -> metric ->
+        dev-score summary at ``minus_step`` (``dev_at_step``), for ``full`` and the "- task"
+        rows, which are then compared there (``basis``: "dev, step N") rather than on test.
+    """
     rows = []
-    full = summary.get("full", {})
     for task in all_task_metrics():
         key, label = headline(task)
         for variant in variant_names():
-            if variant == "full" or key not in summary.get(variant, {}) or key not in full:
+            if variant == "full":
                 continue
-            rows.append({"task": task, "metric": key, "label": label, "variant": variant, **compare(summary[variant][key], full[key])})
+            if minus_dev is not None and is_minus_variant(variant):
+                table, basis = minus_dev, f"dev, step {minus_step}"
+            else:
+                table, basis = summary, "test"
+            if key not in table.get(variant, {}) or key not in table.get("full", {}):
+                continue
+            rows.append({"task": task, "metric": key, "label": label, "variant": variant, "basis": basis, **compare(table[variant][key], table["full"][key])})
     return rows
+
+
+def dev_at_step(by_seed: Dict[int, Dict[str, Any]], variant: str, step: int) -> Dict[str, Dict[str, Any]]:
+    """metric -> summary over the seeds of the headline dev scores ``variant``'s runs logged
+    at ``step`` (from each run's ``dev_log``); a seed without an evaluation there is left out."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for task in variant_tasks(variant):
+        key = headline(task)[0]
+        values = []
+        for _, run in sorted(by_seed.items()):
+            entries = [e for e in run.get("dev_log") or [] if e.get("step") == step]
+            values.append(pct(entries[-1].get(key)) if entries else None)
+        out[key] = summarize(values)
+    return out
 
 
 def mean_or_none(values: Sequence[Optional[float]]) -> Optional[float]:
