@@ -11,9 +11,9 @@ the projected vectors, since pooling is linear in the vectors.
 The pooling is needed over three sets of spans, each with its own cost profile; all three
 compute the same function (tested against a per-span reference):
 
-* ``pool_spans_by_width``: a list of candidates ``(doc, start, end)`` (mentions head), in
-  one batched product per distinct width (``pool_token_spans``: the same over flat tokens,
-  at inference);
+* ``pool_token_spans``: a list of candidates over flat tokens (mentions head), in one
+  batched product per distinct width (``pool_spans_by_width``: the same for ``(doc, start,
+  end)`` candidates of a padded batch, in training);
 * ``pool_all_widths``: every width ``1..max_width`` from each of a range of starts (coref
   mention scoring, in chunks of starts);
 * ``pool_spans_by_offset``: padded kept spans ``(batch, k)`` (coref span embeddings).
@@ -30,37 +30,26 @@ def pool_spans_by_width(
     starts: torch.Tensor,
     ends: torch.Tensor,
 ) -> torch.Tensor:
-    """Attention pooling of a list of spans of a padded batch.
+    """Attention pooling of a list of spans of a padded batch: ``pool_token_spans`` over
+    the batch's rows laid end to end (a span never crosses its row, so the pooling is the
+    same; the flat index gathers faster than (doc, position) pairs, in training too).
 
     token_scores (torch.Tensor): ``(batch, time)`` attention logits.
     values (torch.Tensor): ``(batch, time, d)`` vectors to pool.
     doc_idx, starts, ends (torch.Tensor): ``(n_spans,)`` int64, ``ends`` inclusive.
     RETURNS (torch.Tensor): ``(n_spans, d)``, in the order of the spans.
     """
-    widths = ends - starts + 1
-    order = torch.argsort(widths, stable=True)
-    unique_widths, counts = torch.unique_consecutive(widths[order], return_counts=True)
-    pooled_groups = []
-    offset = 0
-    for k, count in zip(unique_widths.tolist(), counts.tolist()):
-        sel = order[offset : offset + count]
-        offset += count
-        positions = starts[sel].unsqueeze(1) + torch.arange(k, device=starts.device).unsqueeze(0)
-        docs = doc_idx[sel].unsqueeze(1).expand(-1, k)
-        weights = torch.softmax(token_scores[docs, positions], dim=1)  # (count, k)
-        pooled_groups.append(torch.bmm(weights.unsqueeze(1), values[docs, positions]).squeeze(1))
-    if not pooled_groups:
-        return values.new_zeros((0, values.shape[-1]))
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.shape[0], device=order.device)
-    return torch.cat(pooled_groups, dim=0)[inverse]
+    row_start = doc_idx * token_scores.shape[1]
+    return pool_token_spans(
+        token_scores.reshape(-1), values.reshape(-1, values.shape[-1]), row_start + starts, row_start + ends
+    )
 
 
 def pool_token_spans(
     token_scores: torch.Tensor, values: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
 ) -> torch.Tensor:
-    """``pool_spans_by_width`` over flat tokens (one index per token instead of a (doc,
-    position) pair, which indexes several times faster), bit for bit the same pooling.
+    """Attention pooling of a list of spans of flat tokens, in one batched product per
+    distinct width (one index per token: several times faster than (doc, position) pairs).
 
     token_scores (torch.Tensor): ``(n_tokens,)`` attention logits.
     values (torch.Tensor): ``(n_tokens, d)`` vectors to pool.
