@@ -32,6 +32,15 @@ PAIRS: Dict[str, Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]] = {
             ("litbank_ft.cfg (fine-tuned)", "litbank_ft_seed0.jsonl"),
         ],
     ),
+    # the general pipeline: CoNLL04 dev for entities and relations, LitBank's first 5 dev
+    # documents for mentions and coreference
+    "mixed": (
+        [("ents_f", "entities F1 (CoNLL04)"), ("rel_strict_f", "strict relations F1 (CoNLL04)"), ("mentions_f", "mentions F1 (LitBank)"), ("coref_f", "coref CoNLL avg F1 (LitBank)")],
+        [
+            ("mixed_trf.cfg (frozen)", "mixed_trf_seed0_2000.jsonl"),
+            ("mixed_ft.cfg (fine-tuned)", "mixed_ft_seed0.jsonl"),
+        ],
+    ),
 }
 
 
