@@ -1,21 +1,22 @@
-"""``python -m spacy_hmtl package``: ``spacy package`` with reduced-precision transformer
-inference on by default in the package.
+"""``python -m spacy_hmtl package``: ``spacy package`` with reduced-precision CPU inference on
+by default in the package.
 
-A pipeline trained from a config without ``spacy_hmtl.quantize_transformer.v2`` (the shipped
-training configs: the trained weights and dev scores stay float32) runs its transformer in
-float32 when loaded. The package built here carries the callback in its config instead
-(``precision = "auto"``), so ``spacy.load("en_hmtl_...")`` runs the transformer in bfloat16 on
-a CPU with native bfloat16 instructions (within 0.05 F1 of float32 on every dev set measured,
-1.7x the transformer's speed) and in float32 elsewhere, on a GPU too (the weights it carries
-are the float32 ones): the
-trained pipeline is copied to a temporary directory, ``[nlp.after_pipeline_creation]`` is set
-in the copy's config, and ``spacy package`` packages the copy. The trained pipeline itself is
-left as it is; ``--no-quantize`` packages it unchanged.
+A pipeline trained from a shipped config (no ``[nlp.after_pipeline_creation]`` callback: the
+trained weights and dev scores stay float32) runs in float32 when loaded. The package built
+here carries ``spacy_hmtl.reduced_precision.v1`` with ``precision = "auto"`` instead, so
+``spacy.load("en_hmtl_...")`` runs the transformer and the encoder's and heads' BiLSTMs in
+bfloat16 on a CPU with native bfloat16 products (the transformer 1.4-1.6x, a vectors
+pipeline about 1.1-1.2x faster; every dev score within 0.44 F1 of float32, most within 0.1:
+docs/CONFIGS.md, "Faster inference on the CPU") and in float32 elsewhere, on a GPU too (the
+weights it carries are the float32 ones): the trained pipeline is copied to a temporary
+directory, ``[nlp.after_pipeline_creation]`` is set in the copy's config, and ``spacy
+package`` packages the copy. The trained pipeline itself is left as it is; ``--no-quantize``
+packages it unchanged.
 
-Pipelines without a spacy-transformers pipe, and configs that already name an
-``after_pipeline_creation`` callback (kept as they are), are packaged unchanged. A user turns
-it off at load: ``spacy.load(name, config={"nlp": {"after_pipeline_creation": {"enabled":
-False}}})`` or ``SPACY_HMTL_QUANTIZE=0``.
+Pipelines with neither a spacy-transformers pipe nor an HMTL encoder, and configs that already
+name an ``after_pipeline_creation`` callback (kept as they are), are packaged unchanged. A user
+turns it off at load: ``spacy.load(name, config={"nlp": {"after_pipeline_creation":
+{"enabled": False}}})`` or ``SPACY_HMTL_QUANTIZE=0``.
 """
 import os
 import shutil
@@ -27,32 +28,39 @@ from typing import Any, Dict, Optional, Sequence
 
 import srsly
 
-from .encoder.quantization import CALLBACK, CALLBACK_V1
+from .encoder.quantization import CALLBACK as TRANSFORMER_CALLBACK
+from .encoder.quantization import CALLBACK_V1 as TRANSFORMER_CALLBACK_V1
+from .reduced_precision import CALLBACK
 
-# what the package's config gets (spacy_hmtl.quantize_transformer.v2's defaults, spelt out)
+# what the package's config gets (spacy_hmtl.reduced_precision.v1's defaults, spelt out)
 QUANTIZE_BLOCK: Dict[str, Any] = {
-    "@callbacks": CALLBACK, "enabled": True, "components": None, "precision": "auto", "activation_range": "auto"
+    "@callbacks": CALLBACK, "enabled": True, "precision": "auto", "transformer_components": None,
+    "activation_range": "auto", "lstms": True,
 }
+# the pipes whose inference the callback reduces: the transformer, and the BiLSTMs of the
+# encoder (a pipeline with heads has one) and the heads
+_REDUCIBLE_FACTORIES = ("transformer", "hmtl_encoder")
 
 
 def enable_quantization(config_path: Path) -> str:
     """Set ``[nlp.after_pipeline_creation]`` to ``QUANTIZE_BLOCK`` in a pipeline's config.cfg,
-    where the pipeline has a spacy-transformers pipe and names no other callback there.
+    where the pipeline has a spacy-transformers pipe or an HMTL encoder and names no other
+    callback there.
 
     config_path (Path): the ``config.cfg`` of a saved pipeline (rewritten in place).
     RETURNS (str): what was done ("enabled", "already enabled", "kept <callback>", or
-        "no transformer pipe").
+        "nothing to reduce").
     """
     from spacy.util import load_config
 
     config = load_config(config_path, interpolate=False)
     factories = [block.get("factory") for block in config.get("components", {}).values()]
-    if "transformer" not in factories:
-        return "no transformer pipe"
+    if not any(factory in factories for factory in _REDUCIBLE_FACTORIES):
+        return "nothing to reduce"
     current: Optional[Dict[str, Any]] = config["nlp"].get("after_pipeline_creation")
     if current:
         name = current.get("@callbacks")
-        return "already enabled" if name in (CALLBACK, CALLBACK_V1) else f"kept {name}"
+        return "already enabled" if name in (CALLBACK, TRANSFORMER_CALLBACK, TRANSFORMER_CALLBACK_V1) else f"kept {name}"
     config["nlp"]["after_pipeline_creation"] = dict(QUANTIZE_BLOCK)
     config.to_disk(config_path)
     return "enabled"
@@ -108,7 +116,7 @@ def package_pipeline(
             source = Path(tmp) / "pipeline" / Path(model).name
             shutil.copytree(model, source)
             done = enable_quantization(source / "config.cfg")
-            print(f"reduced-precision transformer inference in the package's config: {done}", flush=True)
+            print(f"reduced-precision inference in the package's config: {done}", flush=True)
         staging.mkdir()
         status = subprocess.run([sys.executable, "-m", "spacy", "package", str(source), *options]).returncode
         if status != 0:
@@ -128,11 +136,11 @@ def add_package(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         "package",
-        help="spacy package, with bfloat16 transformer inference on by default in the package",
+        help="spacy package, with bfloat16 inference (transformer, BiLSTMs) on by default in the package",
         description=(
             "Package MODEL as `spacy package MODEL OUTPUT_DIR --name NAME --version VERSION` "
-            "does; a pipeline with a spacy-transformers pipe gets spacy_hmtl.quantize_transformer.v2 "
-            "in the package's [nlp.after_pipeline_creation] (bfloat16 on CPUs that run it natively, else "
+            "does; the package's [nlp.after_pipeline_creation] gets spacy_hmtl.reduced_precision.v1 "
+            "(the transformer and the BiLSTMs in bfloat16 on CPUs that run it natively, else "
             "float32; --no-quantize: as it is). "
             "MODEL is not changed."
         ),
@@ -141,7 +149,7 @@ def add_package(subparsers: Any) -> None:
     parser.add_argument("output_dir", metavar="OUTPUT_DIR", type=Path, help="spacy package's output directory")
     parser.add_argument("--name", required=True, help="package name (spaCy prefixes the language)")
     parser.add_argument("--version", required=True, help="package version")
-    parser.add_argument("--no-quantize", action="store_true", help="package MODEL unchanged (float32 transformer)")
+    parser.add_argument("--no-quantize", action="store_true", help="package MODEL unchanged (float32 inference)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing package directory")
     parser.set_defaults(handler=run_package, parser=parser)
 

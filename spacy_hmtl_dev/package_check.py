@@ -5,8 +5,8 @@ The venv (no system site-packages) gets torch, spacy-hmtl from this checkout (no
 editable: what a user installs, without this development package) and the sdist; in it, the
 pipeline is loaded *by package name* with ``spacy.load(name)`` and annotates sample texts,
 which must equal the annotations of the pipeline it was built from, loaded here (with the
-package's ``[nlp.after_pipeline_creation]``: ``python -m spacy_hmtl package`` switches int8
-transformer inference on in the package, not in the trained pipeline).
+package's ``[nlp.after_pipeline_creation]``: ``python -m spacy_hmtl package`` switches
+reduced-precision inference on in the package, not in the trained pipeline).
 """
 import json
 import os

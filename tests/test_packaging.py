@@ -1,6 +1,6 @@
-"""`python -m spacy_hmtl package` (`spacy package`, int8 transformer inference switched on in
-a transformer pipeline's package) on a trained spacy-hmtl pipeline gives a package that loads
-by name, and spacy-hmtl's wheel carries the runtime package alone.
+"""`python -m spacy_hmtl package` (`spacy package`, with reduced-precision inference switched
+on in the package: `spacy_hmtl.reduced_precision.v1`) on a trained spacy-hmtl pipeline gives a
+package that loads by name, and spacy-hmtl's wheel carries the runtime package alone.
 
 The full check (a fresh venv that installs spacy-hmtl and the sdist) is the project's
 `check-package` command (scripts/check_package.py, spacy_hmtl_dev.package_check); here the sdist
@@ -15,7 +15,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import spacy
+
 from spacy_hmtl.batch_annotator import doc_to_json, round_scores
+from spacy_hmtl.reduced_precision import REDUCED_PRECISION_OVERRIDES
 from spacy_hmtl_dev.package_check import CHILD
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +32,8 @@ def test_the_package_command_builds_an_sdist_that_loads_by_name(tiny_pipeline_pa
     not_a_pipeline = subprocess.run(command[:4] + [str(tmp_path), *command[5:]], capture_output=True, text=True)
     assert not_a_pipeline.returncode == 1 and "not a saved pipeline" in not_a_pipeline.stderr
     first = subprocess.run(command, check=True, capture_output=True, text=True)
-    assert "no transformer pipe" in first.stdout  # a vectors pipeline is packaged as it is
+    # a vectors pipeline's package runs its BiLSTMs at reduced precision too (bfloat16 where native)
+    assert "reduced-precision inference in the package's config: enabled" in first.stdout
     package_dir = out / "en_hmtl_tiny-0.0.1"
     # an existing package is not replaced without --overwrite
     (package_dir / "marker").write_text("kept")
@@ -57,7 +61,10 @@ def test_the_package_command_builds_an_sdist_that_loads_by_name(tiny_pipeline_pa
     )
     child = json.loads(result.stdout.strip().splitlines()[-1])
     assert child["pipeline_path"].startswith(str(target))
-    expected = [doc_to_json(doc) for doc in tiny_nlp.pipe(texts)]
+    assert child["after_pipeline_creation"]["@callbacks"] == "spacy_hmtl.reduced_precision.v1"
+    # the package annotates as the trained pipeline does at the package's precision
+    reduced = spacy.load(tiny_pipeline_path, config=REDUCED_PRECISION_OVERRIDES)
+    expected = [doc_to_json(doc) for doc in reduced.pipe(texts)]
     assert round_scores(child["docs"]) == round_scores(expected)
     assert any(doc["relations"] for doc in child["docs"])  # the tiny pipeline predicts something
 

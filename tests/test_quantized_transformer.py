@@ -273,7 +273,7 @@ def test_the_package_step_switches_reduced_precision_on_in_a_copy_of_the_config(
     blank = spacy.blank("en")
     blank.add_pipe("sentencizer")
     blank.to_disk(tmp_path / "no_trf")
-    assert enable_quantization(tmp_path / "no_trf" / "config.cfg") == "no transformer pipe"
+    assert enable_quantization(tmp_path / "no_trf" / "config.cfg") == "nothing to reduce"
 
 
 def test_bfloat16_inference_is_close_to_float32_and_returns_float32(minilm_pipeline_path, float_features):

@@ -12,6 +12,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
+from ..layers import lstm_precision
 from ..model_files import (
     ModelFileError,
     model_load_error,
@@ -274,9 +275,12 @@ class HMTLEncoder(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HMTLEncoder":
         try:
-            return super().from_bytes(bytes_data, exclude=exclude)
+            super().from_bytes(bytes_data, exclude=exclude)
         except (ValueError, RuntimeError, KeyError) as err:
             raise model_load_error(self.name, None, "the saved bytes", err, _CONFIG_HINT) from err
+        # loaded weights: the reduced inference precision a config callback asked for
+        lstm_precision.apply_requested(self)
+        return self
 
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
         """spaCy's files (``cfg``, ``model``, ``vocab`` unless excluded), and their SHA-256
@@ -306,6 +310,7 @@ class HMTLEncoder(TrainablePipe):
             self.model.from_bytes(data)
         except (ValueError, RuntimeError, KeyError) as err:
             raise model_load_error(self.name, data, source, err, _CONFIG_HINT) from err
+        lstm_precision.apply_requested(self)
 
 
 # The files spaCy's TrainablePipe.to_disk writes.

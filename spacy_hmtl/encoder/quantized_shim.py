@@ -24,7 +24,6 @@ one. This module imports spacy-transformers; ``quantization`` imports it only wh
 pipeline holds a transformer.
 """
 import copy
-import functools
 import re
 import warnings
 from typing import Any, Dict, Optional
@@ -35,6 +34,10 @@ from spacy_transformers.layers.hf_shim import HFShim
 from thinc.types import ArgsKwargs
 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 from wasabi import msg
+
+# the CPU probes, here under their old import path (``cpu_has_native_bf16`` is looked up in
+# this module's namespace by ``resolve_precision``)
+from ..layers.cpu_features import _cpu_flag, cpu_has_int32_int8_dot, cpu_has_native_bf16  # noqa: F401
 
 # the warnings torch gives while quantizing (torch.ao.quantization's deprecation and that of
 # the quantized tensor constructors it calls): once per load, about torch's own code
@@ -54,43 +57,6 @@ class FullRangeDynamicLinear(nnqd.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         Y = torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
         return Y.to(x.dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _cpu_flag(probe_name: str) -> Optional[bool]:
-    """A CPU feature from torch's probe ``torch.cpu.<probe_name>``, asked once per process
-    (``predict`` resolves its precision on every call); None where torch has no such probe
-    or it fails."""
-    probe = getattr(torch.cpu, probe_name, None)
-    if probe is None:
-        return None  # pragma: no cover - older torch
-    try:
-        return bool(probe())
-    except Exception:  # pragma: no cover - a torch whose probe fails
-        return None
-
-
-def cpu_has_int32_int8_dot() -> Optional[bool]:
-    """Whether this CPU's int8 matmul kernels accumulate in int32 (x86 with AVX512-VNNI;
-    ARM's qnnpack engine), where 8-bit inputs are safe.
-
-    RETURNS (Optional[bool]): None where torch cannot tell.
-    """
-    if torch.backends.quantized.engine == "qnnpack":
-        return True
-    return _cpu_flag("_is_vnni_supported")  # AVX512-VNNI (fbgemm's int32 path)
-
-
-def cpu_has_native_bf16() -> Optional[bool]:
-    """Whether this CPU multiplies bfloat16 natively (x86 AVX512-BF16 or AMX), where
-    bfloat16 inference is fast; elsewhere torch emulates it, slower than float32.
-
-    RETURNS (Optional[bool]): None where torch cannot tell.
-    """
-    flags = [_cpu_flag(name) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if all(flag is None for flag in flags):
-        return None  # pragma: no cover - older torch
-    return any(bool(flag) for flag in flags)
 
 
 PRECISIONS = ("auto", "bfloat16", "int8", "float32")

@@ -206,6 +206,17 @@ def package_versions() -> Dict[str, Optional[str]]:
     return out
 
 
+def precision_line(precision: str) -> str:
+    """How the speed table's HMTL pipelines ran, in words."""
+    if precision == "package":
+        return (
+            "The HMTL pipelines run as their packages do (`spacy_hmtl.reduced_precision.v1`, `precision = \"auto\"`: "
+            "the transformer and the BiLSTMs in bfloat16 on a CPU with native bfloat16 products, else float32; "
+            "`--speed-precision float32`: as trained)."
+        )
+    return "The HMTL pipelines run in float32, as trained."
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
     """``OUTPUT.md`` from the report's JSON."""
     m, v = report["machine"], report["versions"]
@@ -269,6 +280,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
             "",
             "## Speed (measured in this run)",
             "",
+            f"{precision_line(speed.get('precision', 'float32'))} "
             f"Raw test texts through `nlp.pipe(texts, batch_size={speed['batch_size']})`, 1 process, "
             f"torch threads {m.get('torch_threads')}; warm-up on {speed['warmup_docs']} docs, then "
             f"{speed['rounds']} rounds. In each round every HMTL pipeline is timed back to back with the stock "

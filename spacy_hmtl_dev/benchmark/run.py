@@ -45,6 +45,8 @@ class BenchmarkSettings:
     parallel_pipelines (str): comma-separated names (of ``speed.SPEED_PIPELINES``, and
         ``stock``) measured with N processes; empty: every HMTL pipeline timed, and the
         stock pipeline (``nlp.pipe`` only).
+    speed_precision (str): "package" (the speed table's HMTL pipelines run as their packages
+        do: ``spacy_hmtl.reduced_precision.v1``, "auto") or "float32" (as trained).
     """
 
     output: str = "benchmarks/results"
@@ -65,6 +67,7 @@ class BenchmarkSettings:
     no_speed: bool = False
     parallel_processes: int = 2
     parallel_pipelines: str = ""
+    speed_precision: str = "package"
 
 
 def run_benchmark(settings: BenchmarkSettings, command: str, pipelines: Mapping[str, List[str]] = PIPELINES) -> Dict[str, Any]:
@@ -113,6 +116,7 @@ def run_benchmark(settings: BenchmarkSettings, command: str, pipelines: Mapping[
             warmup_docs=settings.warmup_docs,
             threads=settings.threads,
             gpu_id=settings.gpu_id,
+            precision=settings.speed_precision,
         )
         if settings.parallel_processes > 1 and settings.gpu_id < 0:
             report["parallel"] = measure_parallel(

@@ -79,6 +79,21 @@ def set_threads(threads: int) -> None:
             pass
 
 
+# how the HMTL pipelines are timed: as their packages run them, or as trained
+SPEED_PRECISIONS = ("package", "float32")
+
+
+def load_for_timing(key: str, target: str, precision: str) -> Any:
+    """Load a timed pipeline: the stock one as it is, an HMTL one as its package runs it
+    (``precision = "package"``: ``spacy_hmtl.reduced_precision.v1``, "auto") or as trained."""
+    import spacy
+
+    from spacy_hmtl.reduced_precision import REDUCED_PRECISION_OVERRIDES
+
+    packaged = precision == "package" and key != STOCK
+    return spacy.load(target, config=REDUCED_PRECISION_OVERRIDES if packaged else {})
+
+
 def speed_targets(models: Path) -> Dict[str, str]:
     """The pipelines timed: the stock pipeline (key ``STOCK``) and each of
     ``SPEED_PIPELINES`` trained under ``models`` (key ``hmtl_NAME``: ``NAME/model-best``)."""
@@ -215,6 +230,7 @@ def measure_speed(
     warmup_docs: int,
     threads: int,
     gpu_id: int,
+    precision: str = "package",
 ) -> Dict[str, Any]:
     """The speed section of the report (see the module docstring).
 
@@ -225,15 +241,19 @@ def measure_speed(
     warmup_docs (int): docs of each text set piped once before timing.
     threads (int): torch threads of the memory probes (this process's are set by the caller).
     gpu_id (int): the GPU of the memory probes; -1: CPU.
+    precision (str): "package": the HMTL pipelines run as their packages do
+        (``spacy_hmtl.reduced_precision.v1``, "auto": bfloat16 transformer and BiLSTMs on a
+        CPU with native bfloat16, else float32); "float32": as trained.
     """
-    import spacy
-
+    if precision not in SPEED_PRECISIONS:
+        raise ValueError(f"precision must be one of {list(SPEED_PRECISIONS)}, not {precision!r}")
     targets = speed_targets(models)
     result: Dict[str, Any] = {
         "batch_size": batch_size,
         "rounds": rounds,
         "warmup_docs": warmup_docs,
         "n_process": 1,
+        "precision": precision,
         "pipelines": dict(targets),
         "not_timed": [f"hmtl_{n}" for n in SPEED_PIPELINES if f"hmtl_{n}" not in targets],
         "texts": {},
@@ -244,7 +264,7 @@ def measure_speed(
     for key, target in targets.items():
         log(f"speed: loading {key} ({target})")
         try:
-            nlps[key] = spacy.load(target)
+            nlps[key] = load_for_timing(key, target, precision)
         except Exception as e:  # e.g. the stock package is not installed
             log(f"speed: cannot load {target}: {e}")
             result.setdefault("load_errors", {})[key] = str(e)
