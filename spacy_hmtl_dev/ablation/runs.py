@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from thinc.api import Config
 
@@ -174,6 +174,15 @@ def run_one(variant: str, seed: int, cfg: Config, settings: AblationSettings) ->
     return result
 
 
+def training_seconds(out_dir: Path, record: Dict[str, Any]) -> Optional[float]:
+    """A run's training time: the last wall time of its dev log, which the resumable trainer
+    continues across segments (so a segment stopped before ``scripts/timed.py`` could write
+    its record still counts), else the timing record's ``wall_s``."""
+    log_path = out_dir / "train_log.jsonl"
+    seconds = [e["seconds"] for e in read_train_log(log_path) if e.get("seconds") is not None] if log_path.exists() else []
+    return round(max(seconds), 2) if seconds else record.get("wall_s")
+
+
 def read_timing(path: Path) -> Dict[str, Any]:
     """A run's timing record (``scripts/timed.py``'s JSON), {} when there is none."""
     return json.loads(path.read_text(encoding="utf8")) if path.exists() else {}
@@ -237,7 +246,7 @@ def evaluate_run(variant: str, seed: int, out_dir: Path, record: Dict[str, Any],
         "status": FINISHED,
         "pipeline": evaluated["pipeline"],
         "n_test_docs": evaluated["n_docs"],
-        "train_wall_s": record.get("wall_s"),
+        "train_wall_s": training_seconds(out_dir, record),
         "train_peak_rss_mb": record.get("peak_rss_mb"),
         "scores": evaluated["scores"],
     }
