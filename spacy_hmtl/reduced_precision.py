@@ -18,14 +18,13 @@ weights only (``spacy train`` trains and evaluates in float32), inference on the
 weights saved in float32; off for one load with ``config={"nlp": {"after_pipeline_creation":
 {"enabled": False}}}`` or ``SPACY_HMTL_QUANTIZE=0``.
 """
-import os
 from typing import Callable, Dict, List, Optional
 
 from spacy.language import Language
 from spacy.util import registry
 
 from .encoder.component import HMTLEncoder
-from .encoder.quantization import ENV_SWITCH, make_quantize_transformer_v2
+from .encoder.quantization import make_quantize_transformer_v2, switched_off_by_env
 from .head_pipe import TorchHeadPipe
 from .layers import lstm_precision
 
@@ -68,8 +67,7 @@ def make_reduced_precision(
     def reduce_precision_after_creation(nlp: Language) -> Language:
         if transformer is not None:
             transformer(nlp)
-        switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in ("0", "false", "off", "no")
-        wanted = precision if (enabled and lstms and not switched_off) else None
+        wanted = precision if (enabled and lstms and not switched_off_by_env()) else None
         for pipe in _lstm_pipes(nlp).values():
             # applied when from_disk / from_bytes loads the pipe's weights
             lstm_precision.request(pipe, wanted)

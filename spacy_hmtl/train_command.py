@@ -53,10 +53,9 @@ def add_train(subparsers: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from spacy import util
-    from spacy.cli._util import parse_config_overrides, setup_gpu
+    from spacy.cli._util import setup_gpu
 
-    from .training.resumable import ResumeError, train_resumable
+    from .training.resumable import ResumeError, load_training_config, train_resumable
 
     if args.checkpoint_every < 1:
         args.parser.error("--checkpoint-every must be at least 1")
@@ -66,13 +65,12 @@ def run_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    overrides = parse_config_overrides(list(args.overrides))
     config_path = Path(args.config)
     if not config_path.is_file():
         print(f"error: {config_path}: no such config file", file=sys.stderr)
         return 1
     setup_gpu(args.gpu_id)
-    config = util.load_config(config_path, overrides=overrides, interpolate=False)
+    config = load_training_config(config_path, list(args.overrides))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     try:

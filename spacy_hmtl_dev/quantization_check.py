@@ -101,9 +101,8 @@ def set_variant(nlp: Any, variant: str, activation_range: str, lstms: bool = Fal
     if lstms:
         # int8 has no LSTM form: the BiLSTMs stay float32 beside an int8 transformer
         set_lstm_precision(nlp, variant if variant != "int8" else "float32")
-        lstm_state = {name: value for name, value in lstm_precision_of(nlp).items()}
         if variant != "int8":
-            state = {**state, **lstm_state}
+            state = {**state, **lstm_precision_of(nlp)}
     return bool(state) and all(value == variant for value in state.values()), time.perf_counter() - start
 
 

@@ -61,6 +61,11 @@ QUANTIZE_OVERRIDES = {"nlp": {"after_pipeline_creation": {"@callbacks": CALLBACK
 ENV_SWITCH = "SPACY_HMTL_QUANTIZE"
 
 
+def switched_off_by_env() -> bool:
+    """Whether ``SPACY_HMTL_QUANTIZE`` turns reduced precision off for this process."""
+    return os.environ.get(ENV_SWITCH, "").strip().lower() in ("0", "false", "off", "no")
+
+
 @registry.callbacks(CALLBACK)
 def make_quantize_transformer_v2(
     enabled: bool = True,
@@ -88,7 +93,7 @@ def make_quantize_transformer_v2(
     resolve_precision(precision, activation_range)  # a wrong value fails when the config loads
 
     def reduce_precision_after_creation(nlp: Language) -> Language:
-        switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in ("0", "false", "off", "no")
+        switched_off = switched_off_by_env()
         # armed=False: the shims switch once from_disk / from_bytes loads their weights. A
         # pipe sourced from a loaded, switched pipeline is disarmed here, so that a
         # pipeline built for training never runs at a reduced precision.

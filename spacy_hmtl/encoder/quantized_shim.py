@@ -37,7 +37,7 @@ from wasabi import msg
 
 # the CPU probes, here under their old import path (``cpu_has_native_bf16`` is looked up in
 # this module's namespace by ``resolve_precision``)
-from ..layers.cpu_features import _cpu_flag, cpu_has_int32_int8_dot, cpu_has_native_bf16  # noqa: F401
+from ..layers.cpu_features import cpu_has_int32_int8_dot, cpu_has_native_bf16  # noqa: F401
 
 # the warnings torch gives while quantizing (torch.ao.quantization's deprecation and that of
 # the quantized tensor constructors it calls): once per load, about torch's own code

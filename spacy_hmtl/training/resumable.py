@@ -304,6 +304,14 @@ def write_checkpoint(
         shutil.rmtree(old)
 
 
+def load_training_config(config_path: Path, overrides: List[str]) -> Config:
+    """A training config as ``python -m spacy_hmtl train`` reads it and compares it with a
+    checkpoint's: dotted ``--section.key value`` overrides applied, not interpolated."""
+    from spacy.cli._util import parse_config_overrides
+
+    return util.load_config(config_path, overrides=parse_config_overrides(list(overrides)), interpolate=False)
+
+
 def read_state(checkpoint_dir: Path, config_text: str) -> Dict[str, Any]:
     """The checkpoint's state, checked against the config of the run that resumes it."""
     if not (checkpoint_dir / "state.json").exists():

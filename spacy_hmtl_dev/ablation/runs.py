@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from thinc.api import Config
 
-from spacy_hmtl.training.resumable import CHECKPOINT
+from spacy_hmtl.training.resumable import CHECKPOINT, ResumeError, load_training_config, read_state
 from spacy_hmtl.variants import is_minus_variant
 
 from ..paths import SCRIPTS
@@ -170,7 +170,7 @@ def run_one(variant: str, seed: int, cfg: Config, settings: AblationSettings) ->
     result = evaluate_run(variant, seed, out_dir, record, settings)
     if result.get("status") == FINISHED:
         shutil.rmtree(out_dir / CHECKPOINT, ignore_errors=True)  # model-best is what is kept
-        log(f"{variant} seed {seed}: done in {record.get('wall_s')} s")
+        log(f"{variant} seed {seed}: done in {result.get('train_wall_s')} s of training")
     return result
 
 
@@ -190,24 +190,15 @@ def read_timing(path: Path) -> Dict[str, Any]:
 
 def can_resume(out_dir: Path, cfg_path: Path, overrides: Sequence[str] = ()) -> bool:
     """Whether a stopped run in ``out_dir`` can go on: a checkpoint written from this very
-    config and overrides (another step budget or override starts the run afresh)."""
-    state_path = out_dir / CHECKPOINT / "state.json"
-    if not state_path.exists():
-        return False
+    config and overrides (another step budget or override starts the run afresh), checked as
+    the trainer checks it (``resumable.read_state``, which also recovers a checkpoint whose
+    swap was interrupted)."""
+    config_text = load_training_config(cfg_path, list(overrides)).to_str()
     try:
-        state = json.loads(state_path.read_text(encoding="utf8"))
-    except (OSError, ValueError):
+        read_state(out_dir / CHECKPOINT, config_text)
+    except (ResumeError, OSError, ValueError):  # none, another config's, or unreadable
         return False
-    return state.get("config") == read_config_text(cfg_path, overrides)
-
-
-def read_config_text(cfg_path: Path, overrides: Sequence[str] = ()) -> str:
-    """The config's text as ``python -m spacy_hmtl train`` compares it with a checkpoint's:
-    overrides applied, not interpolated."""
-    from spacy.cli._util import parse_config_overrides
-    from spacy.util import load_config
-
-    return load_config(cfg_path, overrides=parse_config_overrides(list(overrides)), interpolate=False).to_str()
+    return True
 
 
 def merge_segments(earlier: List[Dict[str, Any]], last: Dict[str, Any]) -> Dict[str, Any]:
