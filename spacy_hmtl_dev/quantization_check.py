@@ -38,8 +38,9 @@ from spacy_hmtl_dev.benchmarking import machine_info, md_table
 QUANTIZATION_PIPELINES = [
     "conll04_trf", "conll04_ft", "scierc_trf", "scierc_ft", "litbank_trf", "litbank_ft", "mixed_trf", "mixed_ft"
 ]
-# with --lstms (spacy_hmtl.reduced_precision.v1: the BiLSTMs too) the vectors pipelines count
-LSTM_ONLY_PIPELINES = ["scierc", "conll04", "litbank", "mixed"]
+# with --modules (spacy_hmtl.reduced_precision.v2: the BiLSTMs and the coreference pair scoring
+# too) the vectors pipelines count
+VECTORS_PIPELINES = ["scierc", "conll04", "litbank", "mixed"]
 # int8 may lose at most this many F1 points on any head's score (issue 31)
 ACCURACY_TARGET = 0.3
 PRECISIONS = ("int8", "bfloat16")
@@ -69,9 +70,10 @@ class QuantizationCheckSettings:
     split: str = "test"
     speed: bool = True
     accuracy: bool = True
-    # bfloat16 for the encoder's and the heads' BiLSTMs too, as spacy_hmtl.reduced_precision.v1
-    # runs a loaded pipeline (then the vectors pipelines are measured as well)
-    lstms: bool = False
+    # bfloat16 for the pipes' own modules too (the encoder's and the heads' BiLSTMs, the
+    # coreference head's pair scoring), as spacy_hmtl.reduced_precision.v2 runs a loaded
+    # pipeline (then the vectors pipelines are measured as well)
+    modules: bool = False
 
 
 def test_corpora(name: str) -> List[str]:
@@ -86,23 +88,25 @@ def variants(settings: "QuantizationCheckSettings") -> Tuple[str, str]:
     return ("float32", settings.precision)
 
 
-def set_variant(nlp: Any, variant: str, activation_range: str, lstms: bool = False) -> Tuple[bool, float]:
-    """Switch ``nlp``'s transformer (and with ``lstms`` its BiLSTMs) to ``variant``
+def set_variant(nlp: Any, variant: str, activation_range: str, modules: bool = False) -> Tuple[bool, float]:
+    """Switch ``nlp``'s transformer (and with ``modules`` its BiLSTMs and coreference pair
+    scoring) to ``variant``
     ("float32", "int8" or "bfloat16") and build the int8 copy now where it is one.
 
     RETURNS (Tuple[bool, float]): whether it runs ``variant``, and the seconds the switch took.
     """
     from spacy_hmtl.encoder.quantization import quantize_transformers, transformer_precision
-    from spacy_hmtl.reduced_precision import lstm_precision_of, set_lstm_precision
+    from spacy_hmtl.layers.inference_precision import PARTS
+    from spacy_hmtl.reduced_precision import inference_precision_of, set_inference_precision
 
     start = time.perf_counter()
     quantize_transformers(nlp, enabled=variant != "float32", activation_range=activation_range, precision=variant)
     state = transformer_precision(nlp)
-    if lstms:
-        # int8 has no LSTM form: the BiLSTMs stay float32 beside an int8 transformer
-        set_lstm_precision(nlp, variant if variant != "int8" else "float32")
+    if modules:
+        # int8 has no form for them: they stay float32 beside an int8 transformer
+        set_inference_precision(nlp, variant if variant != "int8" else "float32")
         if variant != "int8":
-            state = {**state, **lstm_precision_of(nlp)}
+            state = {**state, **inference_precision_of(nlp, PARTS)}
     return bool(state) and all(value == variant for value in state.values()), time.perf_counter() - start
 
 
@@ -118,13 +122,13 @@ def measure_speed(nlp: Any, stock: Any, texts: Dict[str, Dict[str, Any]], settin
         log(f"speed: {text_set} test texts ({len(group)} docs, {info['n_words']} words), warm-up")
         for key in order:
             if key in compared:
-                set_variant(nlp, key, settings.activation_range, settings.lstms)
+                set_variant(nlp, key, settings.activation_range, settings.modules)
             time_pipe(stock if key == STOCK else nlp, group[: settings.warmup_docs], settings.batch_size)
         times: Dict[str, List[float]] = {key: [] for key in order}
         for r in range(settings.rounds):
             for key in order if r % 2 == 0 else list(reversed(order)):
                 if key in compared:
-                    set_variant(nlp, key, settings.activation_range, settings.lstms)
+                    set_variant(nlp, key, settings.activation_range, settings.modules)
                 seconds, _ = time_pipe(stock if key == STOCK else nlp, group, settings.batch_size)
                 times[key].append(seconds)
                 log(f"speed: {text_set} round {r + 1}/{settings.rounds} {key}: {info['n_words'] / seconds:,.0f} words/s")
@@ -156,7 +160,7 @@ def measure_accuracy(nlp: Any, name: str, settings: QuantizationCheckSettings) -
             examples = examples[: settings.max_docs]
         entry: Dict[str, Any] = {"path": str(path), "n_docs": len(examples)}
         for variant in variants(settings):
-            set_variant(nlp, variant, settings.activation_range, settings.lstms)
+            set_variant(nlp, variant, settings.activation_range, settings.modules)
             log(f"accuracy: {name} on {path} ({len(examples)} docs), {variant}")
             start = time.perf_counter()
             scores = nlp.evaluate(examples, batch_size=settings.eval_batch_size)
@@ -236,10 +240,10 @@ def run_quantization_check(settings: QuantizationCheckSettings, command: str) ->
             continue
         log(f"{name}: loading {path}")
         nlp = spacy.load(path)
-        if not quantize_transformers(nlp, enabled=False) and not settings.lstms:
+        if not quantize_transformers(nlp, enabled=False) and not settings.modules:
             log(f"{name}: no transformer pipe, skipped")
             continue
-        applied, quantize_s = set_variant(nlp, settings.precision, settings.activation_range, settings.lstms)
+        applied, quantize_s = set_variant(nlp, settings.precision, settings.activation_range, settings.modules)
         entry: Dict[str, Any] = {"path": str(path), "applied": applied, "quantize_seconds": round(quantize_s, 3)}
         if not applied:
             log(f"{name}: {settings.precision} not applied here (activation_range {settings.activation_range!r}, {report['int8_support']})")
@@ -258,7 +262,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
     """``OUTPUT.md`` from the report."""
     m, s = report["machine"], report["settings"]
     reduced = s.get("precision", "int8")
-    what = "transformer and BiLSTM" if s.get("lstms") else "transformer"
+    what = "transformer, BiLSTM and pair-scoring" if s.get("modules") else "transformer"
     out = [
         f"# {reduced} {what} inference against float32: speed and accuracy",
         "",
@@ -269,7 +273,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
         "(other processes on the machine slow every pipeline, not equally). "
         f"CPU support: {report['int8_support']}; precision `{reduced}`"
         + (f", activation_range `{s['activation_range']}`." if reduced == "int8" else ".")
-        + (" The encoder's and the heads' BiLSTMs run at that precision too (`--lstms`, as `spacy_hmtl.reduced_precision.v1` runs a packaged pipeline)." if s.get("lstms") else ""),
+        + (" The encoder's and the heads' BiLSTMs and the coreference head's pair scoring run at that precision too (`--modules`, as `spacy_hmtl.reduced_precision.v2` runs a packaged pipeline)." if s.get("modules") else ""),
     ]
     if s["speed"]:
         out += [

@@ -315,6 +315,41 @@ def test_best_antecedents_equal_the_reference_scorer(variant, lengths, window):
             assert int((best >= 0).sum()) == int(valid.sum()) - int((valid.sum(1) > 0).sum())
 
 
+@pytest.mark.parametrize("variant", COREF_VARIANTS)
+def test_bfloat16_pair_scoring_picks_antecedents_as_good_as_float32(variant):
+    """``product_dtype=bfloat16`` (``spacy_hmtl.reduced_precision.v2``) rounds the tiles'
+    products: an antecedent it picks scores (in float32) within bfloat16's rounding of the
+    best, and nearly every pick is the float32 one."""
+    module = coref_module(1, **variant)
+    batch = Batch(LITBANK_LENGTHS, 20, seed=4)
+    (g, m_scores, valid), match_keys = kept_span_inputs(module, batch)
+    reference = reference_antecedent_scores(module, g, m_scores, valid, 800, match_keys)
+    with torch.no_grad():
+        best = torch.full(valid.shape, -1, dtype=torch.long)
+        best[valid] = best_antecedents(
+            module, g[valid], m_scores[valid], valid.sum(1).tolist(), 800,
+            None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]),
+            -50.0, torch.bfloat16,
+        )
+    top, arg = reference.max(-1)
+    first = torch.arange(valid.shape[1])[None, :] == 0
+    picked = reference.gather(-1, best.clamp(min=0)[..., None])[..., 0]
+    assert bool(((best >= 0) | first)[valid].all())
+    # how far a pick may fall below the best: bfloat16's relative rounding of the scores
+    tolerance = 2 ** -7 * float(top[valid & ~first].abs().max()) + TIE
+    assert float((top - picked)[valid & ~first].max()) <= tolerance
+    assert int(((best != arg) & valid).sum()) <= max(2, int(valid.sum()) // 50)
+
+
+def test_training_a_coref_ranker_drops_its_reduced_precision():
+    module = coref_module(1)
+    module.inference_dtype = torch.bfloat16
+    module.eval()
+    assert module.inference_dtype == torch.bfloat16
+    module.train()
+    assert module.inference_dtype is None
+
+
 def reference_predict(module, X, lengths, sent_ids, singletons, link_threshold, max_antecedents, token_keys):
     """``CorefRanker.predict`` before issue 31 (its steps before antecedent scoring are
     tested bit for bit on their own)."""

@@ -28,6 +28,7 @@ def best_antecedents(
     window: int,
     match_keys: Optional[Tuple[torch.Tensor, torch.Tensor]],
     link_threshold: float,
+    product_dtype: Optional[torch.dtype] = None,
 ) -> torch.Tensor:
     """Inference (eval mode, no autograd) of ``ranker``: each kept span's best antecedent
     among the ``window`` kept spans before it in its doc, when its score exceeds
@@ -41,6 +42,13 @@ def best_antecedents(
     counts (Sequence[int]): kept spans per doc (summing to ``S``).
     window (int): antecedents scored per span.
     match_keys: ``(S,)`` text ids and last-word keys (``CorefRanker._span_match_keys``), or None.
+    link_threshold (float): the score an antecedent must exceed to be linked.
+    product_dtype (Optional[torch.dtype]): the dtype of the tiles' matrix products
+        (bfloat16: ``CorefRanker.inference_dtype``, which ``spacy_hmtl.reduced_precision.v2``
+        sets on loaded pipelines); None: float32, the scores above to float noise. The
+        products' operands are cast and their outputs come back to float32 before
+        anything is added to them (oneDNN sums the bfloat16 products in float32), so
+        only the operands and each product's result are rounded.
     RETURNS (torch.Tensor): ``(S,)`` int64, the antecedent's index among its doc's
         kept spans, -1 for none.
 
@@ -101,7 +109,14 @@ def best_antecedents(
         far_row += weight[P + N_DISTANCE_BUCKETS]
         match_delta = weight[P + N_DISTANCE_BUCKETS : n_features] - weight[P + N_DISTANCE_BUCKETS]
     g_prod_one = torch.cat([g_prod, g_prod.new_ones((S, 1))], 1)
-    tile_buffer = g.new_empty(_TILE_ROWS * _TILE_COLUMNS * n_columns)
+    low = product_dtype is not None and product_dtype != g.dtype
+    g_prod_tile, weight_tile = g_prod, weight
+    if low:
+        # the products' operands, cast once; each product lands in product_buffer and is
+        # copied to the float32 pre_buffer
+        g_prod_one, g_prod_tile, weight_tile = (t.to(product_dtype) for t in (g_prod_one, g_prod, weight))
+    product_buffer = g.new_empty(_TILE_ROWS * _TILE_COLUMNS * padded, dtype=product_dtype) if low else None
+    tile_buffer = g.new_empty(_TILE_ROWS * _TILE_COLUMNS * n_columns, dtype=g_prod_tile.dtype)
     pre_buffer = g.new_empty(_TILE_ROWS * _TILE_COLUMNS * padded)
     doc_start = 0
     for k in counts:
@@ -127,29 +142,38 @@ def best_antecedents(
                 row_weights = g.new_empty((n, P + 1, padded))
                 torch.mul(g_prod[r0:r1, :, None], weight[None, :P], out=row_weights[:, :P])
                 torch.add(proj_i[r0:r1], far_row, out=row_weights[:, P])
+                if low:
+                    row_weights = row_weights.to(product_dtype)
             scores = g.new_empty((n, C))
             tiles = [(a, min(n_far, a + _TILE_COLUMNS)) for a in range(0, n_far, _TILE_COLUMNS)]
             tiles += [(a, min(C, a + _TILE_COLUMNS)) for a in range(n_far, C, _TILE_COLUMNS)]
             for a, e in tiles:
                 pre = pre_buffer[: n * (e - a) * padded].view(n, e - a, padded)
                 if a < n_far:
-                    torch.baddbmm(
-                        proj_j[None, c0 + a : c0 + e],
-                        g_prod_one[None, c0 + a : c0 + e].expand(n, -1, -1),
-                        row_weights,
-                        out=pre,
-                    )
+                    antecedents = g_prod_one[None, c0 + a : c0 + e].expand(n, -1, -1)
+                    if product_buffer is not None:
+                        product = product_buffer[: pre.numel()].view(pre.shape)
+                        torch.bmm(antecedents, row_weights, out=product)
+                        pre.copy_(product)
+                        pre += proj_j[None, c0 + a : c0 + e]
+                    else:
+                        torch.baddbmm(proj_j[None, c0 + a : c0 + e], antecedents, row_weights, out=pre)
                     if match_code is not None and match_delta is not None:
                         rows, cols = match_code[:, a:e].nonzero(as_tuple=True)
                         if rows.numel():
                             pre.index_put_((rows, cols), match_delta[match_code[rows, cols + a]], accumulate=True)
                 else:
                     tile = tile_buffer[: n * (e - a) * n_columns].view(n, e - a, n_columns)
-                    torch.mul(g_prod[r0:r1, None, :], g_prod[None, c0 + a : c0 + e], out=tile[..., :P])
+                    torch.mul(g_prod_tile[r0:r1, None, :], g_prod_tile[None, c0 + a : c0 + e], out=tile[..., :P])
                     tile[..., P:].zero_()
                     for columns in feature_columns:
                         tile.scatter_(-1, columns[:, a:e, None], 1.0)
-                    torch.mm(tile.view(-1, n_columns), weight, out=pre.view(-1, padded))
+                    if product_buffer is not None:
+                        product = product_buffer[: pre.numel()].view(-1, padded)
+                        torch.mm(tile.view(-1, n_columns), weight_tile, out=product)
+                        pre.view(-1, padded).copy_(product)
+                    else:
+                        torch.mm(tile.view(-1, n_columns), weight_tile, out=pre.view(-1, padded))
                     pre += proj_i[r0:r1, None, :]
                     pre += proj_j[None, c0 + a : c0 + e]
                 layer_out = pre.view(-1, padded).relu_()

@@ -80,6 +80,12 @@ class CorefRanker(nn.Module):
     chunk_pairs (int): span pairs scored per chunk (bounds memory).
     """
 
+    # the dtype of the antecedent scorer's matrix products at CPU inference (None: the
+    # parameters' float32), and the part of spacy_hmtl.reduced_precision.v2 that sets it
+    # on loaded pipelines (layers.inference_precision)
+    inference_dtype: Optional[torch.dtype] = None
+    precision_part = "pair_scoring"
+
     def __init__(
         self,
         n_in: int,
@@ -131,6 +137,11 @@ class CorefRanker(nn.Module):
             int(antecedent_depth),
             dropout,
         )
+
+    def train(self, mode: bool = True) -> "CorefRanker":
+        if mode:
+            self.inference_dtype = None  # trained again: its inference is float32 from now on
+        return super().train(mode)
 
     # --- encoding -------------------------------------------------------------------
 
@@ -474,6 +485,7 @@ class CorefRanker(nn.Module):
                 self.max_antecedents if max_antecedents is None else max_antecedents,
                 None if match_keys is None else (match_keys[0][0], match_keys[1][0]),
                 link_threshold,
+                self.inference_dtype if X.device.type == "cpu" else None,
             )
         is_mention = (m_scores > 0).tolist()
         local_start = local_start.tolist()

@@ -12,7 +12,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..layers import lstm_precision
+from ..layers import inference_precision
 from ..model_files import (
     ModelFileError,
     model_load_error,
@@ -279,7 +279,7 @@ class HMTLEncoder(TrainablePipe):
         except (ValueError, RuntimeError, KeyError) as err:
             raise model_load_error(self.name, None, "the saved bytes", err, _CONFIG_HINT) from err
         # loaded weights: the reduced inference precision a config callback asked for
-        lstm_precision.apply_requested(self)
+        inference_precision.apply_requested(self)
         return self
 
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
@@ -310,7 +310,7 @@ class HMTLEncoder(TrainablePipe):
             self.model.from_bytes(data)
         except (ValueError, RuntimeError, KeyError) as err:
             raise model_load_error(self.name, data, source, err, _CONFIG_HINT) from err
-        lstm_precision.apply_requested(self)
+        inference_precision.apply_requested(self)
 
 
 # The files spaCy's TrainablePipe.to_disk writes.

@@ -22,8 +22,8 @@ At inference on a CPU (eval mode, no autograd) ``forward_flat`` makes the same L
 from and to the real tokens only, without building padded, reversed and sorted copies of
 the batch (``tests/test_inference_paths.py``: the same states, bit for bit).
 
-``inference_dtype`` (bfloat16, set on a loaded pipeline by ``spacy_hmtl.reduced_precision.v1``
-through ``layers.lstm_precision``) runs those inference calls in that dtype: on a CPU with
+``inference_dtype`` (bfloat16, set on a loaded pipeline by ``spacy_hmtl.reduced_precision.v2``
+through ``layers.inference_precision``) runs those inference calls in that dtype: on a CPU with
 native bfloat16 products the LSTMs, a third of a vectors pipeline's time, run about 1.5x
 faster; the states come back in float32. Training never uses it: a module that trains again
 drops it.
@@ -45,8 +45,10 @@ class BiLSTM(nn.Module):
     dropout (float): dropout between stacked layers (as ``nn.LSTM``'s ``dropout``).
     """
 
-    # the dtype of the LSTM calls at CPU inference (None: the parameters' float32)
+    # the dtype of the LSTM calls at CPU inference (None: the parameters' float32), and the
+    # part of spacy_hmtl.reduced_precision that sets it (layers.inference_precision)
     inference_dtype: Optional[torch.dtype] = None
+    precision_part = "lstms"
 
     def __init__(self, n_in: int, hidden: int, depth: int = 1, dropout: float = 0.0):
         super().__init__()

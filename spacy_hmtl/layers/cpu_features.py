@@ -1,6 +1,7 @@
 """What this CPU runs fast: native bfloat16 products, int8 products summed in int32. Asked of
 torch's own probes, once per process. Used to choose the precision of inference: the
-transformer's (``encoder.quantized_shim``) and the BiLSTMs' (``layers.lstm_precision``).
+transformer's (``encoder.quantized_shim``), the BiLSTMs' and the coreference pair scorer's
+(``layers.inference_precision``).
 """
 import functools
 from typing import Optional

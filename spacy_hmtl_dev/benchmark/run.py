@@ -46,7 +46,7 @@ class BenchmarkSettings:
         ``stock``) measured with N processes; empty: every HMTL pipeline timed, and the
         stock pipeline (``nlp.pipe`` only).
     speed_precision (str): "package" (the speed table's HMTL pipelines run as their packages
-        do: ``spacy_hmtl.reduced_precision.v1``, "auto") or "float32" (as trained).
+        do: ``spacy_hmtl.reduced_precision.v2``, "auto") or "float32" (as trained).
     """
 
     output: str = "benchmarks/results"
