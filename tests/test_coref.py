@@ -32,7 +32,7 @@ TRAIN = [
 
 
 # the head's model in these tests (over the stand-in encoder): the factory's defaults, smaller
-COREF_MODEL = {"@architectures": "spacy_hmtl.CorefRanker.v1", "lstm_width": 32, "hidden_width": 64, "dropout": 0.0}
+COREF_MODEL = {"@architectures": "spacy_hmtl.CorefRanker.v2", "lstm_width": 32, "hidden_width": 64, "dropout": 0.0}
 
 
 def coref_examples(nlp, data=TRAIN):
@@ -112,7 +112,7 @@ def test_first_layer_decomposition_is_exact():
         assert torch.allclose(explicit[valid], m_scores[valid], atol=1e-5)
         for rows, pair_scores, ant, ok in module._antecedent_scores(g, m_scores, valid):
             for b, i, a in zip(*[t.tolist() for t in ok.nonzero(as_tuple=True)]):
-                j = int(ant[i - rows.start, a])
+                j = int(ant[b, i - rows.start, a])
                 phi = module.distance_embedding(distance_buckets(torch.tensor(i - j)))
                 pair = torch.cat([g[b, i], g[b, j], g[b, i] * g[b, j], phi])
                 expected = module.antecedent_ffnn(pair) + m_scores[b, i] + m_scores[b, j]
@@ -188,7 +188,7 @@ def test_factory_defaults():
     assert meta.assigns == ["doc.spans"]
     assert meta.default_score_weights["coref_f"] == 1.0
     assert sum(w or 0 for w in meta.default_score_weights.values()) == 1.0
-    assert DEFAULT_COREF_MODEL["@architectures"] == "spacy_hmtl.CorefRanker.v1"
+    assert DEFAULT_COREF_MODEL["@architectures"] == "spacy_hmtl.CorefRanker.v2"
     assert DEFAULT_COREF_MODEL["tok2vec"] == {
         "@architectures": "spacy_hmtl.HMTLListener.v1",
         "upstream": "hmtl_encoder",
@@ -277,7 +277,7 @@ def test_a_saved_pipeline_decodes_with_another_antecedent_window(trained_nlp_exa
 
 def test_decode_max_antecedents_must_be_positive():
     with pytest.raises(ValueError, match="decode_max_antecedents"):
-        make_head_nlp("hmtl_coref", {"@architectures": "spacy_hmtl.CorefRanker.v1"}, decode_max_antecedents=0)
+        make_head_nlp("hmtl_coref", {"@architectures": "spacy_hmtl.CorefRanker.v2"}, decode_max_antecedents=0)
 
 
 def test_link_threshold_trades_precision_for_recall(trained_nlp_examples, tmp_path):
@@ -595,3 +595,67 @@ def test_coref_diagnostics_pruning_recall_of_an_overfit_head(trained_nlp_example
     recall = pruning_recall(nlp, [eg.reference for eg in examples])
     n_mentions = sum(len(c) for _, clusters in TRAIN for c in clusters)
     assert recall == {"gold_mentions": n_mentions, "kept_mentions": 1.0, "gold_links": n_mentions - 5, "kept_links": 1.0}
+
+
+# --- coarse-to-fine pruning (Lee et al. 2018, spacy_hmtl.CorefRanker.v2) ---------------------
+
+
+def test_coarse_to_fine_scores_the_best_coarse_candidates_by_hand():
+    module = _module(coarse_width=6, coarse_antecedents=3)
+    X, lengths = _random_batch([30, 20])
+    with torch.no_grad():
+        mask, offsets, x_flat, h_flat, sent = module._encode(X, lengths, None)
+        scores = module._mention_scores(x_flat, h_flat, sent)
+        start, width, m_scores, valid, _ = module._prune(scores, mask, lengths)
+        g = module._span_embeddings(x_flat, h_flat, start, width)
+        seen = 0
+        for rows, pair_scores, ant, ok in module._antecedent_scores(g, m_scores, valid):
+            assert ant.shape[-1] <= 3  # the FFNN ran on at most 3 candidates per span
+            for b, r in zip(*[t.tolist() for t in valid[:, rows].nonzero(as_tuple=True)]):
+                i = rows.start + r
+                earlier = [j for j in range(max(0, i - 50), i) if valid[b, j]]
+                coarse = {j: float(module.coarse_i(g[b, i]) @ module.coarse_j(g[b, j]) + m_scores[b, i] + m_scores[b, j]) for j in earlier}
+                best3 = sorted(coarse, key=coarse.get, reverse=True)[:3]
+                chosen = [int(j) for j, keep in zip(ant[b, r], ok[b, r]) if keep]
+                assert sorted(chosen) == sorted(best3)
+                for j, score in zip(ant[b, r].tolist(), pair_scores[b, r].tolist()):
+                    if j < 0:
+                        continue
+                    phi = module.distance_embedding(distance_buckets(torch.tensor(i - j)))
+                    pair = torch.cat([g[b, i], g[b, j], g[b, i] * g[b, j], phi])
+                    assert abs(float(module.antecedent_ffnn(pair)) + coarse[j] - score) < 1e-4
+                    seen += 1
+        assert seen > 40
+
+
+def test_coarse_to_fine_gradient_reaches_the_coarse_scorer():
+    module = _module(coarse_width=6, coarse_antecedents=2).train()
+    X, L = _random_batch([8, 5])
+    loss = module.loss(X, L, [[[(0, 1), (4, 6)]], [[(0, 2), (3, 4)]]])
+    loss.backward()
+    assert module.coarse_i.weight.grad.abs().sum() > 0 and module.coarse_j.weight.grad.abs().sum() > 0
+
+
+def test_coarse_to_fine_settings_go_together():
+    with pytest.raises(ValueError, match="coarse_width and coarse_antecedents go together"):
+        _module(coarse_width=6)
+    with pytest.raises(ValueError, match="coarse_width and coarse_antecedents go together"):
+        make_head_nlp("hmtl_coref", {**COREF_MODEL, "coarse_antecedents": 5})
+    assert not any("coarse" in name for name in _module().state_dict())  # off: the old weights
+
+
+def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path):
+    fix_random_seed(0)
+    torch.manual_seed(0)
+    nlp = make_head_nlp("hmtl_coref", {**COREF_MODEL, "coarse_width": 16, "coarse_antecedents": 3})
+    examples = coref_examples(nlp)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.005)
+    for _ in range(60):
+        nlp.update(examples, sgd=optimizer)
+    assert nlp.evaluate(examples)["coref_f"] == 1.0
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("hmtl_coref").torch_module.coarse_antecedents == 3
+    texts = [t for t, _ in TRAIN]
+    assert [cluster_texts(d) for d in loaded.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]

@@ -29,7 +29,7 @@ HEADS = [
     ("hmtl_ner", "spacy_hmtl.CRFTagger.v1", CRFTaggerSettings, CRFTagger),
     ("hmtl_mentions", "spacy_hmtl.SpanMentionDetector.v1", SpanMentionDetectorSettings, SpanClassifier),
     ("hmtl_relations", "spacy_hmtl.RelationExtractor.v1", RelationExtractorSettings, MultiHeadSelection),
-    ("hmtl_coref", "spacy_hmtl.CorefRanker.v1", CorefRankerSettings, CorefRanker),
+    ("hmtl_coref", "spacy_hmtl.CorefRanker.v2", CorefRankerSettings, CorefRanker),
 ]
 
 
@@ -90,3 +90,4 @@ def test_settings_added_after_pipelines_were_saved_keep_their_old_default():
     }  # fmt: skip
     coref = head_settings(build("spacy_hmtl.CorefRanker.v1", **coref_arguments))
     assert coref.non_crossing is True and coref.match_embedding == 0
+    assert (coref.coarse_width, coref.coarse_antecedents) == (0, 0)  # .v1: no coarse-to-fine pruning

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from spacy_hmtl.coref.antecedent_tiles import best_antecedents
+from spacy_hmtl.coref.coarse_to_fine import best_coarse_antecedents
 from spacy_hmtl.coref.torch_module import CorefRanker
 from spacy_hmtl.encoder.torch_module import HierarchicalBiLSTM
 from spacy_hmtl.layers.bilstm import BiLSTM, plan_segments
@@ -276,10 +277,10 @@ def reference_antecedent_scores(module, g, m_scores, valid, window, match_keys) 
     with torch.no_grad():
         for rows, scores, ant, ok in module._antecedent_scores(g, m_scores, valid, window, match_keys):
             for local, i in enumerate(range(rows.start, rows.stop)):
-                j = ant[local]
-                keep = ok[:, local] & (j >= 0)[None, :]
                 for b in range(B):
-                    dense[b, i, j[keep[b]]] = scores[b, local][keep[b]]
+                    j = ant[b, local]
+                    keep = ok[b, local] & (j >= 0)
+                    dense[b, i, j[keep]] = scores[b, local][keep]
     return dense
 
 
@@ -370,7 +371,7 @@ def reference_predict(module, X, lengths, sent_ids, singletons, link_threshold, 
             match_keys = module._span_match_keys(token_keys, lengths, start, width)
             for rows, scores, ant, _ok in module._antecedent_scores(g, m_scores, valid, max_antecedents, match_keys):
                 top, arg = scores.max(-1)
-                chosen = ant[torch.arange(ant.shape[0])[None, :], arg]
+                chosen = ant.gather(-1, arg[..., None]).squeeze(-1)
                 best[:, rows] = torch.where(top > link_threshold, chosen, torch.full_like(chosen, -1))
     is_mention, local_start = (m_scores > 0).tolist(), local_start.tolist()
     width, valid, best_list = width.tolist(), valid.tolist(), best.tolist()
@@ -470,3 +471,31 @@ def test_non_crossing_pruning_equals_the_reference_loop():
     ks = [120, 0, 40]
     got, expected = non_crossing_top_spans(scores, ks, 120, W), reference(scores, ks, 120, W)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+@pytest.mark.parametrize("lengths,window,coarse", [(SCIERC_LENGTHS, 50, 5), (LITBANK_LENGTHS, 800, 20), (LITBANK_LENGTHS, 30, 50)])
+def test_coarse_to_fine_decoding_equals_the_training_path(lengths, window, coarse):
+    """``coarse_to_fine.best_coarse_antecedents`` picks what the training path's coarse
+    ranking and scores pick (the reference), to float noise and score ties."""
+    module = coref_module(1, coarse_width=8, coarse_antecedents=coarse)
+    batch = Batch(lengths, 20, seed=4)
+    (g, m_scores, valid), match_keys = kept_span_inputs(module, batch)
+    reference = reference_antecedent_scores(module, g, m_scores, valid, window, match_keys)
+    # the reference scores at most `coarse` candidates per span
+    assert int((reference > -1e29).sum(-1).max()) == min(coarse, window)
+    for threshold in (0.0, -50.0):
+        with torch.no_grad():
+            best = torch.full(valid.shape, -1, dtype=torch.long)
+            best[valid] = best_coarse_antecedents(
+                module, g[valid], m_scores[valid], valid.sum(1).tolist(), window,
+                None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]), threshold,
+            )
+        top, arg = reference.max(-1)
+        expected = torch.where(top > threshold, arg, torch.full_like(arg, -1))
+        differ = (best != expected) & valid
+        for b, i in differ.nonzero().tolist():
+            j_new, j_ref = int(best[b, i]), int(expected[b, i])
+            score_new = float(reference[b, i, j_new]) if j_new >= 0 else threshold
+            score_ref = float(reference[b, i, j_ref]) if j_ref >= 0 else threshold
+            assert abs(score_new - score_ref) < TIE, (b, i, j_new, j_ref, score_new, score_ref)
+        assert differ.sum() <= max(1, valid.sum() // 1000)

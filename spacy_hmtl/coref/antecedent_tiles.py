@@ -6,12 +6,12 @@ scores, to float noise, for every kept span of every doc, computed tile by tile 
 matrix product each (``tests/test_inference_paths.py`` holds the two to each other). Plain
 PyTorch, no spaCy.
 """
-from typing import Any, Optional, Sequence, Tuple, cast
+from typing import Any, Optional, Sequence, Tuple
 
 import torch
-from torch import nn
 
 from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
+from .pair_weights import pair_weights
 from .span_pruning import NEG_SCORE
 
 # The rows and antecedent columns of each tile (x hidden floats): the tile's float32 buffers
@@ -59,43 +59,18 @@ def best_antecedents(
     their distance bucket and match value by the stacked weights; further away, where
     every pair is in the last distance bucket, it multiplies the antecedents' product
     projections by each span's ``diag(g_prod_i) W_prod``, with the span's own terms in
-    one more column, and only the matching pairs get a correction. ``hidden`` is
-    padded with zeros to a multiple of 16 floats (150-float rows run the products at
-    80% of the speed), and the training scorer's ``(batch, spans, antecedents)``
-    grid, mostly padding when docs differ in length, is never built.
+    one more column, and only the matching pairs get a correction (the stacked weights
+    and padded widths: ``pair_weights``). The training scorer's ``(batch, spans,
+    antecedents)`` grid, mostly padding when docs differ in length, is never built.
     """
     S, device = g.shape[0], g.device
     best = torch.full((S,), -1, dtype=torch.long, device=device)
     if S < 2 or window < 1:
         return best
-    first = ranker.antecedent_ffnn.first
-    G, P, D = ranker.g_dim, ranker.product_width, ranker.distance_embedding.embedding_dim
-    hidden = first.weight.shape[0]
-    padded = -(-hidden // 16) * 16
-
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        return nn.functional.pad(t, (0, padded - hidden))
-
-    proj_i = pad(g @ first.weight[:, :G].t() + first.bias)
-    proj_j = pad(g @ first.weight[:, G : 2 * G].t())
-    g_prod = g if ranker.product_projection is None else ranker.product_projection(g)
-    # the product term's columns, then a one-hot column per distance bucket and per
-    # match value, padded to a multiple of 16
-    n_features = P + N_DISTANCE_BUCKETS + (0 if match_keys is None else 4)
-    n_columns = -(-n_features // 16) * 16
-    weight = g.new_zeros((n_columns, padded))
-    weight[:P, :hidden] = first.weight[:, 2 * G : 2 * G + P].t()
-    w_dist = first.weight[:, 2 * G + P : 2 * G + P + D]
-    weight[P : P + N_DISTANCE_BUCKETS, :hidden] = ranker.distance_embedding.weight @ w_dist.t()
-    if match_keys is not None and ranker.match_embedding is not None:
-        w_match = first.weight[:, 2 * G + P + D :]
-        weight[P + N_DISTANCE_BUCKETS : n_features, :hidden] = ranker.match_embedding.weight @ w_match.t()
-    rest = [
-        (nn.functional.pad(layer.weight, (0, padded - hidden, 0, padded - hidden)), pad(layer.bias))
-        for layer in cast(Sequence[nn.Linear], ranker.antecedent_ffnn.rest)
-    ]
-    out_weight = pad(ranker.antecedent_ffnn.out.weight)[0]
-    out_bias = float(ranker.antecedent_ffnn.out.bias)
+    weights = pair_weights(ranker, g, match_keys is not None)
+    proj_i, proj_j, g_prod, weight = weights.proj_i, weights.proj_j, weights.g_prod, weights.weight
+    P, n_features, n_columns = weights.product_width, weights.n_features, weights.n_columns
+    padded = weight.shape[1]
     # Far tiles: where every pair is at least far_distance apart, the distance term is
     # one row for all (the last bucket); the match term is its value for "no match"
     # plus a correction at the (few) matching pairs. The product term then needs no
@@ -176,11 +151,8 @@ def best_antecedents(
                         torch.mm(tile.view(-1, n_columns), weight_tile, out=pre.view(-1, padded))
                     pre += proj_i[r0:r1, None, :]
                     pre += proj_j[None, c0 + a : c0 + e]
-                layer_out = pre.view(-1, padded).relu_()
-                for layer_weight, layer_bias in rest:
-                    layer_out = nn.functional.linear(layer_out, layer_weight, layer_bias).relu_()
-                scores[:, a:e] = torch.mv(layer_out, out_weight).view(n, e - a)
-            scores += out_bias
+                scores[:, a:e] = weights.finish(pre.view(-1, padded)).view(n, e - a)
+            scores += weights.out_bias
             scores += mention_scores[r0:r1, None]
             scores += mention_scores[None, c0:c1]
             scores.masked_fill_(~ok, NEG_SCORE)

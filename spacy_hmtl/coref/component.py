@@ -23,7 +23,7 @@ from .torch_module import CorefRanker
 
 DEFAULT_COREF_MODEL_CONFIG = """
 [model]
-@architectures = "spacy_hmtl.CorefRanker.v1"
+@architectures = "spacy_hmtl.CorefRanker.v2"
 lstm_width = 100
 max_width = 8
 spans_per_word = 0.4
@@ -36,6 +36,8 @@ product_width = 0
 antecedent_depth = 2
 non_crossing = true
 match_embedding = 0
+coarse_width = 0
+coarse_antecedents = 0
 
 [model.tok2vec]
 @architectures = "spacy_hmtl.HMTLListener.v1"

@@ -1,5 +1,5 @@
-"""The ``spacy_hmtl.CorefRanker.v1`` architecture of ``hmtl_coref``: a listener + the
-span-ranking torch module."""
+"""The ``spacy_hmtl.CorefRanker.v2`` architecture of ``hmtl_coref`` (a listener + the
+span-ranking torch module), and ``.v1``, the same without coarse-to-fine pruning."""
 from dataclasses import asdict, dataclass
 from typing import List
 
@@ -15,7 +15,7 @@ from .torch_module import CorefRanker
 @dataclass(frozen=True)
 class CorefRankerSettings(HeadSettings):
     """Hyper-parameters of the coreference head: the settings of
-    ``spacy_hmtl.CorefRanker.v1`` and the keyword arguments of ``CorefRanker``. It has no
+    ``spacy_hmtl.CorefRanker.v2`` and the keyword arguments of ``CorefRanker``. It has no
     labels.
 
     lstm_width (int): hidden size per direction of the head's own BiLSTM (paper: 200).
@@ -44,6 +44,13 @@ class CorefRankerSettings(HeadSettings):
     match_embedding (int): > 0 = an antecedent-pair feature of that size saying whether
         the two spans have the same lowercased words and the same last word (not in Lee et
         al.; it helps small corpora, see docs/TRAINING.md); 0 = off.
+    coarse_width (int): > 0 = Lee et al. (2018)'s coarse-to-fine pruning, with a bilinear
+        coarse score of that rank: ``s_c(i, j) = (U g_i) . (V g_j)``; 0 = off (every
+        candidate in the window gets the antecedent FFNN).
+    coarse_antecedents (int): with ``coarse_width``: the candidates of each span, the best
+        by ``s_m(i) + s_m(j) + s_c(i, j)`` among its ``max_antecedents`` (at decoding: the
+        component's ``decode_max_antecedents``) preceding kept spans, that get the FFNN
+        (paper: 50). The FFNN's cost then no longer grows with the window.
     """
 
     lstm_width: int
@@ -58,13 +65,49 @@ class CorefRankerSettings(HeadSettings):
     antecedent_depth: int
     non_crossing: bool
     match_embedding: int
+    coarse_width: int = 0
+    coarse_antecedents: int = 0
+
+    def check(self) -> None:
+        if (self.coarse_width > 0) != (self.coarse_antecedents > 0):
+            raise ValueError(
+                "spacy_hmtl.CorefRanker: coarse_width and coarse_antecedents go together (both > 0: "
+                f"coarse-to-fine pruning; both 0: off), got {self.coarse_width} and {self.coarse_antecedents}"
+            )
 
     def build_module(self, input_width: int, labels: LabelSets) -> CorefRanker:
         return CorefRanker(input_width, **asdict(self))
 
 
-@registry.architectures("spacy_hmtl.CorefRanker.v1")
+@registry.architectures("spacy_hmtl.CorefRanker.v2")
 def build_coref_ranker(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    lstm_width: int,
+    max_width: int,
+    spans_per_word: float,
+    max_antecedents: int,
+    hidden_width: int,
+    width_embedding: int,
+    dropout: float,
+    mention_loss_weight: float,
+    product_width: int,
+    antecedent_depth: int,
+    non_crossing: bool,
+    match_embedding: int,
+    coarse_width: int,
+    coarse_antecedents: int,
+) -> Model[List[Doc], HeadBatch]:
+    """Lee et al. (2017) span ranking over the listener's output (HMTL's coref head), with
+    Lee et al. (2018)'s coarse-to-fine antecedent pruning when ``coarse_width > 0``.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): the listener (HMTL: level 2 + shortcut).
+    The other arguments: the fields of ``CorefRankerSettings``, documented there.
+    """
+    return build_torch_head("hmtl_coref", tok2vec, CorefRankerSettings.from_arguments(locals()))
+
+
+@registry.architectures("spacy_hmtl.CorefRanker.v1")
+def build_coref_ranker_v1(
     tok2vec: Model[List[Doc], List[Floats2d]],
     lstm_width: int,
     max_width: int,
@@ -79,12 +122,11 @@ def build_coref_ranker(
     non_crossing: bool = True,
     match_embedding: int = 0,
 ) -> Model[List[Doc], HeadBatch]:
-    """Lee et al. (2017) span ranking over the listener's output (HMTL's coref head).
-
-    tok2vec (Model[List[Doc], List[Floats2d]]): the listener (HMTL: level 2 + shortcut).
-    The other arguments: the fields of ``CorefRankerSettings``, documented there; their
-    defaults: the ``hmtl_coref`` factory's config. The two defaults in this signature are
-    settings added after pipelines had been saved: a config written before them still
-    loads, with the old behaviour (``non_crossing = True``, ``match_embedding = 0``).
+    """``spacy_hmtl.CorefRanker.v2`` without coarse-to-fine pruning (the shipped configs and
+    the pipelines saved before ``.v2``). The two defaults in this signature are settings
+    added after pipelines had been saved: a config written before them still loads, with
+    the old behaviour (``non_crossing = True``, ``match_embedding = 0``).
     """
-    return build_torch_head("hmtl_coref", tok2vec, CorefRankerSettings.from_arguments(locals()))
+    return build_torch_head(
+        "hmtl_coref", tok2vec, CorefRankerSettings.from_arguments({**locals(), "coarse_width": 0, "coarse_antecedents": 0})
+    )

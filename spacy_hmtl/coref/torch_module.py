@@ -20,6 +20,11 @@ Pipeline (per batch, in padded/flattened torch calls, never one doc per call):
    scores 0. ``psi`` (optional, ``match_embedding > 0``) embeds whether the two spans have
    the same lowercased words and whether they end in the same word: a string-match signal
    that small corpora (SciERC: 720 training clusters) do not teach ``g_i * g_j`` to carry;
+   with ``coarse_antecedents > 0`` (Lee et al. 2018's coarse-to-fine pruning) a cheap
+   bilinear score ``s_c(i, j) = (U g_i) . (V g_j)`` (``coarse_width`` wide) ranks the
+   preceding kept spans first, only each span's ``coarse_antecedents`` best (by
+   ``s_m(i) + s_m(j) + s_c(i, j)``) get the FFNN, and ``s_c`` joins their score: the window
+   can grow (800 kept spans at decoding) while the FFNN runs on a few dozen pairs per span;
 6. training: marginal log-likelihood of the gold antecedents (dummy when the span is not a
    gold mention or has no earlier gold mention in the kept spans); inference: greedy
    best-antecedent links merged into clusters.
@@ -38,6 +43,7 @@ from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
 from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
 from .antecedent_tiles import best_antecedents
+from .coarse_to_fine import best_coarse_antecedents
 from .span_pruning import NEG_SCORE, non_crossing_top_spans
 
 # Inference works in pieces whose float32 buffers stay in a CPU core's cache (about 1 MB):
@@ -103,6 +109,8 @@ class CorefRanker(nn.Module):
         non_crossing: bool,
         distance_embedding: int = 20,
         match_embedding: int = 0,
+        coarse_width: int = 0,
+        coarse_antecedents: int = 0,
         chunk_tokens: int = 4096,
         chunk_pairs: int = 8192,
     ):
@@ -131,6 +139,15 @@ class CorefRanker(nn.Module):
         self.mention_ffnn = FFNN(self.g_dim, hidden_width, 2, dropout)
         self.product_width = int(product_width) or self.g_dim
         self.product_projection = nn.Linear(self.g_dim, self.product_width, bias=False) if product_width else None
+        if (int(coarse_width) > 0) != (int(coarse_antecedents) > 0):
+            raise ValueError(
+                "hmtl_coref_ranker: coarse_width and coarse_antecedents go together (both > 0: "
+                f"coarse-to-fine pruning; both 0: off), got {coarse_width} and {coarse_antecedents}"
+            )
+        self.coarse_antecedents = int(coarse_antecedents)
+        # absent when off, so the weights of a pipeline without it still load
+        self.coarse_i = nn.Linear(self.g_dim, int(coarse_width), bias=False) if coarse_width else None
+        self.coarse_j = nn.Linear(self.g_dim, int(coarse_width), bias=False) if coarse_width else None
         self.antecedent_ffnn = FFNN(
             2 * self.g_dim + self.product_width + distance_embedding + self.match_width,
             hidden_width,
@@ -310,47 +327,97 @@ class CorefRanker(nn.Module):
         return text_id.reshape(start.shape), keys_flat[start + width]
 
     def _antecedent_scores(self, g, mention_scores, valid, window: Optional[int] = None, match_keys=None):
-        """Scores ``(B, K, A)`` of the ``A`` preceding kept spans (-1e30 if invalid), and
-        the antecedent index tensor ``(K, A)``; yields chunks over the kept spans.
-        ``window`` replaces ``max_antecedents`` (decoding with a wider window)."""
+        """Scores ``(B, n, A)`` of each kept span's candidate antecedents (-1e30 where
+        invalid), yielded in chunks of rows ``(rows, scores, ant, ok)``: ``ant`` ``(B, n, A)``
+        the candidates' kept-span indices (< 0: none), ``ok`` which are real. The candidates
+        are the ``A`` preceding kept spans, or with coarse-to-fine pruning the
+        ``coarse_antecedents`` best of them by the coarse score. ``window`` replaces
+        ``max_antecedents`` (decoding with a wider window)."""
         B, K, G = g.shape
         A = min(self.max_antecedents if window is None else window, K - 1)
         device = g.device
         back = torch.arange(1, A + 1, device=device)
         ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
         ant_c = ant.clamp(min=0)
-        first = self.antecedent_ffnn.first
-        wa, wb = first.weight[:, :G], first.weight[:, G : 2 * G]
-        P = self.product_width
-        wc, wd = first.weight[:, 2 * G : 2 * G + P], first.weight[:, 2 * G + P :]
-        g_prod = g if self.product_projection is None else self.product_projection(g)
-        proj_i = g @ wa.t() + first.bias  # (B, K, hidden)
-        proj_j = g @ wb.t()
-        D = self.distance_embedding.embedding_dim
-        wd, we = wd[:, :D], wd[:, D:]
-        dist_term = self.distance_embedding(distance_buckets(back)) @ wd.t()  # (A, hidden)
-        match_term = None if match_keys is None else self.match_embedding.weight @ we.t()  # (4, hidden)
+        parts = self.pair_parts(g.reshape(B * K, G), A, match_keys is not None)
+        coarse = None
+        if self.coarse_i is not None and self.coarse_j is not None:
+            coarse = (self.coarse_i(g), self.coarse_j(g))
+        flat_keys = None if match_keys is None else (match_keys[0].reshape(-1), match_keys[1].reshape(-1))
+        row_base = torch.arange(B, device=device)[:, None, None] * K
         step = max(1, self.chunk_pairs // max(1, B * A))
         for a in range(0, K, step):
             rows = slice(a, min(K, a + step))
             ant_rows = ant_c[rows]  # (n, A)
             ok = (ant[rows] >= 0)[None] & valid[:, rows, None] & valid[:, ant_rows]
+            candidates = ant[rows][None].expand(B, -1, -1)
+            coarse_scores = None
+            if coarse is not None:
+                # every candidate's coarse score; the FFNN sees the best few of each row
+                c_i, c_j = coarse
+                totals = torch.einsum("bnc,bnac->bna", c_i[:, rows], c_j[:, ant_rows])
+                totals = totals + mention_scores[:, rows, None] + mention_scores[:, ant_rows]
+                totals = totals.masked_fill(~ok, NEG_SCORE)
+                kept, keep = totals.topk(min(self.coarse_antecedents, A), dim=-1)
+                ok = ok.gather(-1, keep)
+                candidates = candidates.gather(-1, keep)
+                coarse_scores = kept
             # Score only the real pairs: padding spans and the missing antecedents of the
             # first spans are about half of the (B, n, A) grid on SciERC batches.
-            b_idx, r_idx, a_idx = ok.nonzero(as_tuple=True)
-            i_idx = r_idx + a
-            j_idx = ant_rows[r_idx, a_idx]
-            prod = g_prod[b_idx, i_idx] * g_prod[b_idx, j_idx]  # (P, product_width)
-            pre = proj_i[b_idx, i_idx] + proj_j[b_idx, j_idx] + prod @ wc.t() + dist_term[a_idx]
-            if match_term is not None:
-                text_id, last_key = match_keys
-                same_text = text_id[b_idx, i_idx] == text_id[b_idx, j_idx]
-                same_last = last_key[b_idx, i_idx] == last_key[b_idx, j_idx]
-                pre = pre + match_term[same_text.long() * 2 + same_last.long()]
-            pair_scores = self.antecedent_ffnn.from_first(pre)
-            pair_scores = pair_scores + mention_scores[b_idx, i_idx] + mention_scores[b_idx, j_idx]
-            scores = pair_scores.new_full(ok.shape, NEG_SCORE).index_put((b_idx, r_idx, a_idx), pair_scores)
-            yield rows, scores, ant[rows], ok
+            b_idx, r_idx, c_idx = ok.nonzero(as_tuple=True)
+            i_flat = row_base[b_idx, 0, 0] + r_idx + a
+            j_flat = row_base[b_idx, 0, 0] + candidates[b_idx, r_idx, c_idx]
+            pair_scores = self.score_pairs(parts, i_flat, j_flat, flat_keys)
+            if coarse_scores is not None:
+                # s_m(i) + s_m(j) + s_c(i, j), as the coarse ranking had it
+                pair_scores = pair_scores + coarse_scores[b_idx, r_idx, c_idx]
+            else:
+                m_flat = mention_scores.reshape(-1)
+                pair_scores = pair_scores + m_flat[i_flat] + m_flat[j_flat]
+            scores = pair_scores.new_full(ok.shape, NEG_SCORE).index_put((b_idx, r_idx, c_idx), pair_scores)
+            yield rows, scores, torch.where(ok, candidates, torch.full_like(candidates, -1)), ok
+
+    def pair_parts(self, g: torch.Tensor, window: int, with_match: bool) -> Tuple[torch.Tensor, ...]:
+        """What scoring pairs of the spans ``g`` ``(S, g_dim)`` needs, computed once per
+        batch: the first FFNN layer's per-span terms ``A g + bias`` and ``B g``, the
+        product projections, the product weights, the distance term of each distance
+        ``1..window`` ``(window + 1, hidden)`` (row 0 unused) and the match term ``(4,
+        hidden)`` (empty without the match feature)."""
+        G = self.g_dim
+        first = self.antecedent_ffnn.first
+        P, D = self.product_width, self.distance_embedding.embedding_dim
+        proj_i = g @ first.weight[:, :G].t() + first.bias
+        proj_j = g @ first.weight[:, G : 2 * G].t()
+        g_prod = g if self.product_projection is None else self.product_projection(g)
+        w_prod = first.weight[:, 2 * G : 2 * G + P]
+        w_dist = first.weight[:, 2 * G + P : 2 * G + P + D]
+        distances = torch.arange(window + 1, device=g.device)
+        dist_term = self.distance_embedding(distance_buckets(distances)) @ w_dist.t()
+        match_term = proj_i.new_zeros((0, proj_i.shape[1]))
+        if with_match and self.match_embedding is not None:
+            match_term = self.match_embedding.weight @ first.weight[:, 2 * G + P + D :].t()
+        return proj_i, proj_j, g_prod, w_prod, dist_term, match_term
+
+    def score_pairs(
+        self,
+        parts: Tuple[torch.Tensor, ...],
+        i_idx: torch.Tensor,
+        j_idx: torch.Tensor,
+        match_keys: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+    ) -> torch.Tensor:
+        """``FFNN_a`` of the pairs (span ``i_idx``, antecedent ``j_idx``) of the spans
+        ``pair_parts`` was computed for, their index distance its distance feature (mention
+        and coarse scores not included)."""
+        proj_i, proj_j, g_prod, w_prod, dist_term, match_term = parts
+        prod = g_prod[i_idx] * g_prod[j_idx]
+        distance = (i_idx - j_idx).clamp(min=0, max=dist_term.shape[0] - 1)
+        pre = proj_i[i_idx] + proj_j[j_idx] + prod @ w_prod.t() + dist_term[distance]
+        if match_keys is not None and match_term.shape[0]:
+            text_id, last_key = match_keys
+            same_text = text_id[i_idx] == text_id[j_idx]
+            same_last = last_key[i_idx] == last_key[j_idx]
+            pre = pre + match_term[same_text.long() * 2 + same_last.long()]
+        return self.antecedent_ffnn.from_first(pre)
 
     # --- public API -----------------------------------------------------------------
 
@@ -405,7 +472,7 @@ class CorefRanker(nn.Module):
         span_gold = gold[start, width].masked_fill(~valid, -1)  # (B, K)
         match_keys = self._span_match_keys(token_keys, lengths, start, width)
         for rows, scores, ant, ok in self._antecedent_scores(g, m_scores, valid, match_keys=match_keys):
-            ant_gold = span_gold[:, ant.clamp(min=0)]  # (B, n, A)
+            ant_gold = span_gold.gather(1, ant.clamp(min=0).flatten(1)).view(ant.shape)  # (B, n, A)
             mine = span_gold[:, rows, None]
             is_gold = ok & (mine >= 0) & (ant_gold == mine)
             dummy_gold = ~is_gold.any(-1, keepdim=True)
@@ -470,14 +537,14 @@ class CorefRanker(nn.Module):
             match_keys = self._span_match_keys(token_keys, lengths, start, width)
             for rows, scores, ant, _ok in self._antecedent_scores(g, m_scores, valid, max_antecedents, match_keys):
                 top, arg = scores.max(-1)
-                chosen = ant[torch.arange(ant.shape[0], device=X.device)[None, :], arg]
+                chosen = ant.gather(-1, arg[..., None]).squeeze(-1)
                 best[:, rows] = torch.where(top > link_threshold, chosen, torch.full_like(chosen, -1))
         elif K >= 2:
             # the kept spans of a doc come first in its row: score only those, doc by doc
             kept_start, kept_width = start[valid][None], width[valid][None]
             g = self._span_embeddings(x_flat, h_flat, kept_start, kept_width)[0]
             match_keys = self._span_match_keys(token_keys, lengths, kept_start, kept_width)
-            best[valid] = best_antecedents(
+            args = (
                 self,
                 g,
                 m_scores[valid],
@@ -485,8 +552,11 @@ class CorefRanker(nn.Module):
                 self.max_antecedents if max_antecedents is None else max_antecedents,
                 None if match_keys is None else (match_keys[0][0], match_keys[1][0]),
                 link_threshold,
-                self.inference_dtype if X.device.type == "cpu" else None,
             )
+            if self.coarse_antecedents:
+                best[valid] = best_coarse_antecedents(*args)
+            else:
+                best[valid] = best_antecedents(*args, self.inference_dtype if X.device.type == "cpu" else None)
         is_mention = (m_scores > 0).tolist()
         local_start = local_start.tolist()
         width = width.tolist()
