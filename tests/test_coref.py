@@ -99,15 +99,19 @@ def _module(**kw):
     return CorefRanker(**cfg).eval()
 
 
+def _kept_spans(module, X, lengths):
+    """The kept spans' embeddings ``(B, K, g_dim)``, mention scores and validity."""
+    mask, offsets, x_flat, h_flat, sent = module._encode(X, lengths, None)
+    scores = module._mention_scores(x_flat, h_flat, sent)
+    start, width, m_scores, valid, _ = module._prune(scores, mask, lengths)
+    return module._span_embeddings(x_flat, h_flat, start, width), m_scores, valid
+
+
 def test_first_layer_decomposition_is_exact():
     """The summed per-token projections equal the FFNNs applied to explicit inputs."""
     module = _module()
-    X, lengths = _random_batch([9, 6])
     with torch.no_grad():
-        mask, offsets, x_flat, h_flat, sent = module._encode(X, lengths, None)
-        scores = module._mention_scores(x_flat, h_flat, sent)
-        start, width, m_scores, valid, _ = module._prune(scores, mask, lengths)
-        g = module._span_embeddings(x_flat, h_flat, start, width)
+        g, m_scores, valid = _kept_spans(module, *_random_batch([9, 6]))
         explicit = module.mention_ffnn(g)
         assert torch.allclose(explicit[valid], m_scores[valid], atol=1e-5)
         for rows, pair_scores, ant, ok in module._antecedent_scores(g, m_scores, valid):
@@ -602,12 +606,8 @@ def test_coref_diagnostics_pruning_recall_of_an_overfit_head(trained_nlp_example
 
 def test_coarse_to_fine_scores_the_best_coarse_candidates_by_hand():
     module = _module(coarse_width=6, coarse_antecedents=3)
-    X, lengths = _random_batch([30, 20])
     with torch.no_grad():
-        mask, offsets, x_flat, h_flat, sent = module._encode(X, lengths, None)
-        scores = module._mention_scores(x_flat, h_flat, sent)
-        start, width, m_scores, valid, _ = module._prune(scores, mask, lengths)
-        g = module._span_embeddings(x_flat, h_flat, start, width)
+        g, m_scores, valid = _kept_spans(module, *_random_batch([30, 20]))
         seen = 0
         for rows, pair_scores, ant, ok in module._antecedent_scores(g, m_scores, valid):
             assert ant.shape[-1] <= 3  # the FFNN ran on at most 3 candidates per span

@@ -284,6 +284,21 @@ def reference_antecedent_scores(module, g, m_scores, valid, window, match_keys) 
     return dense
 
 
+def assert_same_picks(best, reference, valid, threshold):
+    """``best`` (an inference scorer's picks) are the reference scores' best above
+    ``threshold``, except at score ties (the first of equal scores is the farthest), and
+    differ for at most one kept span in 1,000."""
+    top, arg = reference.max(-1)
+    expected = torch.where(top > threshold, arg, torch.full_like(arg, -1))
+    differ = (best != expected) & valid
+    for b, i in differ.nonzero().tolist():
+        j_new, j_ref = int(best[b, i]), int(expected[b, i])
+        score_new = float(reference[b, i, j_new]) if j_new >= 0 else threshold
+        score_ref = float(reference[b, i, j_ref]) if j_ref >= 0 else threshold
+        assert abs(score_new - score_ref) < TIE, (b, i, j_new, j_ref, score_new, score_ref)
+    assert differ.sum() <= max(1, valid.sum() // 1000)
+
+
 @pytest.mark.parametrize("variant", COREF_VARIANTS)
 @pytest.mark.parametrize("lengths,window", [(SCIERC_LENGTHS, 50), (SCIERC_LENGTHS, 800), (LITBANK_LENGTHS, 800)])
 def test_best_antecedents_equal_the_reference_scorer(variant, lengths, window):
@@ -303,15 +318,7 @@ def test_best_antecedents_equal_the_reference_scorer(variant, lengths, window):
                 None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]),
                 threshold,
             )
-        top, arg = reference.max(-1)  # ties: the first, i.e. the farthest; compared with TIE below
-        expected = torch.where(top > threshold, arg, torch.full_like(arg, -1))
-        differ = (best != expected) & valid
-        for b, i in differ.nonzero().tolist():
-            j_new, j_ref = int(best[b, i]), int(expected[b, i])
-            score_new = float(reference[b, i, j_new]) if j_new >= 0 else threshold
-            score_ref = float(reference[b, i, j_ref]) if j_ref >= 0 else threshold
-            assert abs(score_new - score_ref) < TIE, (b, i, j_new, j_ref, score_new, score_ref)
-        assert differ.sum() <= max(1, valid.sum() // 1000)
+        assert_same_picks(best, reference, valid, threshold)
         if threshold == -50.0:  # every span after a doc's first links
             assert int((best >= 0).sum()) == int(valid.sum()) - int((valid.sum(1) > 0).sum())
 
@@ -490,12 +497,4 @@ def test_coarse_to_fine_decoding_equals_the_training_path(lengths, window, coars
                 module, g[valid], m_scores[valid], valid.sum(1).tolist(), window,
                 None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]), threshold,
             )
-        top, arg = reference.max(-1)
-        expected = torch.where(top > threshold, arg, torch.full_like(arg, -1))
-        differ = (best != expected) & valid
-        for b, i in differ.nonzero().tolist():
-            j_new, j_ref = int(best[b, i]), int(expected[b, i])
-            score_new = float(reference[b, i, j_new]) if j_new >= 0 else threshold
-            score_ref = float(reference[b, i, j_ref]) if j_ref >= 0 else threshold
-            assert abs(score_new - score_ref) < TIE, (b, i, j_new, j_ref, score_new, score_ref)
-        assert differ.sum() <= max(1, valid.sum() // 1000)
+        assert_same_picks(best, reference, valid, threshold)
