@@ -607,6 +607,7 @@ def test_coref_diagnostics_pruning_recall_of_an_overfit_head(trained_nlp_example
 def test_coarse_to_fine_scores_the_best_coarse_candidates_by_hand():
     module = _module(coarse_width=6, coarse_antecedents=3)
     with torch.no_grad():
+        module.coarse_distance.weight.normal_()  # a trained prior (it starts at zero)
         g, m_scores, valid = _kept_spans(module, *_random_batch([30, 20]))
         seen = 0
         for rows, pair_scores, ant, ok in module._antecedent_scores(g, m_scores, valid):
@@ -614,7 +615,8 @@ def test_coarse_to_fine_scores_the_best_coarse_candidates_by_hand():
             for b, r in zip(*[t.tolist() for t in valid[:, rows].nonzero(as_tuple=True)]):
                 i = rows.start + r
                 earlier = [j for j in range(max(0, i - 50), i) if valid[b, j]]
-                coarse = {j: float(module.coarse_i(g[b, i]) @ module.coarse_j(g[b, j]) + m_scores[b, i] + m_scores[b, j]) for j in earlier}
+                prior = {j: float(module.coarse_distance(distance_buckets(torch.tensor(i - j)))) for j in earlier}
+                coarse = {j: float(module.coarse_i(g[b, i]) @ module.coarse_j(g[b, j]) + m_scores[b, i] + m_scores[b, j]) + prior[j] for j in earlier}
                 best3 = sorted(coarse, key=coarse.get, reverse=True)[:3]
                 chosen = [int(j) for j, keep in zip(ant[b, r], ok[b, r]) if keep]
                 assert sorted(chosen) == sorted(best3)
@@ -634,6 +636,7 @@ def test_coarse_to_fine_gradient_reaches_the_coarse_scorer():
     loss = module.loss(X, L, [[[(0, 1), (4, 6)]], [[(0, 2), (3, 4)]]])
     loss.backward()
     assert module.coarse_i.weight.grad.abs().sum() > 0 and module.coarse_j.weight.grad.abs().sum() > 0
+    assert module.coarse_distance.weight.grad.abs().sum() > 0
 
 
 def test_coarse_to_fine_settings_go_together():
@@ -651,7 +654,7 @@ def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path):
     examples = coref_examples(nlp)
     nlp.initialize(lambda: examples)
     optimizer = Adam(0.005)
-    for _ in range(60):
+    for _ in range(100):
         nlp.update(examples, sgd=optimizer)
     assert nlp.evaluate(examples)["coref_f"] == 1.0
     nlp.to_disk(tmp_path / "p")

@@ -485,6 +485,8 @@ def test_coarse_to_fine_decoding_equals_the_training_path(lengths, window, coars
     """``coarse_to_fine.best_coarse_antecedents`` picks what the training path's coarse
     ranking and scores pick (the reference), to float noise and score ties."""
     module = coref_module(1, coarse_width=8, coarse_antecedents=coarse)
+    with torch.no_grad():
+        module.coarse_distance.weight.normal_()  # a trained prior (it starts at zero)
     batch = Batch(lengths, 20, seed=4)
     (g, m_scores, valid), match_keys = kept_span_inputs(module, batch)
     reference = reference_antecedent_scores(module, g, m_scores, valid, window, match_keys)

@@ -2,7 +2,7 @@
 
 With ``coarse_antecedents > 0`` a ``CorefRanker`` ranks each kept span's preceding kept spans
 by a cheap score, ``s_m(i) + s_m(j) + s_c(i, j)`` with the bilinear ``s_c(i, j) = (U g_i) .
-(V g_j)``, and runs its antecedent FFNN on the best ``coarse_antecedents`` of them only. This
+(V g_j)`` plus a learned prior per distance bucket, and runs its antecedent FFNN on the best ``coarse_antecedents`` of them only. This
 is the inference form of that scoring (eval mode, no autograd): per doc, blocks of rows whose
 coarse scores over the window are one matrix product, then the FFNN on each row's kept
 candidates, whose first layer is one more product (``pair_weights``); the same choices as the
@@ -54,6 +54,7 @@ def best_coarse_antecedents(
     weights = pair_weights(ranker, g, match_keys is not None)
     P, padded = weights.product_width, weights.weight.shape[1]
     coarse_i, coarse_j = ranker.coarse_i(g), ranker.coarse_j(g)
+    prior = ranker.coarse_distance.weight[:, 0]  # per distance bucket
     doc_start = 0
     for k in counts:
         for r0 in range(doc_start + 1, doc_start + k, _BLOCK_ROWS):
@@ -63,6 +64,7 @@ def best_coarse_antecedents(
             distance = span[:, None] - torch.arange(c0, c1, device=device)[None, :]
             # the coarse ranking: one product for the block
             totals = coarse_i[r0:r1] @ coarse_j[c0:c1].t()
+            totals += prior[distance_buckets(distance.clamp(min=1))]
             totals += mention_scores[r0:r1, None]
             totals += mention_scores[None, c0:c1]
             totals.masked_fill_((distance < 1) | (distance > window), NEG_SCORE)
@@ -85,7 +87,7 @@ def best_coarse_antecedents(
             pre += weights.proj_j[j_idx]
             scores = weights.finish(pre.view(-1, padded)).view(n, m)
             scores += weights.out_bias
-            scores += kept  # s_m(i) + s_m(j) + s_c(i, j)
+            scores += kept  # s_m(i) + s_m(j) + s_c(i, j) + prior(i - j)
             scores.masked_fill_(kept <= NEG_SCORE / 2, NEG_SCORE)
             top, arg = scores.max(-1)
             chosen = j_idx.gather(1, arg[:, None]).squeeze(1) - doc_start

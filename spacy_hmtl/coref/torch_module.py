@@ -21,9 +21,10 @@ Pipeline (per batch, in padded/flattened torch calls, never one doc per call):
    the same lowercased words and whether they end in the same word: a string-match signal
    that small corpora (SciERC: 720 training clusters) do not teach ``g_i * g_j`` to carry;
    with ``coarse_antecedents > 0`` (Lee et al. 2018's coarse-to-fine pruning) a cheap
-   bilinear score ``s_c(i, j) = (U g_i) . (V g_j)`` (``coarse_width`` wide) ranks the
-   preceding kept spans first, only each span's ``coarse_antecedents`` best (by
-   ``s_m(i) + s_m(j) + s_c(i, j)``) get the FFNN, and ``s_c`` joins their score: the window
+   bilinear score ``s_c(i, j) = (U g_i) . (V g_j)`` (``coarse_width`` wide) plus a learned
+   prior per distance bucket ranks the preceding kept spans first, only each span's
+   ``coarse_antecedents`` best (by ``s_m(i) + s_m(j) + s_c(i, j) + prior``) get the FFNN,
+   and the coarse part joins their score: the window
    can grow (800 kept spans at decoding) while the FFNN runs on a few dozen pairs per span;
 6. training: marginal log-likelihood of the gold antecedents (dummy when the span is not a
    gold mention or has no earlier gold mention in the kept spans); inference: greedy
@@ -148,6 +149,12 @@ class CorefRanker(nn.Module):
         # absent when off, so the weights of a pipeline without it still load
         self.coarse_i = nn.Linear(self.g_dim, int(coarse_width), bias=False) if coarse_width else None
         self.coarse_j = nn.Linear(self.g_dim, int(coarse_width), bias=False) if coarse_width else None
+        # the coarse score's distance prior, a learned score per distance bucket (e2e-coref's
+        # "use_prior"): without it a wide window's far spans with high mention scores crowd
+        # out the near ones; zero at the start
+        self.coarse_distance = nn.Embedding(N_DISTANCE_BUCKETS, 1) if coarse_width else None
+        if self.coarse_distance is not None:
+            nn.init.zeros_(self.coarse_distance.weight)
         self.antecedent_ffnn = FFNN(
             2 * self.g_dim + self.product_width + distance_embedding + self.match_width,
             hidden_width,
@@ -341,8 +348,8 @@ class CorefRanker(nn.Module):
         ant_c = ant.clamp(min=0)
         parts = self.pair_parts(g.reshape(B * K, G), A, match_keys is not None)
         coarse = None
-        if self.coarse_i is not None and self.coarse_j is not None:
-            coarse = (self.coarse_i(g), self.coarse_j(g))
+        if self.coarse_i is not None and self.coarse_j is not None and self.coarse_distance is not None:
+            coarse = (self.coarse_i(g), self.coarse_j(g), self.coarse_distance.weight[distance_buckets(back), 0])
         flat_keys = None if match_keys is None else (match_keys[0].reshape(-1), match_keys[1].reshape(-1))
         row_base = torch.arange(B, device=device)[:, None, None] * K
         step = max(1, self.chunk_pairs // max(1, B * A))
@@ -354,8 +361,8 @@ class CorefRanker(nn.Module):
             coarse_scores = None
             if coarse is not None:
                 # every candidate's coarse score; the FFNN sees the best few of each row
-                c_i, c_j = coarse
-                totals = torch.einsum("bnc,bnac->bna", c_i[:, rows], c_j[:, ant_rows])
+                c_i, c_j, prior = coarse
+                totals = torch.einsum("bnc,bnac->bna", c_i[:, rows], c_j[:, ant_rows]) + prior
                 totals = totals + mention_scores[:, rows, None] + mention_scores[:, ant_rows]
                 totals = totals.masked_fill(~ok, NEG_SCORE)
                 kept, keep = totals.topk(min(self.coarse_antecedents, A), dim=-1)
@@ -369,7 +376,7 @@ class CorefRanker(nn.Module):
             j_flat = row_base[b_idx, 0, 0] + candidates[b_idx, r_idx, c_idx]
             pair_scores = self.score_pairs(parts, i_flat, j_flat, flat_keys)
             if coarse_scores is not None:
-                # s_m(i) + s_m(j) + s_c(i, j), as the coarse ranking had it
+                # s_m(i) + s_m(j) + s_c(i, j) + prior(i - j), as the coarse ranking had it
                 pair_scores = pair_scores + coarse_scores[b_idx, r_idx, c_idx]
             else:
                 m_flat = mention_scores.reshape(-1)
