@@ -193,6 +193,17 @@ def test_speed_rows():
     assert rows[1][3] == 500.0 and rows[1][5] == 0.5
 
 
+def test_speed_extra_names_probes_and_rejects_a_bad_spec():
+    from spacy_hmtl_dev.benchmark.run import extra_speed_targets
+
+    assert extra_speed_targets("") == {}
+    assert extra_speed_targets("mixed_c2f=training/c2f/model-best, x=/p") == {
+        "hmtl_mixed_c2f": "training/c2f/model-best", "hmtl_x": "/p",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="NAME=PATH.*'training/c2f'"):
+        extra_speed_targets("training/c2f")
+
+
 def test_benchmark_plots_dev_curves_from_training_logs(tmp_path):
     """The benchmark draws each trained pipeline's dev curves (steps and wall time) from
     metrics/train_*_log.jsonl and links the PNGs from its markdown; a log without wall

@@ -47,6 +47,9 @@ class BenchmarkSettings:
         stock pipeline (``nlp.pipe`` only).
     speed_precision (str): "package" (the speed table's HMTL pipelines run as their packages
         do: ``spacy_hmtl.reduced_precision.v2``, "auto") or "float32" (as trained).
+    speed_extra (str): comma-separated ``NAME=PATH``: trained pipelines timed beside the
+        others as ``hmtl_NAME`` (a probe that is no shipped config, against the shipped one
+        in the same rounds); empty: none.
     """
 
     output: str = "benchmarks/results"
@@ -68,6 +71,18 @@ class BenchmarkSettings:
     parallel_processes: int = 2
     parallel_pipelines: str = ""
     speed_precision: str = "package"
+    speed_extra: str = ""
+
+
+def extra_speed_targets(spec: str) -> Dict[str, str]:
+    """``--speed-extra``'s ``NAME=PATH,...`` -> ``{"hmtl_NAME": PATH}``."""
+    targets: Dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--speed-extra: expected NAME=PATH, got {item!r}")
+        targets[f"hmtl_{name}"] = path
+    return targets
 
 
 def run_benchmark(settings: BenchmarkSettings, command: str, pipelines: Mapping[str, List[str]] = PIPELINES) -> Dict[str, Any]:
@@ -79,6 +94,7 @@ def run_benchmark(settings: BenchmarkSettings, command: str, pipelines: Mapping[
     RETURNS (Dict[str, Any]): the report, as written to ``OUTPUT.json``.
     """
     parallel_targets({}, settings.parallel_pipelines)  # a bad name fails now, not after the evaluation
+    extra_speed_targets(settings.speed_extra)
     set_threads(settings.threads)
     import spacy
     import torch
@@ -117,6 +133,7 @@ def run_benchmark(settings: BenchmarkSettings, command: str, pipelines: Mapping[
             threads=settings.threads,
             gpu_id=settings.gpu_id,
             precision=settings.speed_precision,
+            extra_targets=extra_speed_targets(settings.speed_extra),
         )
         if settings.parallel_processes > 1 and settings.gpu_id < 0:
             report["parallel"] = measure_parallel(

@@ -231,6 +231,7 @@ def measure_speed(
     threads: int,
     gpu_id: int,
     precision: str = "package",
+    extra_targets: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """The speed section of the report (see the module docstring).
 
@@ -244,10 +245,12 @@ def measure_speed(
     precision (str): "package": the HMTL pipelines run as their packages do
         (``spacy_hmtl.reduced_precision.v2``, "auto": bfloat16 transformer, BiLSTMs and pair scoring on a
         CPU with native bfloat16, else float32); "float32": as trained.
+    extra_targets (Optional[Dict[str, str]]): more pipelines timed the same way (key ->
+        path), e.g. a probe beside the shipped config it changes.
     """
     if precision not in SPEED_PRECISIONS:
         raise ValueError(f"precision must be one of {list(SPEED_PRECISIONS)}, not {precision!r}")
-    targets = speed_targets(models)
+    targets = {**speed_targets(models), **(extra_targets or {})}
     result: Dict[str, Any] = {
         "batch_size": batch_size,
         "rounds": rounds,
