@@ -388,7 +388,7 @@ class CorefRanker(nn.Module):
         """What scoring pairs of the spans ``g`` ``(S, g_dim)`` needs, computed once per
         batch: the first FFNN layer's per-span terms ``A g + bias`` and ``B g``, the
         product projections, the product weights, the distance term of each distance
-        ``1..window`` ``(window + 1, hidden)`` (row 0 unused) and the match term ``(4,
+        ``1..window`` ``(window, hidden)`` (row ``d - 1``) and the match term ``(4,
         hidden)`` (empty without the match feature)."""
         G = self.g_dim
         first = self.antecedent_ffnn.first
@@ -398,7 +398,8 @@ class CorefRanker(nn.Module):
         g_prod = g if self.product_projection is None else self.product_projection(g)
         w_prod = first.weight[:, 2 * G : 2 * G + P]
         w_dist = first.weight[:, 2 * G + P : 2 * G + P + D]
-        distances = torch.arange(window + 1, device=g.device)
+        # distances 1..window, one row each (row d - 1), as the scores were always computed
+        distances = torch.arange(1, window + 1, device=g.device)
         dist_term = self.distance_embedding(distance_buckets(distances)) @ w_dist.t()
         match_term = proj_i.new_zeros((0, proj_i.shape[1]))
         if with_match and self.match_embedding is not None:
@@ -417,8 +418,8 @@ class CorefRanker(nn.Module):
         and coarse scores not included)."""
         proj_i, proj_j, g_prod, w_prod, dist_term, match_term = parts
         prod = g_prod[i_idx] * g_prod[j_idx]
-        distance = (i_idx - j_idx).clamp(min=0, max=dist_term.shape[0] - 1)
-        pre = proj_i[i_idx] + proj_j[j_idx] + prod @ w_prod.t() + dist_term[distance]
+        distance = (i_idx - j_idx).clamp(min=1, max=dist_term.shape[0])
+        pre = proj_i[i_idx] + proj_j[j_idx] + prod @ w_prod.t() + dist_term[distance - 1]
         if match_keys is not None and match_term.shape[0]:
             text_id, last_key = match_keys
             same_text = text_id[i_idx] == text_id[j_idx]
