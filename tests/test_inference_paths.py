@@ -324,7 +324,7 @@ def test_best_antecedents_equal_the_reference_scorer(variant, lengths, window):
 
 
 @pytest.mark.parametrize("variant", COREF_VARIANTS)
-def test_bfloat16_pair_scoring_picks_antecedents_as_good_as_float32(variant):
+def test_bfloat16_pair_scoring_picks_antecedents_as_good_as_float32(variant, monkeypatch):
     """``product_dtype=bfloat16`` (``spacy_hmtl.reduced_precision.v2``) rounds the tiles'
     products: an antecedent it picks scores (in float32) within bfloat16's rounding of the
     best, and nearly every pick is the float32 one."""
@@ -332,6 +332,11 @@ def test_bfloat16_pair_scoring_picks_antecedents_as_good_as_float32(variant):
     batch = Batch(LITBANK_LENGTHS, 20, seed=4)
     (g, m_scores, valid), match_keys = kept_span_inputs(module, batch)
     reference = reference_antecedent_scores(module, g, m_scores, valid, 800, match_keys)
+    # the tiles' products must really run in bfloat16 (near and far tiles both)
+    seen = set()
+    for name in ("mm", "bmm"):
+        product = getattr(torch, name)
+        monkeypatch.setattr(torch, name, lambda a, b, *args, _p=product, _n=name, **kw: seen.add((_n, a.dtype, b.dtype)) or _p(a, b, *args, **kw))
     with torch.no_grad():
         best = torch.full(valid.shape, -1, dtype=torch.long)
         best[valid] = best_antecedents(
@@ -339,6 +344,8 @@ def test_bfloat16_pair_scoring_picks_antecedents_as_good_as_float32(variant):
             None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]),
             -50.0, torch.bfloat16,
         )
+    monkeypatch.undo()
+    assert {("mm", torch.bfloat16, torch.bfloat16), ("bmm", torch.bfloat16, torch.bfloat16)} <= seen
     top, arg = reference.max(-1)
     first = torch.arange(valid.shape[1])[None, :] == 0
     picked = reference.gather(-1, best.clamp(min=0)[..., None])[..., 0]

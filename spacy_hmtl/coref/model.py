@@ -9,7 +9,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..layers.torch_head import HeadBatch, HeadSettings, LabelSets, build_torch_head
-from .torch_module import CorefRanker
+from .torch_module import CorefRanker, check_coarse_settings
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,7 @@ class CorefRankerSettings(HeadSettings):
     coarse_antecedents: int = 0
 
     def check(self) -> None:
-        if (self.coarse_width > 0) != (self.coarse_antecedents > 0):
-            raise ValueError(
-                "spacy_hmtl.CorefRanker: coarse_width and coarse_antecedents go together (both > 0: "
-                f"coarse-to-fine pruning; both 0: off), got {self.coarse_width} and {self.coarse_antecedents}"
-            )
+        check_coarse_settings(self.coarse_width, self.coarse_antecedents)
 
     def build_module(self, input_width: int, labels: LabelSets) -> CorefRanker:
         return CorefRanker(input_width, **asdict(self))

@@ -55,6 +55,15 @@ _INFERENCE_CHUNK_TOKENS = 256
 Clusters = List[List[Tuple[int, int]]]
 
 
+def check_coarse_settings(coarse_width: int, coarse_antecedents: int) -> None:
+    """Raise a ValueError unless coarse-to-fine pruning is on (both > 0) or off (both 0)."""
+    if (coarse_width > 0) != (coarse_antecedents > 0):
+        raise ValueError(
+            "hmtl_coref_ranker: coarse_width and coarse_antecedents go together (both > 0: "
+            f"coarse-to-fine pruning; both 0: off), got {coarse_width} and {coarse_antecedents}"
+        )
+
+
 class FFNN(nn.Module):
     """``Linear -> ReLU -> Dropout`` x depth, then ``Linear(hidden, 1)``."""
 
@@ -140,11 +149,7 @@ class CorefRanker(nn.Module):
         self.mention_ffnn = FFNN(self.g_dim, hidden_width, 2, dropout)
         self.product_width = int(product_width) or self.g_dim
         self.product_projection = nn.Linear(self.g_dim, self.product_width, bias=False) if product_width else None
-        if (int(coarse_width) > 0) != (int(coarse_antecedents) > 0):
-            raise ValueError(
-                "hmtl_coref_ranker: coarse_width and coarse_antecedents go together (both > 0: "
-                f"coarse-to-fine pruning; both 0: off), got {coarse_width} and {coarse_antecedents}"
-            )
+        check_coarse_settings(int(coarse_width), int(coarse_antecedents))
         self.coarse_antecedents = int(coarse_antecedents)
         # absent when off, so the weights of a pipeline without it still load
         self.coarse_i = nn.Linear(self.g_dim, int(coarse_width), bias=False) if coarse_width else None
