@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument("--parallel-processes", type=int, default=2, help="N of annotate --n-process N and nlp.pipe(n_process=N) against one process; 0: skip")
     parser.add_argument("--parallel-pipelines", default="", help="comma-separated (scierc, mixed, ..., stock) measured with N processes; empty: all timed")
     parser.add_argument("--speed-extra", default="", help="comma-separated NAME=PATH: trained pipelines timed beside the others as hmtl_NAME (a probe against the shipped config in the same rounds)")
+    parser.add_argument("--no-length-buckets", default="", help="comma-separated NAME (of hmtl_NAME): their transformer runs each batch whole, padded, instead of in length buckets (give the pipeline twice with --speed-extra to time what the buckets save)")
     parser.add_argument("--speed-precision", default="package", choices=["package", "float32"], help="the speed table's HMTL pipelines as their packages run them (spacy_hmtl.reduced_precision.v2, auto) or as trained")
     args = parser.parse_args(argv)
     settings = BenchmarkSettings(**{f.name: getattr(args, f.name) for f in fields(BenchmarkSettings)})

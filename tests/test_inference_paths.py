@@ -357,12 +357,21 @@ def test_bfloat16_pair_scoring_picks_antecedents_as_good_as_float32(variant, mon
 
 
 def test_training_a_coref_ranker_drops_its_reduced_precision():
+    """A training call (the loss in training mode) drops it for good; train() alone does
+    not: thinc's PyTorchShim.predict puts modules back in training mode after each call."""
     module = coref_module(1)
     module.inference_dtype = torch.bfloat16
+    assert module.reduced_dtype(torch.device("cpu")) == torch.bfloat16
+    assert module.reduced_dtype(torch.device("meta")) is None  # CPU inference only
+    module.train()
     module.eval()
     assert module.inference_dtype == torch.bfloat16
+    batch = Batch(SCIERC_LENGTHS[:2], 20, seed=5)
     module.train()
+    module.loss(batch.X, batch.lengths, [[[(0, 1), (3, 4)]], []], batch.sent_ids, batch.token_keys).backward()
     assert module.inference_dtype is None
+    module.eval()
+    assert module.reduced_dtype(torch.device("cpu")) is None
 
 
 def reference_predict(module, X, lengths, sent_ids, singletons, link_threshold, max_antecedents, token_keys):

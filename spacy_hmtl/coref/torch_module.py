@@ -42,6 +42,7 @@ from torch import nn
 from ..layers.bilstm import BiLSTM
 from ..layers.distance_buckets import N_DISTANCE_BUCKETS, distance_buckets
 from ..layers.dropout import Dropout
+from ..layers.inference_precision import ReducedPrecisionModule
 from ..layers.span_representation import first_layer_of_spans, pool_all_widths, pool_spans_by_offset
 from .antecedent_tiles import best_antecedents
 from .coarse_to_fine import best_coarse_antecedents
@@ -85,7 +86,7 @@ class FFNN(nn.Module):
         return self.from_first(self.first(X))
 
 
-class CorefRanker(nn.Module):
+class CorefRanker(ReducedPrecisionModule):
     """Span-ranking coreference resolver (Lee et al. 2017) over a padded batch.
 
     n_in (int): width of the listener output.
@@ -96,10 +97,8 @@ class CorefRanker(nn.Module):
     chunk_pairs (int): span pairs scored per chunk (bounds memory).
     """
 
-    # the dtype of the antecedent scorer's matrix products at CPU inference (None: the
-    # parameters' float32), and the part of spacy_hmtl.reduced_precision.v2 that sets it
-    # on loaded pipelines (layers.inference_precision)
-    inference_dtype: Optional[torch.dtype] = None
+    # the antecedent scorer's matrix products at CPU inference run at ``inference_dtype``
+    # (layers.inference_precision)
     precision_part = "pair_scoring"
 
     def __init__(
@@ -166,11 +165,6 @@ class CorefRanker(nn.Module):
             int(antecedent_depth),
             dropout,
         )
-
-    def train(self, mode: bool = True) -> "CorefRanker":
-        if mode:
-            self.inference_dtype = None  # trained again: its inference is float32 from now on
-        return super().train(mode)
 
     # --- encoding -------------------------------------------------------------------
 
@@ -452,6 +446,7 @@ class CorefRanker(nn.Module):
         token_keys: per doc, an integer key per token (e.g. the lowercased word's hash);
             needed when ``match_embedding > 0``.
         """
+        self.reduced_dtype(X.device)  # a call in training mode drops the reduced precision for good
         mask, offsets, x_flat, h_flat, sent = self._encode(X, lengths, sent_ids)
         zero = X.sum() * 0.0
         N = h_flat.shape[0]
@@ -569,7 +564,7 @@ class CorefRanker(nn.Module):
             if self.coarse_antecedents:
                 best[valid] = best_coarse_antecedents(*args)
             else:
-                best[valid] = best_antecedents(*args, self.inference_dtype if X.device.type == "cpu" else None)
+                best[valid] = best_antecedents(*args, self.reduced_dtype(X.device))
         is_mention = (m_scores > 0).tolist()
         local_start = local_start.tolist()
         width = width.tolist()

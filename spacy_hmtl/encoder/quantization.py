@@ -150,6 +150,29 @@ def quantize_transformers(
     return _install(nlp, components, enabled=enabled, armed=True, activation_range=activation_range, precision=precision)
 
 
+def set_length_buckets(nlp: Language, enabled: bool = True, components: Optional[Sequence[str]] = None) -> List[str]:
+    """Run the transformer pipes' inference batches in buckets of similar length (on: what
+    a pipeline with ``spacy_hmtl.reduced_precision`` or ``quantize_transformer`` in its
+    config does) or whole, padded to the longest window (off: to measure what the buckets
+    save). The outputs are the same up to float rounding (``length_buckets``). A pipe
+    without the callback gets its shim (at float32) so that the buckets apply to it too.
+
+    nlp (Language): the loaded pipeline.
+    enabled (bool): True: buckets; False: whole batches.
+    components (Optional[Sequence[str]]): the transformer pipes; None: all of them.
+    RETURNS (List[str]): the names of the pipes switched.
+    """
+    found = _transformer_shims(nlp, components)
+    from .quantized_shim import QuantizingHFShim
+
+    for shims in found.values():
+        for shim in shims:
+            if not isinstance(shim, QuantizingHFShim):
+                QuantizingHFShim.install(shim, enabled=False, armed=True, precision="float32")
+            shim._hmtl_length_buckets = enabled
+    return list(found)
+
+
 def transformer_quantization(nlp: Language) -> Dict[str, bool]:
     """Which transformer pipes predict with int8 ``Linear`` layers now (building the int8
     copy where it is due).

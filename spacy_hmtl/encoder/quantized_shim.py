@@ -2,7 +2,7 @@
 ``spacy_hmtl.quantize_transformer.v1`` / ``.v2``, which predicts in bfloat16 or with a
 dynamically quantized int8 copy of the Hugging Face model.
 
-``QuantizingHFShim`` is spacy-transformers' ``HFShim`` with three changes:
+``QuantizingHFShim`` is spacy-transformers' ``HFShim`` with four changes:
 
 * ``predict`` (inference, ``is_train=False``) runs the model at the shim's precision:
   ``"bfloat16"`` runs the float model under ``torch.autocast`` (matrix products in bfloat16 on
@@ -12,6 +12,9 @@ dynamically quantized int8 copy of the Hugging Face model.
   scale per output row) and quantizes its input on the fly; embeddings, layer norms and the
   attention products stay float32. The copy shares the float model's other tensors, so it
   costs the int8 weights only (~11 MB for MiniLM).
+* ``predict`` runs the padded batch in buckets of similar length (``length_buckets``: the
+  same outputs at every real position, up to float rounding) while the callback is enabled
+  and the weights are loaded; switched off, it runs the one padded batch, exactly as trained.
 * ``begin_update`` (training) drops the copy and disarms the shim: a pipe being trained
   runs, and keeps predicting, in float32 until the next load or ``quantize_transformers``.
 * ``from_bytes`` (``from_disk`` goes through it) arms the shim: quantization applies to
@@ -38,6 +41,7 @@ from wasabi import msg
 # the CPU probes, here under their old import path (``cpu_has_native_bf16`` is looked up in
 # this module's namespace by ``resolve_precision``)
 from ..layers.cpu_features import cpu_has_int32_int8_dot, cpu_has_native_bf16  # noqa: F401
+from .length_buckets import run_in_length_buckets
 
 # the warnings torch gives while quantizing (torch.ao.quantization's deprecation and that of
 # the quantized tensor constructors it calls): once per load, about torch's own code
@@ -156,6 +160,11 @@ class QuantizingHFShim(HFShim):
     _hmtl_quantized: Optional[torch.nn.Module] = None
     _hmtl_source: Optional[torch.nn.Module] = None
     _hmtl_failed: bool = False
+    # inference runs the batch in buckets of similar length (length_buckets): None follows
+    # the callback (buckets while it is enabled and armed, the one padded batch when it is
+    # switched off, so that "off" keeps the exact outputs of the pipeline as trained);
+    # set_length_buckets forces it either way
+    _hmtl_length_buckets: Optional[bool] = None
 
     @classmethod
     def install(
@@ -229,14 +238,32 @@ class QuantizingHFShim(HFShim):
         if precision == "bfloat16":
             self._model.eval()
             with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-                outputs = self._model(*inputs.args, **inputs.kwargs)
+                outputs = self._run(self._model, inputs)
             self._model.train()
             return _float32_outputs(outputs)
         quantized = self.quantized_model()
-        if quantized is None:
+        if quantized is not None:
+            with torch.no_grad():
+                return self._run(quantized, inputs)
+        if self._model is None or self.device.type != "cpu" or self._mixed_precision:
             return super().predict(inputs)
+        self._model.eval()
         with torch.no_grad():
-            return quantized(*inputs.args, **inputs.kwargs)
+            outputs = self._run(self._model, inputs)
+        self._model.train()
+        return outputs
+
+    def _run(self, model: Any, inputs: ArgsKwargs) -> Any:
+        # the batch in length buckets where it can be (outputs equal to the padded batch's
+        # at every real position; see length_buckets), else whole
+        buckets = self._hmtl_length_buckets
+        if buckets is None:
+            buckets = self._hmtl_enabled and self._hmtl_armed
+        if buckets and not inputs.args:
+            outputs = run_in_length_buckets(model, dict(inputs.kwargs))
+            if outputs is not None:
+                return outputs
+        return model(*inputs.args, **inputs.kwargs)
 
     def begin_update(self, inputs: ArgsKwargs):
         # the pipe is being trained: float32 from now on (the copy would go stale and the

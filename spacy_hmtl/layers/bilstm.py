@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from .dropout import dropout
+from .inference_precision import ReducedPrecisionModule
 
 
-class BiLSTM(nn.Module):
+class BiLSTM(ReducedPrecisionModule):
     """``(batch, time, n_in)`` + lengths -> ``(batch, time, 2 * hidden)``; zeros past each length.
 
     n_in (int): input width.
@@ -45,9 +46,7 @@ class BiLSTM(nn.Module):
     dropout (float): dropout between stacked layers (as ``nn.LSTM``'s ``dropout``).
     """
 
-    # the dtype of the LSTM calls at CPU inference (None: the parameters' float32), and the
-    # part of spacy_hmtl.reduced_precision that sets it (layers.inference_precision)
-    inference_dtype: Optional[torch.dtype] = None
+    # its LSTM calls at CPU inference run at ``inference_dtype`` (layers.inference_precision)
     precision_part = "lstms"
 
     def __init__(self, n_in: int, hidden: int, depth: int = 1, dropout: float = 0.0):
@@ -73,8 +72,7 @@ class BiLSTM(nn.Module):
         if batch == 0 or time == 0:
             return X.new_zeros((batch, time, self.n_out))
         lengths = lengths.to(X.device)
-        if self.training:
-            self.inference_dtype = None  # trained again: its inference is float32 from now on
+        self.reduced_dtype(X.device)  # a call in training mode drops the reduced precision for good
         if X.device.type == "cpu" and not (self.training or torch.is_grad_enabled()):
             # inference: the real tokens only (the same states, see forward_flat)
             inside = torch.arange(time)[None, :] < lengths[:, None]
@@ -120,16 +118,23 @@ class BiLSTM(nn.Module):
         forward_index = torch.where(inside, first[:, None] + steps[None, :], n_tokens)
         backward_index = torch.where(inside, first[:, None] + sorted_lengths[:, None] - 1 - steps[None, :], n_tokens)
         layer_input = torch.cat([X, X.new_zeros((1, X.shape[1]))])
+        dtype = self.reduced_dtype(X.device)
         for layer in range(self.depth):
             states = [
-                self._direction_flat(layer_input, layer, suffix, index, segments)
+                self._direction_flat(layer_input, layer, suffix, index, segments, dtype)
                 for suffix, index in (("", forward_index), ("_reverse", backward_index))
             ]
             layer_input = torch.cat(states, dim=-1)
         return layer_input[:n_tokens]
 
     def _direction_flat(
-        self, X: torch.Tensor, layer: int, suffix: str, index: torch.Tensor, segments: Sequence[Tuple[int, int, int]]
+        self,
+        X: torch.Tensor,
+        layer: int,
+        suffix: str,
+        index: torch.Tensor,
+        segments: Sequence[Tuple[int, int, int]],
+        dtype: Optional[torch.dtype] = None,
     ) -> torch.Tensor:
         """``_direction`` on token rows: segment ``(start, end, rows)`` reads tokens
         ``index[:rows, start:end]`` of ``X`` (its last row is padding) and writes its
@@ -141,10 +146,10 @@ class BiLSTM(nn.Module):
         ]
         output = X.new_empty((X.shape[0], self.hidden))
         source = X
-        if self.inference_dtype is not None:
+        if dtype is not None:
             # cast here, per call: the weights stay float32 (saved, trained, averaged as ever)
-            params = [p.to(self.inference_dtype) for p in params]
-            source = X.to(self.inference_dtype)
+            params = [p.to(dtype) for p in params]
+            source = X.to(dtype)
         h = c = source.new_zeros((1, segments[0][2], self.hidden))
         for start, end, rows in segments:
             tokens = index[:rows, start:end].reshape(-1)

@@ -38,6 +38,32 @@ PARTS = ("lstms", "pair_scoring")
 _REQUEST = "_hmtl_inference_precision"
 
 
+class ReducedPrecisionModule(torch.nn.Module):
+    """A torch module whose CPU inference can run at a reduced dtype: it declares its part
+    (``precision_part``, one of ``PARTS``), is given ``inference_dtype`` (None: float32) by
+    ``set_pipe_dtype``, and asks ``reduced_dtype`` on each call; the weights stay float32.
+    """
+
+    inference_dtype: Optional[torch.dtype] = None
+    precision_part: str = ""
+
+    def reduced_dtype(self, device: torch.device) -> Optional[torch.dtype]:
+        """The dtype of this call's reduced-precision products (None: float32):
+        ``inference_dtype`` at inference on the CPU.
+
+        A call in training mode drops it for good: a module that trains again predicts in
+        float32 from then on. The check is per call, not in ``train()``: thinc's
+        ``PyTorchShim.predict`` puts the module back in training mode after every prediction.
+
+        device (torch.device): where the call's tensors are.
+        RETURNS (Optional[torch.dtype]): the dtype, or None.
+        """
+        if self.training:
+            self.inference_dtype = None
+            return None
+        return self.inference_dtype if device.type == "cpu" else None
+
+
 def resolve_dtype(precision: str) -> Optional[torch.dtype]:
     """``precision`` -> the dtype of the modules' inference calls here (None: float32).
 
@@ -70,7 +96,9 @@ def pipe_modules(pipe: Any, parts: Sequence[str] = PARTS) -> List[torch.nn.Modul
             module = getattr(shim, "_model", None)
             if isinstance(module, torch.nn.Module):
                 found += [
-                    m for m in module.modules() if getattr(type(m), "precision_part", None) in parts and m not in found
+                    m
+                    for m in module.modules()
+                    if isinstance(m, ReducedPrecisionModule) and m.precision_part in parts and m not in found
                 ]
     return found
 

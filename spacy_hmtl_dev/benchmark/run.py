@@ -50,6 +50,9 @@ class BenchmarkSettings:
     speed_extra (str): comma-separated ``NAME=PATH``: trained pipelines timed beside the
         others as ``hmtl_NAME`` (a probe that is no shipped config, against the shipped one
         in the same rounds); empty: none.
+    no_length_buckets (str): comma-separated names (``NAME`` of ``hmtl_NAME``) whose
+        transformer runs each batch whole instead of in length buckets (timed against the
+        same pipeline with them, given twice through ``speed_extra``); empty: none.
     """
 
     output: str = "benchmarks/results"
@@ -72,6 +75,7 @@ class BenchmarkSettings:
     parallel_pipelines: str = ""
     speed_precision: str = "package"
     speed_extra: str = ""
+    no_length_buckets: str = ""
 
 
 def extra_speed_targets(spec: str) -> Dict[str, str]:
@@ -134,6 +138,7 @@ def run_benchmark(settings: BenchmarkSettings, command: str, pipelines: Mapping[
             gpu_id=settings.gpu_id,
             precision=settings.speed_precision,
             extra_targets=extra_speed_targets(settings.speed_extra),
+            whole_batches=[f"hmtl_{name.strip()}" for name in settings.no_length_buckets.split(",") if name.strip()],
         )
         if settings.parallel_processes > 1 and settings.gpu_id < 0:
             report["parallel"] = measure_parallel(

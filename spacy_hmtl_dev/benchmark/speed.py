@@ -232,6 +232,7 @@ def measure_speed(
     gpu_id: int,
     precision: str = "package",
     extra_targets: Optional[Dict[str, str]] = None,
+    whole_batches: Sequence[str] = (),
 ) -> Dict[str, Any]:
     """The speed section of the report (see the module docstring).
 
@@ -247,10 +248,17 @@ def measure_speed(
         CPU with native bfloat16, else float32); "float32": as trained.
     extra_targets (Optional[Dict[str, str]]): more pipelines timed the same way (key ->
         path), e.g. a probe beside the shipped config it changes.
+    whole_batches (Sequence[str]): keys of pipelines whose transformer runs each inference
+        batch whole, padded to its longest window, instead of in length buckets
+        (``spacy_hmtl.encoder.quantization.set_length_buckets``): to time what the buckets
+        save, with the same path given twice (``extra_targets``).
     """
     if precision not in SPEED_PRECISIONS:
         raise ValueError(f"precision must be one of {list(SPEED_PRECISIONS)}, not {precision!r}")
     targets = {**speed_targets(models), **(extra_targets or {})}
+    unknown = [key for key in whole_batches if key not in targets or key == STOCK]
+    if unknown:
+        raise ValueError(f"whole batches: {unknown} are not HMTL pipelines timed here ({[k for k in targets if k != STOCK]})")
     result: Dict[str, Any] = {
         "batch_size": batch_size,
         "rounds": rounds,
@@ -258,6 +266,7 @@ def measure_speed(
         "n_process": 1,
         "precision": precision,
         "pipelines": dict(targets),
+        "whole_batches": list(whole_batches),
         "not_timed": [f"hmtl_{n}" for n in SPEED_PIPELINES if f"hmtl_{n}" not in targets],
         "texts": {},
         "components": {},
@@ -268,6 +277,10 @@ def measure_speed(
         log(f"speed: loading {key} ({target})")
         try:
             nlps[key] = load_for_timing(key, target, precision)
+            if key in whole_batches:
+                from spacy_hmtl.encoder.quantization import set_length_buckets
+
+                set_length_buckets(nlps[key], False)
         except Exception as e:  # e.g. the stock package is not installed
             log(f"speed: cannot load {target}: {e}")
             result.setdefault("load_errors", {})[key] = str(e)
