@@ -300,6 +300,14 @@ def render_markdown(report: Dict[str, Any]) -> str:
             for key, comp in per_pipe.items():
                 rows = [[name, f"{comp['seconds'][name]:.3f}", f"{comp['share_pct'][name]:.1f}"] for name in comp["seconds"]]
                 out += ["", f"**{key}** on {text_set}:", "", md_table(["component", "seconds", "share %"], rows)]
+                positions = comp.get("transformer_positions")
+                if positions and positions.get("positions"):
+                    padding = 100.0 * (1 - positions["real"] / positions["positions"])
+                    out += [
+                        "",
+                        f"Its transformer ran {positions['positions']:,} positions in {positions['calls']} calls, "
+                        f"{positions['real']:,} of them wordpieces: {padding:.1f}% padding.",
+                    ]
         out += [
             "",
             "### Peak memory",

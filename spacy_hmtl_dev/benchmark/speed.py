@@ -140,6 +140,38 @@ def time_components(nlp: Any, texts: List[str], batch_size: int) -> Dict[str, fl
     return times
 
 
+def transformer_positions(nlp: Any, texts: List[str], batch_size: int) -> Optional[Dict[str, int]]:
+    """What the transformer of a pipeline runs over the texts: ``positions`` (rows x width of
+    every call of the Hugging Face model, padding included), ``real`` (the wordpieces among
+    them) and ``calls``; None for a pipeline without a spacy-transformers pipe. With length
+    buckets (``spacy_hmtl.encoder.length_buckets``) each bucket is a call of its own width.
+    """
+    models = []
+    for _, pipe in nlp.pipeline:
+        model = getattr(pipe, "model", None)
+        if model is not None and hasattr(model, "walk"):
+            models += [shim._hfmodel.transformer for node in model.walk() for shim in node.shims if hasattr(shim, "_hfmodel")]
+    if not models:
+        return None
+    counts = {"positions": 0, "real": 0, "calls": 0}
+
+    def count(module: Any, args: Any, kwargs: Dict[str, Any]) -> None:
+        mask = kwargs.get("attention_mask")
+        if mask is not None:
+            counts["positions"] += int(mask.numel())
+            counts["real"] += int(mask.sum())
+            counts["calls"] += 1
+
+    hooks = [model.register_forward_pre_hook(count, with_kwargs=True) for model in models]
+    try:
+        for _ in nlp.pipe(texts, batch_size=batch_size):
+            pass
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return counts
+
+
 def timed_rounds(
     keys: Sequence[str], rounds: int, time_one: Callable[[str, int], float]
 ) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
@@ -293,6 +325,7 @@ def measure_speed(
             result["components"][text_set][key] = {
                 "seconds": {k: round(v, 4) for k, v in comp.items()},
                 "share_pct": shares(comp),
+                "transformer_positions": transformer_positions(nlps[key], info["texts"], batch_size),
             }
             log(f"speed: {text_set} {key} per pipe: " + ", ".join(f"{k} {v}%" for k, v in shares(comp).items()))
     del nlps
