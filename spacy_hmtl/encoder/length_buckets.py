@@ -2,8 +2,9 @@
 
 spacy-transformers tokenizes every window of a batch of docs into one tensor, padded to the
 longest window. Most windows are full (``strided_spans``' ``window`` tokens), but each doc's
-last one is as short as what is left of it: on SciERC's abstracts 28% of the wordpieces the
-transformer ran were padding (`benchmarks/logs/transformer_padding_round14.md`). With the rows
+last one is as short as what is left of it: on SciERC's abstracts 28% of the positions the
+fine-tuned MiniLM ran were padding, 11% in buckets (the benchmark's per-component section
+counts them, ``spacy_hmtl_dev.benchmark.speed.transformer_positions``). With the rows
 sorted by length and cut into buckets whose rows are nearly as long as the bucket's longest,
 each bucket runs trimmed to its own length. The attention mask already kept padding out of
 every real position's result, so the real positions' outputs are the same up to float
