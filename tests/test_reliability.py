@@ -30,6 +30,8 @@ from helpers import (
     snapshot,
 )
 from spacy_hmtl.annotations import set_relation_records
+from spacy_hmtl.coref import torch_module
+from spacy_hmtl.layers.inference_precision import pipe_modules
 
 SENTENCE = "We apply a neural parser to the Penn Treebank . The parser improves accuracy ."
 
@@ -118,6 +120,37 @@ def test_odd_inputs_in_one_batch(trained_nlp):
     docs = list(trained_nlp.pipe(list(ODD_TEXTS.values()) + [SENTENCE], batch_size=64))
     for doc in docs:
         check_invariants(trained_nlp, doc)
+
+
+# the coreference head with coarse-to-fine pruning (spacy_hmtl.CorefRanker.v2): a window of 4
+# kept spans ranked by the coarse score, the FFNN on the best 2 of them
+C2F_CONFIG = TINY_CONFIG.replace("mention_loss_weight = 1.0\n", "mention_loss_weight = 1.0\ncoarse_width = 4\ncoarse_antecedents = 2\n")
+
+
+@pytest.fixture(scope="module")
+def trained_c2f_nlp():
+    assert C2F_CONFIG != TINY_CONFIG
+    nlp, _ = build_tiny_nlp(C2F_CONFIG)
+    return nlp
+
+
+def test_odd_input_with_coarse_to_fine_pruning(trained_c2f_nlp, monkeypatch):
+    """The coarse-to-fine inference path (coref/coarse_to_fine.py) on the odd inputs, in one
+    batch and one by one, and on a 20,500-token document (its blocks of rows)."""
+    nlp = trained_c2f_nlp
+    [ranker] = pipe_modules(nlp.get_pipe("hmtl_coref"), ["pair_scoring"])
+    assert ranker.coarse_i is not None and ranker.coarse_i.out_features == 4 and ranker.coarse_antecedents == 2
+    calls = []
+    real = torch_module.best_coarse_antecedents
+    monkeypatch.setattr(torch_module, "best_coarse_antecedents", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for doc in nlp.pipe(list(ODD_TEXTS.values()) + [SENTENCE], batch_size=64):
+        check_invariants(nlp, doc)
+    for text in ODD_TEXTS.values():
+        check_invariants(nlp, nlp(text))
+    words = (SENTENCE.split() * 1400)[:20500]
+    doc = nlp(Doc(nlp.vocab, words=words, sent_starts=[w in ("We", "The") for w in words]))
+    check_invariants(nlp, doc)
+    assert calls  # the coarse path ran
 
 
 @pytest.mark.parametrize("sentences", ["none", "every_10", "every_token"])
