@@ -516,3 +516,36 @@ def test_coarse_to_fine_decoding_equals_the_training_path(lengths, window, coars
                 None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]), threshold,
             )
         assert_same_picks(best, reference, valid, threshold)
+
+
+def test_coarse_to_fine_in_bfloat16_picks_antecedents_as_good_as_float32(monkeypatch):
+    """``product_dtype=bfloat16``: the FFNN's first-layer product runs in bfloat16 (a spy on
+    torch.mm), the coarse ranking stays float32 (the same candidates), and a pick scores (in
+    float32) within bfloat16's rounding of the float32 path's best."""
+    module = coref_module(1, coarse_width=8, coarse_antecedents=20)
+    with torch.no_grad():
+        module.coarse_distance.weight.normal_()
+    batch = Batch(LITBANK_LENGTHS, 20, seed=4)
+    (g, m_scores, valid), match_keys = kept_span_inputs(module, batch)
+    reference = reference_antecedent_scores(module, g, m_scores, valid, 800, match_keys)
+    args = (
+        module, g[valid], m_scores[valid], valid.sum(1).tolist(), 800,
+        None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]), -50.0,
+    )  # fmt: skip
+    seen = set()
+    product = torch.mm
+    monkeypatch.setattr(torch, "mm", lambda a, b, *rest, **kw: seen.add((a.dtype, b.dtype)) or product(a, b, *rest, **kw))
+    with torch.no_grad():
+        best = torch.full(valid.shape, -1, dtype=torch.long)
+        best[valid] = best_coarse_antecedents(*args, torch.bfloat16)
+    monkeypatch.undo()
+    assert (torch.bfloat16, torch.bfloat16) in seen
+    top, arg = reference.max(-1)
+    first = torch.arange(valid.shape[1])[None, :] == 0
+    picked = reference.gather(-1, best.clamp(min=0)[..., None])[..., 0]
+    # every span after a doc's first links (threshold -50), to one of its coarse candidates
+    assert bool(((best >= 0) | first)[valid].all())
+    assert bool((picked > -1e29)[valid & ~first].all())
+    tolerance = 2 ** -7 * float(top[valid & ~first].abs().max()) + TIE
+    assert float((top - picked)[valid & ~first].max()) <= tolerance
+    assert int(((best != arg) & valid).sum()) <= max(2, int(valid.sum()) // 50)

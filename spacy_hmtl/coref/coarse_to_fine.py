@@ -30,6 +30,7 @@ def best_coarse_antecedents(
     window: int,
     match_keys: Optional[Tuple[torch.Tensor, torch.Tensor]],
     link_threshold: float,
+    product_dtype: Optional[torch.dtype] = None,
 ) -> torch.Tensor:
     """Each kept span's best antecedent among the ``ranker.coarse_antecedents`` best (by
     the coarse score) of the ``window`` kept spans before it in its doc, when its score
@@ -44,6 +45,11 @@ def best_coarse_antecedents(
     window (int): preceding kept spans ranked by the coarse score.
     match_keys: ``(S,)`` text ids and last-word keys (``CorefRanker._span_match_keys``), or None.
     link_threshold (float): the score an antecedent must exceed to be linked.
+    product_dtype (Optional[torch.dtype]): the dtype of the FFNN's first-layer product, most
+        of the work (bfloat16: ``CorefRanker.reduced_dtype``, as ``antecedent_tiles`` runs its
+        tiles); None: float32. Its operands are cast and its result comes back to float32
+        before anything is added to it. The coarse ranking stays float32: which candidates
+        the FFNN sees does not move with the precision.
     RETURNS (torch.Tensor): ``(S,)`` int64, the antecedent's index among its doc's kept
         spans, -1 for none.
     """
@@ -53,6 +59,10 @@ def best_coarse_antecedents(
         return best
     weights = pair_weights(ranker, g, match_keys is not None)
     P, padded = weights.product_width, weights.weight.shape[1]
+    low = product_dtype is not None and product_dtype != g.dtype
+    # the product's operands, cast once: the stacked weights and the span products' factors
+    weight = weights.weight.to(product_dtype) if low else weights.weight
+    g_prod = weights.g_prod.to(product_dtype) if low else weights.g_prod
     coarse_i, coarse_j = ranker.coarse_i(g), ranker.coarse_j(g)
     prior = ranker.coarse_distance.weight[:, 0]  # per distance bucket
     doc_start = 0
@@ -72,8 +82,8 @@ def best_coarse_antecedents(
             n, m = kept.shape
             j_idx = c0 + keep  # (n, m) the candidates
             # the FFNN on the candidates: each pair's feature row times the stacked weights
-            features = g.new_zeros((n, m, weights.n_columns))
-            torch.mul(weights.g_prod[r0:r1, None, :], weights.g_prod[j_idx], out=features[..., :P])
+            features = g_prod.new_zeros((n, m, weights.n_columns))
+            torch.mul(g_prod[r0:r1, None, :], g_prod[j_idx], out=features[..., :P])
             pair_distance = (span[:, None] - j_idx).clamp(min=1)
             features.scatter_(-1, (distance_buckets(pair_distance) + weights.distance_column)[..., None], 1.0)
             if match_keys is not None and weights.n_features > weights.match_column:
@@ -82,7 +92,9 @@ def best_coarse_antecedents(
                 same_last = last_key[r0:r1, None] == last_key[j_idx]
                 code = same_text.long() * 2 + same_last.long() + weights.match_column
                 features.scatter_(-1, code[..., None], 1.0)
-            pre = (features.view(-1, weights.n_columns) @ weights.weight).view(n, m, padded)
+            pre = torch.mm(features.view(-1, weights.n_columns), weight).view(n, m, padded)
+            if low:
+                pre = pre.float()
             pre += weights.proj_i[r0:r1, None, :]
             pre += weights.proj_j[j_idx]
             scores = weights.finish(pre.view(-1, padded)).view(n, m)

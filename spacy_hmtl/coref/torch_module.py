@@ -561,10 +561,11 @@ class CorefRanker(ReducedPrecisionModule):
                 None if match_keys is None else (match_keys[0][0], match_keys[1][0]),
                 link_threshold,
             )
+            dtype = self.reduced_dtype(X.device)
             if self.coarse_antecedents:
-                best[valid] = best_coarse_antecedents(*args)
+                best[valid] = best_coarse_antecedents(*args, dtype)
             else:
-                best[valid] = best_antecedents(*args, self.reduced_dtype(X.device))
+                best[valid] = best_antecedents(*args, dtype)
         is_mention = (m_scores > 0).tolist()
         local_start = local_start.tolist()
         width = width.tolist()
