@@ -10,7 +10,8 @@ inference path:
   calls run about 1.5x faster in bfloat16;
 * ``"pair_scoring"``: ``coref.torch_module.CorefRanker``'s antecedent scorer, whose tiled
   matrix products (``coref.antecedent_tiles``) are most of the coreference head's time on
-  long documents; about 1.8x faster in bfloat16.
+  long documents; about 1.8x faster in bfloat16 (with coarse-to-fine pruning,
+  ``coref.coarse_to_fine``, its FFNN's first-layer product).
 
 Both need a CPU with native bfloat16 products (AVX512-BF16 or AMX); elsewhere torch emulates
 bfloat16, slower than float32, and "auto" stays float32. Measured on the dev sets:
