@@ -108,3 +108,38 @@ def test_the_minilm_pipe_gives_the_same_features_with_and_without_buckets(minilm
         x = w.tensors[0].reshape(-1, w.tensors[0].shape[-1])[real_positions]
         y = b.tensors[0].reshape(-1, b.tensors[0].shape[-1])[real_positions]
         numpy.testing.assert_allclose(y, x, atol=1e-4, rtol=1e-4)
+
+
+def test_set_length_buckets_and_the_benchmark_count_of_positions(minilm_pipeline_path):
+    """``set_length_buckets`` on a pipeline loaded without the callback (its plain HFShim gets
+    the shim, at float32) and the benchmark's ``transformer_positions`` with them on and off:
+    the same wordpieces, fewer positions, more calls."""
+    from spacy_hmtl.encoder.quantization import set_length_buckets
+    from spacy_hmtl_dev.benchmark.speed import transformer_positions
+
+    nlp = spacy.load(minilm_pipeline_path)
+    plain = [doc._.trf_data for doc in nlp.pipe(MIXED_TEXTS)]
+    whole = transformer_positions(nlp, MIXED_TEXTS, 64)
+    assert set_length_buckets(nlp, True) == ["transformer"]
+    bucketed = transformer_positions(nlp, MIXED_TEXTS, 64)
+    assert whole is not None and bucketed is not None
+    assert whole["calls"] == 1 and bucketed["calls"] > 1
+    assert bucketed["real"] == whole["real"] and bucketed["positions"] < 0.9 * whole["positions"]
+    for w, b in zip(plain, (doc._.trf_data for doc in nlp.pipe(MIXED_TEXTS))):
+        real_positions = numpy.asarray(w.align.dataXd).ravel()
+        x = w.tensors[0].reshape(-1, w.tensors[0].shape[-1])[real_positions]
+        y = b.tensors[0].reshape(-1, b.tensors[0].shape[-1])[real_positions]
+        numpy.testing.assert_allclose(y, x, atol=1e-4, rtol=1e-4)
+    assert set_length_buckets(nlp, False) == ["transformer"]
+    assert transformer_positions(nlp, MIXED_TEXTS, 64) == whole
+    assert transformer_positions(spacy.blank("en"), MIXED_TEXTS, 64) is None
+
+
+def test_the_benchmark_refuses_whole_batches_for_a_pipeline_it_does_not_time(tmp_path):
+    from spacy_hmtl_dev.benchmark.speed import measure_speed
+
+    with pytest.raises(ValueError, match="hmtl_nope"):
+        measure_speed(
+            tmp_path, {}, batch_size=8, rounds=1, warmup_docs=0, threads=1, gpu_id=-1,
+            extra_targets={"hmtl_probe": str(tmp_path)}, whole_batches=["hmtl_nope"],
+        )  # fmt: skip
