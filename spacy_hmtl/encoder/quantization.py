@@ -162,7 +162,7 @@ def set_length_buckets(nlp: Language, enabled: bool = True, components: Optional
     components (Optional[Sequence[str]]): the transformer pipes; None: all of them.
     RETURNS (List[str]): the names of the pipes switched.
     """
-    found = _transformer_shims(nlp, components)
+    found = transformer_shims(nlp, components)
     from .quantized_shim import QuantizingHFShim
 
     for shims in found.values():
@@ -193,7 +193,7 @@ def transformer_precision(nlp: Language) -> Dict[str, str]:
         spacy-transformers model.
     """
     state = {}
-    for name, shims in _transformer_shims(nlp, None).items():
+    for name, shims in transformer_shims(nlp, None).items():
         found = set()
         for shim in shims:
             precision = getattr(shim, "inference_precision", lambda: None)()
@@ -213,7 +213,7 @@ def _install(
     activation_range: str,
     precision: str = "int8",
 ) -> List[str]:
-    found = _transformer_shims(nlp, components)
+    found = transformer_shims(nlp, components)
     if not found:
         return []
     try:
@@ -228,7 +228,7 @@ def _install(
     return list(found)
 
 
-def _transformer_shims(nlp: Language, components: Optional[Sequence[str]]) -> Dict[str, list]:
+def transformer_shims(nlp: Language, components: Optional[Sequence[str]]) -> Dict[str, list]:
     """Pipe name -> the spacy-transformers shims of its model (pipes without one left out)."""
     names = list(components) if components is not None else nlp.component_names
     found: Dict[str, list] = {}

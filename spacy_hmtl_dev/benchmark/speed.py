@@ -146,11 +146,9 @@ def transformer_positions(nlp: Any, texts: List[str], batch_size: int) -> Option
     them) and ``calls``; None for a pipeline without a spacy-transformers pipe. With length
     buckets (``spacy_hmtl.encoder.length_buckets``) each bucket is a call of its own width.
     """
-    models = []
-    for _, pipe in nlp.pipeline:
-        model = getattr(pipe, "model", None)
-        if model is not None and hasattr(model, "walk"):
-            models += [shim._hfmodel.transformer for node in model.walk() for shim in node.shims if hasattr(shim, "_hfmodel")]
+    from spacy_hmtl.encoder.quantization import transformer_shims
+
+    models = [shim._hfmodel.transformer for shims in transformer_shims(nlp, None).values() for shim in shims]
     if not models:
         return None
     counts = {"positions": 0, "real": 0, "calls": 0}
