@@ -144,6 +144,42 @@ def test_resuming_refuses_another_config_or_a_missing_checkpoint(corpus, tmp_pat
     assert main(args(corpus, out, "--resume")) == 0
 
 
+def test_a_finished_run_extended_with_more_steps_ends_as_the_longer_run(corpus, tmp_path, capsys):
+    whole, extended = tmp_path / "whole", tmp_path / "extended"
+    assert main(args(corpus, whole)) == 0
+    # a run that finished at 12 steps (not stopped), then given 24
+    assert main(args(corpus, extended, "--training.max_steps", "12")) == 0
+    last_at_12 = weights(extended / "model-last")
+    assert main(args(corpus, extended, "--resume")) == 0
+    assert weights(extended / "model-last") != last_at_12
+    assert weights(extended / "model-last") == weights(whole / "model-last")
+    assert weights(extended / "model-best") == weights(whole / "model-best")
+    assert evaluations(extended / "log.jsonl") == evaluations(whole / "log.jsonl")
+    # the saved pipeline's config says how long it trained
+    assert spacy.load(extended / "model-last").config["training"]["max_steps"] == 24
+    capsys.readouterr()
+    # resuming a run that ended trains nothing (not one step past its end) and writes nothing
+    written = {path: path.stat().st_mtime_ns for path in extended.rglob("*") if path.is_file()}
+    assert main(args(corpus, extended, "--resume")) == 0
+    assert {path: path.stat().st_mtime_ns for path in extended.rglob("*") if path.is_file()} == written
+    # a max_steps at or before the checkpoint's step is refused, not silently one step more
+    assert main(args(corpus, extended, "--resume", "--training.max_steps", "18")) == 1
+    assert "would end the run before it" in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_end_of_a_run_is_max_steps_or_patience():
+    from spacy_hmtl.training.resumable import run_ended
+
+    results = [(0.1, 0), (0.5, 6), (0.4, 12)]
+    state = {"step": 12, "results": results}
+    assert run_ended(state, {"max_steps": 12, "patience": 0})
+    assert not run_ended(state, {"max_steps": 24, "patience": 0})
+    assert not run_ended(state, {"max_steps": 0, "patience": 7})  # best at 6: 6 steps since
+    assert run_ended(state, {"max_steps": 0, "patience": 6})
+    # equal best scores: the earliest counts, as the loop's patience
+    assert run_ended({"step": 12, "results": [(0.5, 0), (0.5, 6)]}, {"max_steps": 0, "patience": 12})
+
+
 def test_train_rejects_options_that_are_not_config_overrides(corpus, tmp_path):
     with pytest.raises(SystemExit):
         main(args(corpus, tmp_path / "run", "--no-such-option"))

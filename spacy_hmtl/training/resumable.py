@@ -20,6 +20,11 @@ A checkpoint (``OUTPUT/checkpoint``, replaced atomically) holds:
 
 On resume the batch stream is rebuilt from the seed and advanced past the batches already
 trained on (reading examples, not training: seconds), then the random states are restored.
+
+The config must be the checkpoint's, with one exception: ``training.max_steps``. A run that
+finished at its ``max_steps`` while its dev curves still rose resumes with a larger one and goes
+on as the longer run would have (its checkpoint is written at the last evaluation, before the
+loop ends, so nothing of the ending is in it).
 """
 import base64
 import json
@@ -94,6 +99,11 @@ def train_resumable(
     if resume:
         state = read_state(checkpoint_dir, config_text)
         nlp = util.load_model_from_path(checkpoint_dir / "model")
+        # the one setting a resumed run may change (read_state): the loop reads the pipeline's
+        # config, which is the checkpoint's
+        pipeline_config = nlp.config
+        pipeline_config["training"]["max_steps"] = config["training"]["max_steps"]
+        nlp.config = pipeline_config
         # loading arms spacy_hmtl.quantize_transformer.v1 where the config names it: training
         # goes on in float32, as it ran before the checkpoint
         quantize_transformers(nlp, enabled=False)
@@ -111,6 +121,12 @@ def train_resumable(
     optimizer: Optimizer = T["optimizer"]
     batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
     start_step = 0
+    if state is not None and run_ended(state, T):
+        # the loop would train one more step past its end and overwrite model-last with it
+        stdout.write(msg.good(f"The run ended at step {state['step']} (its max_steps or patience): "
+                              f"nothing to train; a larger training.max_steps extends a run that "
+                              f"ended at its max_steps") + "\n")
+        return nlp, True
     if state is not None:
         restore_optimizer_state(optimizer, nlp, checkpoint_dir / "optimizer")
         start_step = state["step"] + 1
@@ -230,6 +246,18 @@ def training_steps(
             break
 
 
+def run_ended(state: Dict[str, Any], T: Dict[str, Any]) -> bool:
+    """Whether the run the checkpoint ``state`` comes from ended there: at ``max_steps``, or
+    ``patience`` steps after its best evaluation (as :func:`training_steps` stops)."""
+    step = state["step"]
+    if T["max_steps"] and step >= T["max_steps"]:
+        return True
+    if T["patience"] and state["results"]:
+        best_step = -max((score, -at) for score, at in state["results"])[1]
+        return step - best_step >= T["patience"]
+    return False
+
+
 def skip_batches(batches: Iterator[Any], count: int) -> None:
     """Advance the batch stream past ``count`` batches (the data order of the stopped run)."""
     for _ in range(count):
@@ -313,7 +341,9 @@ def load_training_config(config_path: Path, overrides: List[str]) -> Config:
 
 
 def read_state(checkpoint_dir: Path, config_text: str) -> Dict[str, Any]:
-    """The checkpoint's state, checked against the config of the run that resumes it."""
+    """The checkpoint's state, checked against the config of the run that resumes it: the same
+    config and overrides, except ``training.max_steps``, which may change to any step after the
+    checkpoint's (to extend a finished run, or end a run sooner)."""
     if not (checkpoint_dir / "state.json").exists():
         old = checkpoint_dir.with_name(checkpoint_dir.name + ".old")
         if (old / "state.json").exists():  # killed while swapping checkpoints
@@ -321,12 +351,27 @@ def read_state(checkpoint_dir: Path, config_text: str) -> Dict[str, Any]:
         else:
             raise ResumeError(f"{checkpoint_dir}: no checkpoint to resume from (state.json missing)")
     state = json.loads((checkpoint_dir / "state.json").read_text(encoding="utf8"))
-    if state["config"] != config_text:
+    trained, trained_steps = _split_max_steps(state["config"])
+    resuming, max_steps = _split_max_steps(config_text)
+    if trained != resuming:
         raise ResumeError(
             f"{checkpoint_dir}: the checkpoint was trained from another config (or other "
-            f"overrides); resume with the same config and overrides, or train afresh without --resume"
+            f"overrides); resume with the same config and overrides (training.max_steps may "
+            f"differ), or train afresh without --resume"
+        )
+    if max_steps != trained_steps and max_steps and max_steps <= state["step"]:
+        raise ResumeError(
+            f"{checkpoint_dir}: the checkpoint is at step {state['step']}; training.max_steps = "
+            f"{max_steps} would end the run before it (extend with a larger max_steps)"
         )
     return state
+
+
+def _split_max_steps(config_text: str) -> Tuple[str, Any]:
+    """A config without ``training.max_steps``, and that value."""
+    config = Config().from_str(config_text, interpolate=False)
+    max_steps = config["training"].pop("max_steps", None)
+    return config.to_str(), max_steps
 
 
 def logger_output_file(config: Config) -> Optional[Path]:
