@@ -106,8 +106,12 @@ def test_a_stopped_run_resumes_from_its_checkpoint_and_is_recorded_whole(corpus,
     (out / "train_time.json").write_text(json.dumps({"returncode": 4, "wall_s": 1000.0, "peak_rss_mb": 1.0}))
     assert can_resume(out, cfg_path, settings.overrides)
     assert not can_resume(out, cfg_path)  # without the overrides it is another config
+    # another budget: a longer one goes on from the checkpoint (the trainer extends a run as
+    # the longer run would have gone), one that ends at or before the checkpoint's step afresh
     run_config(variant_cfg, 0, 16, out / "train_log.jsonl").to_disk(tmp_path / "longer.cfg")
-    assert not can_resume(out, tmp_path / "longer.cfg", settings.overrides)  # another budget: afresh
+    assert can_resume(out, tmp_path / "longer.cfg", settings.overrides)
+    run_config(variant_cfg, 0, 4, out / "train_log.jsonl").to_disk(tmp_path / "shorter.cfg")
+    assert not can_resume(out, tmp_path / "shorter.cfg", settings.overrides)
     result = run_one("ner", 0, variant_cfg, settings)
     assert result["status"] == FINISHED, (out / "train.log").read_text()
     assert "Resuming after step 4" in (out / "train.log").read_text()

@@ -189,10 +189,11 @@ def read_timing(path: Path) -> Dict[str, Any]:
 
 
 def can_resume(out_dir: Path, cfg_path: Path, overrides: Sequence[str] = ()) -> bool:
-    """Whether a stopped run in ``out_dir`` can go on: a checkpoint written from this very
-    config and overrides (another step budget or override starts the run afresh), checked as
-    the trainer checks it (``resumable.read_state``, which also recovers a checkpoint whose
-    swap was interrupted)."""
+    """Whether a stopped run in ``out_dir`` can go on: a checkpoint written from this config
+    and overrides, but for a step budget that ends after the checkpoint's step (the trainer
+    extends a run as the longer run would have gone; another override, or a budget that ends
+    before the checkpoint, starts the run afresh), checked as the trainer checks it
+    (``resumable.read_state``, which also recovers a checkpoint whose swap was interrupted)."""
     config_text = load_training_config(cfg_path, list(overrides)).to_str()
     try:
         read_state(out_dir / CHECKPOINT, config_text)
