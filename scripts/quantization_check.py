@@ -12,7 +12,7 @@ on the SciERC and LitBank test texts of the pipeline in float32, in int8 and of
 both (int8 - float32, against a target of at most 0.3 points lost on any score). Exit status
 1 when a score lost more. ``--modules``: the encoder's and the heads' BiLSTMs and the
 coreference head's pair scoring run at the reduced precision too, as
-``spacy_hmtl.reduced_precision.v2`` runs a packaged pipeline (bfloat16 only; int8 leaves them
+``spacy_hmtl.reduced_precision.v3`` runs a packaged pipeline (bfloat16 only; int8 leaves them
 in float32), and the vectors pipelines (scierc, conll04, litbank, mixed)
 are measured as well. ``--max-docs N`` (first N docs of every test set) is for smoke runs.
 The code is ``spacy_hmtl_dev.quantization_check``.
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test", choices=["test", "dev"], help="the evaluation split (dev: to choose a precision)")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-accuracy", action="store_true")
-    parser.add_argument("--modules", "--lstms", dest="modules", action="store_true", help="the BiLSTMs and the coreference pair scoring at the reduced precision too (spacy_hmtl.reduced_precision.v2; --lstms: its old name)")
+    parser.add_argument("--modules", "--lstms", dest="modules", action="store_true", help="the BiLSTMs, the coreference pair scoring and the mention span scoring at the reduced precision too (spacy_hmtl.reduced_precision.v3; --lstms: its old name)")
     args = parser.parse_args(argv)
     pipelines = args.pipelines or (VECTORS_PIPELINES if args.modules else []) + QUANTIZATION_PIPELINES
     settings = QuantizationCheckSettings(

@@ -3,9 +3,9 @@ by default in the package.
 
 A pipeline trained from a shipped config (no ``[nlp.after_pipeline_creation]`` callback: the
 trained weights and dev scores stay float32) runs in float32 when loaded. The package built
-here carries ``spacy_hmtl.reduced_precision.v2`` with ``precision = "auto"`` instead, so
-``spacy.load("en_hmtl_...")`` runs the transformer, the encoder's and heads' BiLSTMs and the
-coreference head's pair scoring in bfloat16 on a CPU with native bfloat16 products (the transformer 1.4-1.6x, a vectors
+here carries ``spacy_hmtl.reduced_precision.v3`` with ``precision = "auto"`` instead, so
+``spacy.load("en_hmtl_...")`` runs the transformer, the encoder's and heads' BiLSTMs, the
+coreference head's pair scoring and the mention head's span scoring in bfloat16 on a CPU with native bfloat16 products (the transformer 1.4-1.6x, a vectors
 pipeline about 1.1-1.2x faster; every dev score within 0.44 F1 of float32, most within 0.1:
 docs/CONFIGS.md, "Faster inference on the CPU") and in float32 elsewhere, on a GPU too (the
 weights it carries are the float32 ones): the trained pipeline is copied to a temporary
@@ -32,10 +32,10 @@ from .encoder.quantization import CALLBACK as TRANSFORMER_CALLBACK
 from .encoder.quantization import CALLBACK_V1 as TRANSFORMER_CALLBACK_V1
 from .reduced_precision import CALLBACK
 
-# what the package's config gets (spacy_hmtl.reduced_precision.v2's defaults, spelt out)
+# what the package's config gets (spacy_hmtl.reduced_precision.v3's defaults, spelt out)
 QUANTIZE_BLOCK: Dict[str, Any] = {
     "@callbacks": CALLBACK, "enabled": True, "precision": "auto", "transformer_components": None,
-    "activation_range": "auto", "lstms": True, "pair_scoring": True,
+    "activation_range": "auto", "lstms": True, "pair_scoring": True, "span_scoring": True,
 }
 # the pipes whose inference the callback reduces: the transformer, and the BiLSTMs of the
 # encoder (a pipeline with heads has one) and the heads, and the coreference pair scoring
@@ -136,11 +136,11 @@ def add_package(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         "package",
-        help="spacy package, with bfloat16 inference (transformer, BiLSTMs, coreference pair scoring) on by default in the package",
+        help="spacy package, with bfloat16 inference (transformer, BiLSTMs, coreference pair scoring, mention span scoring) on by default in the package",
         description=(
             "Package MODEL as `spacy package MODEL OUTPUT_DIR --name NAME --version VERSION` "
-            "does; the package's [nlp.after_pipeline_creation] gets spacy_hmtl.reduced_precision.v2 "
-            "(the transformer, the BiLSTMs and the coreference pair scoring in bfloat16 on CPUs that run it natively, else "
+            "does; the package's [nlp.after_pipeline_creation] gets spacy_hmtl.reduced_precision.v3 "
+            "(the transformer, the BiLSTMs, the coreference pair scoring and the mention span scoring in bfloat16 on CPUs that run it natively, else "
             "float32; --no-quantize: as it is). "
             "MODEL is not changed."
         ),

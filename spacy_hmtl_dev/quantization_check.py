@@ -38,8 +38,8 @@ from spacy_hmtl_dev.benchmarking import machine_info, md_table
 QUANTIZATION_PIPELINES = [
     "conll04_trf", "conll04_ft", "scierc_trf", "scierc_ft", "litbank_trf", "litbank_ft", "mixed_trf", "mixed_ft"
 ]
-# with --modules (spacy_hmtl.reduced_precision.v2: the BiLSTMs and the coreference pair scoring
-# too) the vectors pipelines count
+# with --modules (spacy_hmtl.reduced_precision.v3: the BiLSTMs, the coreference pair scoring
+# and the mention span scoring too) the vectors pipelines count
 VECTORS_PIPELINES = ["scierc", "conll04", "litbank", "mixed"]
 # int8 may lose at most this many F1 points on any head's score (issue 31)
 ACCURACY_TARGET = 0.3
@@ -71,7 +71,8 @@ class QuantizationCheckSettings:
     speed: bool = True
     accuracy: bool = True
     # bfloat16 for the pipes' own modules too (the encoder's and the heads' BiLSTMs, the
-    # coreference head's pair scoring), as spacy_hmtl.reduced_precision.v2 runs a loaded
+    # coreference head's pair scoring, the mention head's span scoring), as
+    # spacy_hmtl.reduced_precision.v3 runs a loaded
     # pipeline (then the vectors pipelines are measured as well)
     modules: bool = False
 
@@ -273,7 +274,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
         "(other processes on the machine slow every pipeline, not equally). "
         f"CPU support: {report['int8_support']}; precision `{reduced}`"
         + (f", activation_range `{s['activation_range']}`." if reduced == "int8" else ".")
-        + (" The encoder's and the heads' BiLSTMs and the coreference head's pair scoring run at that precision too (`--modules`, as `spacy_hmtl.reduced_precision.v2` runs a packaged pipeline)." if s.get("modules") else ""),
+        + (" The encoder's and the heads' BiLSTMs, the coreference head's pair scoring and the mention head's span scoring run at that precision too (`--modules`, as `spacy_hmtl.reduced_precision.v3` runs a packaged pipeline)." if s.get("modules") else ""),
     ]
     if s["speed"]:
         out += [

@@ -325,7 +325,7 @@ def test_best_antecedents_equal_the_reference_scorer(variant, lengths, window):
 
 @pytest.mark.parametrize("variant", COREF_VARIANTS)
 def test_bfloat16_pair_scoring_picks_antecedents_as_good_as_float32(variant, monkeypatch):
-    """``product_dtype=bfloat16`` (``spacy_hmtl.reduced_precision.v2``) rounds the tiles'
+    """``product_dtype=bfloat16`` (``spacy_hmtl.reduced_precision.v2`` and ``.v3``) rounds the tiles'
     products: an antecedent it picks scores (in float32) within bfloat16's rounding of the
     best, and nearly every pick is the float32 one."""
     module = coref_module(1, **variant)

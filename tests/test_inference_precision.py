@@ -1,8 +1,8 @@
-"""bfloat16 BiLSTMs and coreference pair scoring at CPU inference
-(``spacy_hmtl.reduced_precision.v2``, ``spacy_hmtl.layers.inference_precision``): close to
+"""bfloat16 BiLSTMs, coreference pair scoring and mention span scoring at CPU inference
+(``spacy_hmtl.reduced_precision.v3``, ``spacy_hmtl.layers.inference_precision``): close to
 float32 and returned as float32, only for loaded weights, only at inference (training drops
 it), saved as float32, "auto" following the CPU, off by the config switches or the
-environment; ``.v1`` leaves the pair scoring in float32.
+environment; ``.v2`` leaves the span scoring in float32, ``.v1`` the pair scoring too.
 """
 import pytest
 import spacy
@@ -13,9 +13,11 @@ from helpers import TINY_CONFIG, make_examples, nlp_from_config, reference_texts
 from spacy_hmtl.annotations import get_coref_clusters
 from spacy_hmtl.layers import inference_precision
 from spacy_hmtl.layers.bilstm import BiLSTM
+from spacy_hmtl.mentions.torch_module import SpanClassifier
 from spacy_hmtl.reduced_precision import (
     CALLBACK,
     CALLBACK_V1,
+    CALLBACK_V2,
     REDUCED_PRECISION_OVERRIDES,
     inference_precision_of,
     make_reduced_precision,
@@ -24,6 +26,7 @@ from spacy_hmtl.reduced_precision import (
 
 BF16 = {"nlp": {"after_pipeline_creation": {"@callbacks": CALLBACK, "precision": "bfloat16"}}}
 PAIRS = ["pair_scoring"]
+SPANS = ["span_scoring"]
 ALL = inference_precision.PARTS
 
 
@@ -66,7 +69,7 @@ def test_a_loaded_pipeline_runs_its_bilstms_in_bfloat16_close_to_float32(tiny_pa
     assert all(torch.allclose(a, b, atol=0.05) for a, b in zip(before, after))
     assert any(not torch.equal(a, b) for a, b in zip(before, after))  # it did run in bfloat16
     # back to float32 on the loaded pipeline: the exact outputs again
-    assert set(set_inference_precision(reduced, None)) == set(state)
+    assert set(set_inference_precision(reduced, None)) == set(state) | {"hmtl_mentions"}  # every part
     assert all(torch.equal(a, b) for a, b in zip(before, tensors(reduced)))
 
 
@@ -85,6 +88,46 @@ def test_the_coreference_pair_scoring_runs_in_bfloat16_and_v1_leaves_it_float32(
     assert "hmtl_coref" in set_inference_precision(reduced, None, PAIRS)
     assert inference_precision_of(reduced, PAIRS) == {"hmtl_coref": "float32"}
     assert set(inference_precision_of(reduced).values()) == {"bfloat16"}  # the BiLSTMs untouched
+
+
+def test_bfloat16_span_scoring_is_close_to_float32_and_training_drops_it():
+    torch.manual_seed(0)
+    spans = SpanClassifier(16, 3, max_width=3, hidden_width=12, width_embedding=4, dropout=0.2).eval()
+    X = torch.randn(2, 6, 16)
+    doc_idx = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    starts, ends = torch.tensor([0, 1, 2, 0, 2, 3, 3]), torch.tensor([0, 3, 2, 1, 4, 3, 5])
+    with torch.no_grad():
+        reference = spans._inference_logits(X, doc_idx, starts, ends)(0, 7)
+        assert torch.allclose(reference, spans(X, doc_idx, starts, ends), atol=1e-6)  # float32: forward's
+        spans.inference_dtype = torch.bfloat16
+        reduced = spans._inference_logits(X, doc_idx, starts, ends)(2, 7)
+    assert reduced.dtype == torch.float32 and reduced.shape == (5, 4)
+    assert torch.allclose(reduced, reference[2:], atol=0.05) and not torch.equal(reduced, reference[2:])
+    # the loss (a training call) drops it: float32 from then on
+    spans.train()
+    spans.loss(X, doc_idx, starts, ends, torch.tensor([0, 1, 0, 2, 0, 3, 0])).backward()
+    assert spans.inference_dtype is None
+    with torch.no_grad():
+        assert torch.equal(spans.eval()._inference_logits(X, doc_idx, starts, ends)(0, 7), reference)
+
+
+def test_the_mention_span_scoring_runs_in_bfloat16_and_v2_leaves_it_float32(tiny_path):
+    exact = spacy.load(tiny_path)
+    reduced = spacy.load(tiny_path, config=BF16)
+    assert inference_precision_of(exact, SPANS) == {"hmtl_mentions": "float32"}
+    assert inference_precision_of(reduced, SPANS) == {"hmtl_mentions": "bfloat16"}
+    # the previous callback: BiLSTMs and pair scoring reduced, span scoring as it was measured then
+    v2 = spacy.load(tiny_path, config={"nlp": {"after_pipeline_creation": {"@callbacks": CALLBACK_V2, "precision": "bfloat16"}}})
+    assert inference_precision_of(v2, SPANS) == {"hmtl_mentions": "float32"}
+    assert inference_precision_of(v2, PAIRS) == {"hmtl_coref": "bfloat16"}
+    # the same mentions (the tiny pipeline's are far from ties), and back to float32
+    def mentions(nlp):
+        return [[(s.start, s.end, s.label_) for s in doc.spans["mentions"]] for doc in nlp.pipe(reference_texts())]
+
+    found = mentions(exact)
+    assert any(found) and mentions(reduced) == found
+    assert "hmtl_mentions" in set_inference_precision(reduced, None, SPANS)
+    assert inference_precision_of(reduced, SPANS) == {"hmtl_mentions": "float32"}
 
 
 def test_a_pipeline_built_for_training_stays_float32_and_a_trained_one_drops_it(tiny_path):
@@ -114,7 +157,7 @@ def test_auto_follows_the_cpu_and_the_switches_turn_it_off(tiny_path, monkeypatc
     monkeypatch.setattr(inference_precision, "cpu_has_native_bf16", lambda: True)
     assert set(inference_precision_of(spacy.load(tiny_path, config=REDUCED_PRECISION_OVERRIDES), ALL).values()) == {"bfloat16"}
     for off, parts in (({"enabled": False}, ALL), ({"lstms": False}, ["lstms"]), ({"pair_scoring": False}, PAIRS),
-                       ({"precision": "float32"}, ALL), ({"precision": "int8"}, ALL)):
+                       ({"span_scoring": False}, SPANS), ({"precision": "float32"}, ALL), ({"precision": "int8"}, ALL)):
         config = {"nlp": {"after_pipeline_creation": {"@callbacks": CALLBACK, **off}}}
         nlp = spacy.load(tiny_path, config=config)
         assert set(inference_precision_of(nlp, parts).values()) == {"float32"}, off

@@ -1,5 +1,5 @@
 """`python -m spacy_hmtl package` (`spacy package`, with reduced-precision inference switched
-on in the package: `spacy_hmtl.reduced_precision.v2`) on a trained spacy-hmtl pipeline gives a
+on in the package: `spacy_hmtl.reduced_precision.v3`) on a trained spacy-hmtl pipeline gives a
 package that loads by name, and spacy-hmtl's wheel carries the runtime package alone.
 
 The full check (a fresh venv that installs spacy-hmtl and the sdist) is the project's
@@ -61,7 +61,7 @@ def test_the_package_command_builds_an_sdist_that_loads_by_name(tiny_pipeline_pa
     )
     child = json.loads(result.stdout.strip().splitlines()[-1])
     assert child["pipeline_path"].startswith(str(target))
-    assert child["after_pipeline_creation"]["@callbacks"] == "spacy_hmtl.reduced_precision.v2"
+    assert child["after_pipeline_creation"]["@callbacks"] == "spacy_hmtl.reduced_precision.v3"
     # the package annotates as the trained pipeline does at the package's precision
     reduced = spacy.load(tiny_pipeline_path, config=REDUCED_PRECISION_OVERRIDES)
     expected = [doc_to_json(doc) for doc in reduced.pipe(texts)]

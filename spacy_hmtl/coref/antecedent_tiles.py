@@ -44,7 +44,7 @@ def best_antecedents(
     match_keys: ``(S,)`` text ids and last-word keys (``CorefRanker._span_match_keys``), or None.
     link_threshold (float): the score an antecedent must exceed to be linked.
     product_dtype (Optional[torch.dtype]): the dtype of the tiles' matrix products
-        (bfloat16: ``CorefRanker.inference_dtype``, which ``spacy_hmtl.reduced_precision.v2``
+        (bfloat16: ``CorefRanker.inference_dtype``, which ``spacy_hmtl.reduced_precision.v3``
         sets on loaded pipelines); None: float32, the scores above to float noise. The
         products' operands are cast and their outputs come back to float32 before
         anything is added to them (oneDNN sums the bfloat16 products in float32), so

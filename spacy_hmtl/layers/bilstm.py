@@ -22,7 +22,7 @@ At inference on a CPU (eval mode, no autograd) ``forward_flat`` makes the same L
 from and to the real tokens only, without building padded, reversed and sorted copies of
 the batch (``tests/test_inference_paths.py``: the same states, bit for bit).
 
-``inference_dtype`` (bfloat16, set on a loaded pipeline by ``spacy_hmtl.reduced_precision.v2``
+``inference_dtype`` (bfloat16, set on a loaded pipeline by ``spacy_hmtl.reduced_precision.v3``
 through ``layers.inference_precision``) runs those inference calls in that dtype: on a CPU with
 native bfloat16 products the LSTMs, a third of a vectors pipeline's time, run about 1.5x
 faster; the states come back in float32. Training never uses it: a module that trains again

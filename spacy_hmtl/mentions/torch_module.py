@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..layers.dropout import Dropout
+from ..layers.inference_precision import ReducedPrecisionModule, linear_at
 from ..layers.span_representation import first_layer_of_spans, pool_spans_by_width, pool_token_spans
 
 NO_MENTION = 0
@@ -28,7 +29,7 @@ _INFERENCE_CHUNK_SPANS = 4096
 TokenFeatures = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-class SpanClassifier(nn.Module):
+class SpanClassifier(ReducedPrecisionModule):
     """Classify candidate spans into ``n_labels`` mention types or "no mention" (0).
 
     The FFNN's first layer over ``[x_start; x_end; pooled; width]`` is linear, so it is
@@ -42,12 +43,19 @@ class SpanClassifier(nn.Module):
     Spans wider than ``max_width`` share the last width embedding (the pipe never
     proposes them).
 
+    At CPU inference on a loaded pipeline the token projection and the span FFNN's layers
+    can run in bfloat16 (``precision_part = "span_scoring"``, set by
+    ``spacy_hmtl.reduced_precision.v3``); the sums of the first layer, the attention and the
+    softmax stay float32.
+
     n_in (int): width of the token vectors.
     n_labels (int): number of mention types (0 only for an uninitialized placeholder,
         which predicts nothing).
     The keyword arguments are the fields of ``SpanMentionDetectorSettings``
     (``mentions/model.py``), documented there.
     """
+
+    precision_part = "span_scoring"
 
     def __init__(
         self,
@@ -94,6 +102,9 @@ class SpanClassifier(nn.Module):
         projections, each ``(batch, time, hidden_width)``; computed once per batch."""
         if X.shape[-1] != self.n_in:
             raise ValueError(f"SpanClassifier expects token vectors of width {self.n_in}, got {X.shape[-1]}")
+        # the training path runs in float32; a call in training mode also drops a reduced
+        # inference precision for good (ReducedPrecisionModule's per-call rule)
+        self.reduced_dtype(X.device)
         X = self.dropout(X)
         p_start, p_end, p_pool = (part.contiguous() for part in self.project(X).split(self.hidden_width, dim=-1))
         return self.attention(X).squeeze(-1), p_start, p_end, p_pool
@@ -156,7 +167,8 @@ class SpanClassifier(nn.Module):
         ``forward`` bit for bit (tested), computed from the real tokens only: the
         projections skip the padding (half of a SciERC batch), the spans' rows are
         gathered from flat tokens with one index each, and the width term is a lookup in
-        a table of ``max_width`` rows."""
+        a table of ``max_width`` rows. With an ``inference_dtype`` (bfloat16) the token
+        projection and the FFNN's layers run at it: close to ``forward``, not equal."""
         # a doc's tokens past its last candidate are padding (every token starts a span)
         lengths = torch.zeros(X.shape[0], dtype=torch.int64, device=X.device)
         lengths.scatter_reduce_(0, doc_idx, ends + 1, reduce="amax")
@@ -164,8 +176,10 @@ class SpanClassifier(nn.Module):
         tokens = X[inside]
         first_token = torch.cumsum(lengths, 0) - lengths
         flat_starts, flat_ends = first_token[doc_idx] + starts, first_token[doc_idx] + ends
+        dtype = self.reduced_dtype(X.device)
         token_scores = self.attention(tokens).squeeze(-1)
-        p_start, p_end, p_pool = (p.contiguous() for p in self.project(tokens).split(self.hidden_width, dim=-1))
+        projected = linear_at(self.project, tokens, dtype)
+        p_start, p_end, p_pool = (p.contiguous() for p in projected.split(self.hidden_width, dim=-1))
         width_table = None
         if self.width_embed is not None and self.width_project is not None:
             width_table = self.width_project(self.width_embed.weight)
@@ -178,7 +192,12 @@ class SpanClassifier(nn.Module):
             hidden += pool_token_spans(token_scores, p_pool, span_starts, span_ends)
             if width_table is not None:
                 hidden += width_table[(ends[begin:end] - starts[begin:end]).clamp(0, self.max_width - 1)]
-            return self.ffnn(hidden)
+            if dtype is None:
+                return self.ffnn(hidden)
+            # the FFNN's layers (eval mode: its dropouts are identities) at the reduced dtype
+            for layer in self.ffnn:
+                hidden = linear_at(layer, hidden, dtype) if isinstance(layer, nn.Linear) else layer(hidden)
+            return hidden
 
         return logits
 

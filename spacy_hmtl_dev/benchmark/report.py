@@ -210,7 +210,7 @@ def precision_line(precision: str) -> str:
     """How the speed table's HMTL pipelines ran, in words."""
     if precision == "package":
         return (
-            "The HMTL pipelines run as their packages do (`spacy_hmtl.reduced_precision.v2`, `precision = \"auto\"`: "
+            "The HMTL pipelines run as their packages do (`spacy_hmtl.reduced_precision.v3`, `precision = \"auto\"`: "
             "the transformer, the BiLSTMs and the coreference pair scoring in bfloat16 on a CPU with native bfloat16 products, else float32; "
             "`--speed-precision float32`: as trained)."
         )

@@ -46,7 +46,7 @@ class BenchmarkSettings:
         ``stock``) measured with N processes; empty: every HMTL pipeline timed, and the
         stock pipeline (``nlp.pipe`` only).
     speed_precision (str): "package" (the speed table's HMTL pipelines run as their packages
-        do: ``spacy_hmtl.reduced_precision.v2``, "auto") or "float32" (as trained).
+        do: ``spacy_hmtl.reduced_precision.v3``, "auto") or "float32" (as trained).
     speed_extra (str): comma-separated ``NAME=PATH``: trained pipelines timed beside the
         others as ``hmtl_NAME`` (a probe that is no shipped config, against the shipped one
         in the same rounds); empty: none.

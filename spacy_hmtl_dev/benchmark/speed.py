@@ -85,7 +85,7 @@ SPEED_PRECISIONS = ("package", "float32")
 
 def load_for_timing(key: str, target: str, precision: str) -> Any:
     """Load a timed pipeline: the stock one as it is, an HMTL one as its package runs it
-    (``precision = "package"``: ``spacy_hmtl.reduced_precision.v2``, "auto") or as trained."""
+    (``precision = "package"``: ``spacy_hmtl.reduced_precision.v3``, "auto") or as trained."""
     import spacy
 
     from spacy_hmtl.reduced_precision import REDUCED_PRECISION_OVERRIDES
@@ -274,7 +274,7 @@ def measure_speed(
     threads (int): torch threads of the memory probes (this process's are set by the caller).
     gpu_id (int): the GPU of the memory probes; -1: CPU.
     precision (str): "package": the HMTL pipelines run as their packages do
-        (``spacy_hmtl.reduced_precision.v2``, "auto": bfloat16 transformer, BiLSTMs and pair scoring on a
+        (``spacy_hmtl.reduced_precision.v3``, "auto": bfloat16 transformer, BiLSTMs, pair and span scoring on a
         CPU with native bfloat16, else float32); "float32": as trained.
     extra_targets (Optional[Dict[str, str]]): more pipelines timed the same way (key ->
         path), e.g. a probe beside the shipped config it changes.
