@@ -204,3 +204,21 @@ def test_the_benchmark_times_hmtl_pipelines_as_their_packages_run(tiny_path, mon
     monkeypatch.setattr(inference_precision, "cpu_has_native_bf16", lambda: True)
     assert set(inference_precision_of(load_for_timing("hmtl_scierc", str(tiny_path), "package"), ALL).values()) == {"bfloat16"}
     assert set(inference_precision_of(load_for_timing("hmtl_scierc", str(tiny_path), "float32"), ALL).values()) == {"float32"}
+
+
+def test_the_benchmark_times_a_pipeline_with_its_own_callback_as_it_asks(tiny_path, tmp_path, monkeypatch):
+    import shutil
+
+    from spacy_hmtl.package_command import QUANTIZE_BLOCK
+    from spacy_hmtl_dev.benchmark.speed import load_for_timing
+
+    monkeypatch.setattr(inference_precision, "cpu_has_native_bf16", lambda: True)
+    shutil.copytree(tiny_path, tmp_path / "own")
+    config = spacy.util.load_config(tmp_path / "own" / "config.cfg", interpolate=False)
+    config["nlp"]["after_pipeline_creation"] = {**QUANTIZE_BLOCK, "span_scoring": False}  # a package's block, one part off
+    config.to_disk(tmp_path / "own" / "config.cfg")
+    packaged = load_for_timing("hmtl_own", str(tmp_path / "own"), "package")
+    assert inference_precision_of(packaged, SPANS) == {"hmtl_mentions": "float32"}
+    assert set(inference_precision_of(packaged, ["lstms", "pair_scoring"]).values()) == {"bfloat16"}
+    # as trained: float32 whatever the config asks
+    assert set(inference_precision_of(load_for_timing("hmtl_own", str(tmp_path / "own"), "float32"), ALL).values()) == {"float32"}

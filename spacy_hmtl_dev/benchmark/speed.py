@@ -85,13 +85,21 @@ SPEED_PRECISIONS = ("package", "float32")
 
 def load_for_timing(key: str, target: str, precision: str) -> Any:
     """Load a timed pipeline: the stock one as it is, an HMTL one as its package runs it
-    (``precision = "package"``: ``spacy_hmtl.reduced_precision.v3``, "auto") or as trained."""
+    (``precision = "package"``: ``spacy_hmtl.reduced_precision.v3``, "auto", unless its config
+    names an ``[nlp.after_pipeline_creation]`` callback of its own, as a package's does: then
+    that one) or as trained."""
     import spacy
 
     from spacy_hmtl.reduced_precision import REDUCED_PRECISION_OVERRIDES
 
-    packaged = precision == "package" and key != STOCK
-    return spacy.load(target, config=REDUCED_PRECISION_OVERRIDES if packaged else {})
+    if key == STOCK:
+        return spacy.load(target)
+    if precision != "package":  # as trained, whatever its config asks
+        return spacy.load(target, config={"nlp": {"after_pipeline_creation": None}})
+    config_path = Path(target) / "config.cfg"
+    if config_path.exists() and spacy.util.load_config(config_path, interpolate=False)["nlp"].get("after_pipeline_creation"):
+        return spacy.load(target)
+    return spacy.load(target, config=REDUCED_PRECISION_OVERRIDES)
 
 
 def speed_targets(models: Path) -> Dict[str, str]:
