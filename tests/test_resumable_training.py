@@ -167,6 +167,30 @@ def test_a_finished_run_extended_with_more_steps_ends_as_the_longer_run(corpus, 
     assert "would end the run before it" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_run_logged_by_spacys_console_logger_keeps_every_evaluation_across_a_resume(corpus, tmp_path):
+    # spaCy's ConsoleLogger.v3 buffers its JSONL and will not write to a file that exists:
+    # the loop runs it as TimedConsoleLogger, so the stopped run's lines reach the checkpoint
+    # and the resumed run's are written
+    spacy_logger = '@loggers = "spacy.ConsoleLogger.v3"\nprogress_bar = null\noutput_file = null\n'
+    config = (corpus / "tiny.cfg").read_text(encoding="utf8").replace(
+        '@loggers = "spacy_hmtl.TimedConsoleLogger.v1"\nprogress_bar = null\noutput_file = null\n', spacy_logger
+    )
+    assert spacy_logger in config
+    (tmp_path / "spacy_logger.cfg").write_text(config, encoding="utf8")
+    run = args(corpus, tmp_path / "run")
+    run[1] = str(tmp_path / "spacy_logger.cfg")
+    assert main(run + ["--stop-after-step", "8"]) == EXIT_STOPPED
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text(encoding="utf8"))
+    assert [json.loads(line)["step"] for line in state["log"].splitlines()] == [0, 6, 12]
+    assert main(run + ["--resume"]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text(encoding="utf8").splitlines()]
+    assert [line["step"] for line in lines] == [0, 6, 12, 18, 24]
+    # spaCy's lines (scores in percent), plus the wall time
+    assert {"epoch", "step", "losses", "scores", "score", "seconds"} <= set(lines[-1])
+    # the saved pipeline's config keeps the logger it was given
+    assert spacy.load(tmp_path / "run" / "model-last").config["training"]["logger"]["@loggers"] == "spacy.ConsoleLogger.v3"
+
+
 def test_the_end_of_a_run_is_max_steps_or_patience():
     from spacy_hmtl.training.resumable import run_ended
 

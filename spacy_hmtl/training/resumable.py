@@ -113,6 +113,7 @@ def train_resumable(
         nlp = init_nlp(config)
         stdout.write(msg.good("Initialized pipeline") + "\n")
     interpolated = nlp.config.interpolate()
+    interpolated["training"]["logger"] = logger_writing_as_it_goes(interpolated["training"]["logger"])
     seed = interpolated["training"]["seed"]
     if seed is not None:
         fix_random_seed(seed)
@@ -372,6 +373,30 @@ def _split_max_steps(config_text: str) -> Tuple[str, Any]:
     config = Config().from_str(config_text, interpolate=False)
     max_steps = config["training"].pop("max_steps", None)
     return config.to_str(), max_steps
+
+
+# spaCy's console loggers with a JSONL file: buffered (a checkpoint written while lines wait in
+# the buffer would miss them) and refusing a file that exists (a resumed run would log nothing)
+_SPACY_CONSOLE_LOGGERS = ("spacy.ConsoleLogger.v2", "spacy.ConsoleLogger.v3")
+
+
+def logger_writing_as_it_goes(logger: Dict[str, Any]) -> Dict[str, Any]:
+    """The logger block this loop runs: spaCy's ``ConsoleLogger.v2`` / ``.v3`` with an
+    ``output_file`` becomes ``spacy_hmtl.TimedConsoleLogger.v1`` (the same console table; its
+    JSONL, the same lines plus ``seconds``, is flushed at each evaluation and opened afresh,
+    so the checkpoint holds every line and a resumed run logs its own). Other loggers as
+    they are; the saved pipelines' configs keep the configured one."""
+    if logger.get("@loggers") not in _SPACY_CONSOLE_LOGGERS or not logger.get("output_file"):
+        return logger
+    progress_bar = logger.get("progress_bar")
+    if logger["@loggers"] == "spacy.ConsoleLogger.v2":  # a bool there: True = "eval"
+        progress_bar = "eval" if progress_bar else None
+    return {
+        "@loggers": "spacy_hmtl.TimedConsoleLogger.v1",
+        "progress_bar": progress_bar,
+        "console_output": logger.get("console_output", True),
+        "output_file": logger["output_file"],
+    }
 
 
 def logger_output_file(config: Config) -> Optional[Path]:
