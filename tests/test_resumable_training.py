@@ -195,13 +195,12 @@ def test_the_end_of_a_run_is_max_steps_or_patience():
     from spacy_hmtl.training.resumable import run_ended
 
     results = [(0.1, 0), (0.5, 6), (0.4, 12)]
-    state = {"step": 12, "results": results}
-    assert run_ended(state, {"max_steps": 12, "patience": 0})
-    assert not run_ended(state, {"max_steps": 24, "patience": 0})
-    assert not run_ended(state, {"max_steps": 0, "patience": 7})  # best at 6: 6 steps since
-    assert run_ended(state, {"max_steps": 0, "patience": 6})
-    # equal best scores: the earliest counts, as the loop's patience
-    assert run_ended({"step": 12, "results": [(0.5, 0), (0.5, 6)]}, {"max_steps": 0, "patience": 12})
+    assert run_ended(12, results, {"max_steps": 12, "patience": 0})
+    assert not run_ended(12, results, {"max_steps": 24, "patience": 0})
+    assert not run_ended(12, results, {"max_steps": 0, "patience": 7})  # best at 6: 6 steps since
+    assert run_ended(12, results, {"max_steps": 0, "patience": 6})
+    # equal best scores: the earliest counts, as spaCy's loop's patience
+    assert run_ended(12, [(0.5, 0), (0.5, 6)], {"max_steps": 0, "patience": 12})
 
 
 def test_train_rejects_options_that_are_not_config_overrides(corpus, tmp_path):

@@ -192,9 +192,7 @@ class SpanClassifier(ReducedPrecisionModule):
             hidden += pool_token_spans(token_scores, p_pool, span_starts, span_ends)
             if width_table is not None:
                 hidden += width_table[(ends[begin:end] - starts[begin:end]).clamp(0, self.max_width - 1)]
-            if dtype is None:
-                return self.ffnn(hidden)
-            # the FFNN's layers (eval mode: its dropouts are identities) at the reduced dtype
+            # the FFNN layer by layer (self.ffnn's order), its products at the reduced dtype if any
             for layer in self.ffnn:
                 hidden = linear_at(layer, hidden, dtype) if isinstance(layer, nn.Linear) else layer(hidden)
             return hidden

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 from timeit import default_timer as timer
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -122,7 +122,7 @@ def train_resumable(
     optimizer: Optimizer = T["optimizer"]
     batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
     start_step = 0
-    if state is not None and run_ended(state, T):
+    if state is not None and run_ended(state["step"], state["results"], T):
         # the loop would train one more step past its end and overwrite model-last with it
         stdout.write(msg.good(f"The run ended at step {state['step']} (its max_steps or patience): "
                               f"nothing to train; a larger training.max_steps extends a run that "
@@ -239,24 +239,20 @@ def training_steps(
         yield info, is_best
         if is_best is not None:
             losses = {}
-        # the earliest of equal best scores, as spaCy's loop
-        best_step = -max((r_score, -r_step) for r_score, r_step in results)[1]
-        if T["patience"] and step - best_step >= T["patience"]:
-            break
-        if T["max_steps"] and step >= T["max_steps"]:
+        if run_ended(step, results, T):
             break
 
 
-def run_ended(state: Dict[str, Any], T: Dict[str, Any]) -> bool:
-    """Whether the run the checkpoint ``state`` comes from ended there: at ``max_steps``, or
-    ``patience`` steps after its best evaluation (as :func:`training_steps` stops)."""
-    step = state["step"]
-    if T["max_steps"] and step >= T["max_steps"]:
-        return True
-    if T["patience"] and state["results"]:
-        best_step = -max((score, -at) for score, at in state["results"])[1]
-        return step - best_step >= T["patience"]
-    return False
+def run_ended(step: int, results: Sequence[Tuple[float, int]], T: Dict[str, Any]) -> bool:
+    """Whether a run ends after ``step``, given its evaluations so far (``(score, step)``):
+    ``patience`` steps after its best evaluation (the earliest of equal best scores, as
+    spaCy's loop), or at ``max_steps``. The loop stops on it; a resumed run asks it of its
+    checkpoint (``state["step"]``, ``state["results"]``) so as not to train past the end."""
+    if T["patience"] and results:
+        best_step = -max((score, -at) for score, at in results)[1]
+        if step - best_step >= T["patience"]:
+            return True
+    return bool(T["max_steps"]) and step >= T["max_steps"]
 
 
 def skip_batches(batches: Iterator[Any], count: int) -> None:
