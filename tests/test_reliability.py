@@ -122,6 +122,28 @@ def test_odd_inputs_in_one_batch(trained_nlp):
         check_invariants(trained_nlp, doc)
 
 
+def test_odd_inputs_at_reduced_precision(trained_nlp, monkeypatch):
+    """The bfloat16 inference paths a package runs (BiLSTMs, pair scoring, span scoring:
+    spacy_hmtl.reduced_precision.v3) on the odd inputs in one batch and on a 20,500-token
+    document; a spy checks that the span scoring's bfloat16 products ran."""
+    import torch
+
+    from spacy_hmtl.mentions import torch_module as mentions_module
+    from spacy_hmtl.reduced_precision import inference_precision_of, set_inference_precision
+
+    nlp = copy.deepcopy(trained_nlp)
+    set_inference_precision(nlp, "bfloat16")
+    assert set(inference_precision_of(nlp, ["lstms", "pair_scoring", "span_scoring"]).values()) == {"bfloat16"}
+    dtypes = []
+    real = mentions_module.linear_at
+    monkeypatch.setattr(mentions_module, "linear_at", lambda layer, x, dtype: dtypes.append(dtype) or real(layer, x, dtype))
+    for doc in nlp.pipe(list(ODD_TEXTS.values()) + [SENTENCE], batch_size=64):
+        check_invariants(nlp, doc)
+    words = (SENTENCE.split() * 1400)[:20500]
+    check_invariants(nlp, nlp(Doc(nlp.vocab, words=words, sent_starts=[w in ("We", "The") for w in words])))
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+
+
 # the coreference head with coarse-to-fine pruning (spacy_hmtl.CorefRanker.v2): a window of 4
 # kept spans ranked by the coarse score, the FFNN on the best 2 of them
 C2F_CONFIG = TINY_CONFIG.replace("mention_loss_weight = 1.0\n", "mention_loss_weight = 1.0\ncoarse_width = 4\ncoarse_antecedents = 2\n")
