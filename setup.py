@@ -28,7 +28,8 @@ ENTRY_POINTS = {
         "spacy_hmtl.SpanMentionDetector.v1 = spacy_hmtl.mentions.model:build_span_mention_detector",
         "spacy_hmtl.RelationExtractor.v1 = spacy_hmtl.relations.model:build_relation_extractor",
         "spacy_hmtl.CorefRanker.v1 = spacy_hmtl.coref.model:build_coref_ranker_v1",
-        "spacy_hmtl.CorefRanker.v2 = spacy_hmtl.coref.model:build_coref_ranker",
+        "spacy_hmtl.CorefRanker.v2 = spacy_hmtl.coref.model:build_coref_ranker_v2",
+        "spacy_hmtl.CorefRanker.v3 = spacy_hmtl.coref.model:build_coref_ranker",
     ],
     "spacy_scorers": [
         "spacy_hmtl.mentions_scorer.v1 = spacy_hmtl.mentions.scorer:make_mentions_scorer",

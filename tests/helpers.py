@@ -147,7 +147,7 @@ width = 0
 factory = "hmtl_coref"
 
 [components.hmtl_coref.model]
-@architectures = "spacy_hmtl.CorefRanker.v2"
+@architectures = "spacy_hmtl.CorefRanker.v3"
 lstm_width = 16
 max_width = 4
 spans_per_word = 0.4

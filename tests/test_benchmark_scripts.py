@@ -531,6 +531,34 @@ def test_coref_decode_sweep_scores_each_setting_and_restores_the_pipes(tmp_path)
         run_sweep(str(tmp_path / "no_coref"), str(corpus), [1], None, 1, str(tmp_path / "x"), "cmd")
 
 
+def test_coref_decode_sweep_over_coarse_candidates(tmp_path):
+    """--candidates: one row per decode_coarse_antecedents on a coarse-to-fine pipeline; a row
+    scores what the pipe loaded with that setting scores; the pipe's own setting comes back;
+    a pipeline without coarse-to-fine pruning is refused."""
+    import spacy
+
+    from helpers import TINY_CONFIG, reference_docs, save_tiny_pipeline, write_docbin
+    from spacy_hmtl.training import read_like_dev
+    from spacy_hmtl_dev.coref_decode_sweep import run_sweep, sweep
+
+    c2f = TINY_CONFIG.replace("mention_loss_weight = 1.0\n", "mention_loss_weight = 1.0\ncoarse_width = 4\ncoarse_antecedents = 3\n")
+    assert c2f != TINY_CONFIG
+    model = save_tiny_pipeline(tmp_path / "model", config_str=c2f, steps=20)
+    corpus = write_docbin(tmp_path / "dev.spacy", reference_docs(spacy.blank("en").vocab))
+    rows = run_sweep(str(model), str(corpus), [50], [-50.0], 1, str(tmp_path / "sweep"), "cmd", [3, 1])
+    assert [(r["window"], r["coarse_candidates"]) for r in rows] == [(50, 3), (50, 1)]
+    nlp = spacy.load(model, config={"components.hmtl_coref.link_threshold": -50.0})
+    examples = read_like_dev(nlp, [str(corpus)])
+    loaded_with_one = spacy.load(model, config={"components.hmtl_coref.link_threshold": -50.0, "components.hmtl_coref.decode_coarse_antecedents": 1})
+    expected = round(100 * loaded_with_one.evaluate(examples)["coref_f"], 2)
+    assert sweep(nlp, examples, [50], None, 1, candidates=[1])[0]["coref_f"] == expected
+    assert nlp.get_pipe("hmtl_coref").decode_coarse_antecedents is None  # restored
+    assert "| 50 | -50 | 1 |" in (tmp_path / "sweep.md").read_text()
+    plain = save_tiny_pipeline(tmp_path / "plain", steps=2)
+    with pytest.raises(ValueError, match="no coarse-to-fine pruning"):
+        run_sweep(str(plain), str(corpus), [50], None, 1, str(tmp_path / "z"), "cmd", [1])
+
+
 def test_coref_diagnostics_string_overlap_hand_computed(tmp_path):
     import spacy
 

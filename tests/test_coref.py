@@ -32,7 +32,7 @@ TRAIN = [
 
 
 # the head's model in these tests (over the stand-in encoder): the factory's defaults, smaller
-COREF_MODEL = {"@architectures": "spacy_hmtl.CorefRanker.v2", "lstm_width": 32, "hidden_width": 64, "dropout": 0.0}
+COREF_MODEL = {"@architectures": "spacy_hmtl.CorefRanker.v3", "lstm_width": 32, "hidden_width": 64, "dropout": 0.0}
 
 
 def coref_examples(nlp, data=TRAIN):
@@ -192,7 +192,7 @@ def test_factory_defaults():
     assert meta.assigns == ["doc.spans"]
     assert meta.default_score_weights["coref_f"] == 1.0
     assert sum(w or 0 for w in meta.default_score_weights.values()) == 1.0
-    assert DEFAULT_COREF_MODEL["@architectures"] == "spacy_hmtl.CorefRanker.v2"
+    assert DEFAULT_COREF_MODEL["@architectures"] == "spacy_hmtl.CorefRanker.v3"
     assert DEFAULT_COREF_MODEL["tok2vec"] == {
         "@architectures": "spacy_hmtl.HMTLListener.v1",
         "upstream": "hmtl_encoder",
@@ -281,7 +281,7 @@ def test_a_saved_pipeline_decodes_with_another_antecedent_window(trained_nlp_exa
 
 def test_decode_max_antecedents_must_be_positive():
     with pytest.raises(ValueError, match="decode_max_antecedents"):
-        make_head_nlp("hmtl_coref", {"@architectures": "spacy_hmtl.CorefRanker.v2"}, decode_max_antecedents=0)
+        make_head_nlp("hmtl_coref", {"@architectures": "spacy_hmtl.CorefRanker.v3"}, decode_max_antecedents=0)
 
 
 def test_link_threshold_trades_precision_for_recall(trained_nlp_examples, tmp_path):
@@ -639,15 +639,64 @@ def test_coarse_to_fine_gradient_reaches_the_coarse_scorer():
     assert module.coarse_distance.weight.grad.abs().sum() > 0
 
 
+def test_coarse_loss_is_the_marginal_likelihood_of_the_coarse_scores_by_hand():
+    """coarse_loss_weight (CorefRanker.v3): the loss grows by the weight times the negative
+    marginal log-likelihood of the gold antecedents under the coarse scores alone, over every
+    candidate of the window (here 50, while the FFNN sees the coarse best 3)."""
+    X, L = _random_batch([30, 20])
+    clusters = [[[(0, 1), (4, 6), (10, 12)], [(2, 3), (20, 21)]], [[(0, 2), (3, 4), (15, 17)]]]
+    # every span kept (4 per word, no crossing rule), so the gold mentions are among them
+    keep_all = dict(coarse_width=6, coarse_antecedents=3, spans_per_word=4.0, non_crossing=False)
+    plain = _module(**keep_all)
+    weighted = _module(**keep_all, coarse_loss_weight=0.5)
+    with torch.no_grad():
+        for module in (plain, weighted):
+            module.coarse_distance.weight.copy_(torch.linspace(-1, 1, module.coarse_distance.weight.shape[0])[:, None])
+        gained = float(weighted.loss(X, L, clusters) - plain.loss(X, L, clusters))
+        mask, offsets, x_flat, h_flat, sent = plain._encode(X, L, None)
+        start, width, m_scores, valid, local_start = plain._prune(plain._mention_scores(x_flat, h_flat, sent), mask, L)
+        g = plain._span_embeddings(x_flat, h_flat, start, width)
+        expected, linked = 0.0, 0
+        for b in range(len(clusters)):
+            span_of = {k: (int(local_start[b, k]), int(local_start[b, k] + width[b, k] + 1)) for k in range(valid.shape[1]) if valid[b, k]}
+            cluster_of = {span: c for c, cluster in enumerate(clusters[b]) for span in cluster}
+            for i in span_of:
+                earlier = [j for j in span_of if max(0, i - 50) <= j < i]
+                coarse = {
+                    j: float(plain.coarse_i(g[b, i]) @ plain.coarse_j(g[b, j]) + m_scores[b, i] + m_scores[b, j])
+                    + float(plain.coarse_distance(distance_buckets(torch.tensor(i - j))))
+                    for j in earlier
+                }
+                mine = cluster_of.get(span_of[i])
+                gold = [coarse[j] for j in earlier if mine is not None and cluster_of.get(span_of[j]) == mine]
+                linked += bool(gold)
+                everything = torch.tensor([0.0] + list(coarse.values()))
+                expected += float(torch.logsumexp(everything, 0) - torch.logsumexp(torch.tensor(gold or [0.0]), 0))
+    assert linked >= 3  # some kept spans have a gold antecedent among their candidates
+    assert abs(gained - 0.5 * expected) < 1e-3 * max(1.0, abs(expected))
+    # it trains the coarse scorer and the mention scores it adds
+    weighted.train()
+    weighted.loss(X, L, clusters).backward()
+    assert weighted.coarse_i.weight.grad.abs().sum() > 0 and weighted.coarse_distance.weight.grad.abs().sum() > 0
+
+
 def test_coarse_to_fine_settings_go_together():
     with pytest.raises(ValueError, match="coarse_width and coarse_antecedents go together"):
         _module(coarse_width=6)
     with pytest.raises(ValueError, match="coarse_width and coarse_antecedents go together"):
         make_head_nlp("hmtl_coref", {**COREF_MODEL, "coarse_antecedents": 5})
     assert not any("coarse" in name for name in _module().state_dict())  # off: the old weights
+    with pytest.raises(ValueError, match="coarse_loss_weight must be >= 0, and > 0 only with coarse-to-fine"):
+        _module(coarse_loss_weight=1.0)
+    with pytest.raises(ValueError, match="coarse_loss_weight must be >= 0"):
+        _module(coarse_width=6, coarse_antecedents=5, coarse_loss_weight=-1.0)
+    with pytest.raises(ValueError, match="decode_coarse_antecedents is set .* no coarse-to-fine"):
+        make_head_nlp("hmtl_coref", COREF_MODEL, decode_coarse_antecedents=10)
+    with pytest.raises(ValueError, match="decode_coarse_antecedents must be >= 1"):
+        make_head_nlp("hmtl_coref", {**COREF_MODEL, "coarse_width": 6, "coarse_antecedents": 5}, decode_coarse_antecedents=0)
 
 
-def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path):
+def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path, monkeypatch):
     fix_random_seed(0)
     torch.manual_seed(0)
     nlp = make_head_nlp("hmtl_coref", {**COREF_MODEL, "coarse_width": 16, "coarse_antecedents": 3})
@@ -662,3 +711,20 @@ def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path):
     assert loaded.get_pipe("hmtl_coref").torch_module.coarse_antecedents == 3
     texts = [t for t, _ in TRAIN]
     assert [cluster_texts(d) for d in loaded.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]
+    # decode_coarse_antecedents: the candidates per span that reach the FFNN at inference
+    import spacy_hmtl.coref.torch_module as coref_torch
+
+    seen = []
+    decode = coref_torch.best_coarse_antecedents
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["fine"])
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(coref_torch, "best_coarse_antecedents", spy)
+    same = spacy.load(tmp_path / "p", config={"components.hmtl_coref.decode_coarse_antecedents": 3})
+    assert [cluster_texts(d) for d in same.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]
+    one = spacy.load(tmp_path / "p", config={"components.hmtl_coref.decode_coarse_antecedents": 1})
+    seen.clear()
+    list(one.pipe(texts))
+    assert seen and set(seen) == {1}

@@ -68,7 +68,7 @@ def test_entry_points_register_everything_without_importing_the_package():
         "from spacy.util import registry\n"
         "for arch in ['spacy_hmtl.HierarchicalEncoder.v1', 'spacy_hmtl.HMTLListener.v1', 'spacy_hmtl.CRFTagger.v1',\n"
         "             'spacy_hmtl.SpanMentionDetector.v1', 'spacy_hmtl.RelationExtractor.v1', 'spacy_hmtl.CorefRanker.v1',\n"
-        "             'spacy_hmtl.CorefRanker.v2']:\n"
+        "             'spacy_hmtl.CorefRanker.v2', 'spacy_hmtl.CorefRanker.v3']:\n"
         "    registry.architectures.get(arch)\n"
         "for scorer in ['spacy_hmtl.mentions_scorer.v1', 'spacy_hmtl.relation_scorer.v1', 'spacy_hmtl.coref_scorer.v1']:\n"
         "    registry.scorers.get(scorer)\n"

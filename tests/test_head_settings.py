@@ -29,7 +29,7 @@ HEADS = [
     ("hmtl_ner", "spacy_hmtl.CRFTagger.v1", CRFTaggerSettings, CRFTagger),
     ("hmtl_mentions", "spacy_hmtl.SpanMentionDetector.v1", SpanMentionDetectorSettings, SpanClassifier),
     ("hmtl_relations", "spacy_hmtl.RelationExtractor.v1", RelationExtractorSettings, MultiHeadSelection),
-    ("hmtl_coref", "spacy_hmtl.CorefRanker.v2", CorefRankerSettings, CorefRanker),
+    ("hmtl_coref", "spacy_hmtl.CorefRanker.v3", CorefRankerSettings, CorefRanker),
 ]
 
 

@@ -269,13 +269,14 @@ def kept_span_inputs(module: CorefRanker, batch: Batch):
     return (g, m_scores, valid), match_keys
 
 
-def reference_antecedent_scores(module, g, m_scores, valid, window, match_keys) -> torch.Tensor:
+def reference_antecedent_scores(module, g, m_scores, valid, window, match_keys, fine=None) -> torch.Tensor:
     """``(B, K, K)`` score of span i linking to span j (-1e30: not a candidate), from the
-    training path's scorer (what decoding used before issue 31)."""
+    training path's scorer (what decoding used before issue 31); ``fine``: the coarse-to-fine
+    candidates per span, when not the module's own."""
     B, K = valid.shape
     dense = torch.full((B, K, K), -1e30)
     with torch.no_grad():
-        for rows, scores, ant, ok in module._antecedent_scores(g, m_scores, valid, window, match_keys):
+        for rows, scores, ant, ok in module._antecedent_scores(g, m_scores, valid, window, match_keys, fine):
             for local, i in enumerate(range(rows.start, rows.stop)):
                 for b in range(B):
                     j = ant[b, local]
@@ -496,24 +497,30 @@ def test_non_crossing_pruning_equals_the_reference_loop():
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
 
 
-@pytest.mark.parametrize("lengths,window,coarse", [(SCIERC_LENGTHS, 50, 5), (LITBANK_LENGTHS, 800, 20), (LITBANK_LENGTHS, 30, 50)])
-def test_coarse_to_fine_decoding_equals_the_training_path(lengths, window, coarse):
+@pytest.mark.parametrize(
+    "lengths,window,coarse,fine",
+    [(SCIERC_LENGTHS, 50, 5, None), (LITBANK_LENGTHS, 800, 20, None), (LITBANK_LENGTHS, 30, 50, None),
+     (LITBANK_LENGTHS, 250, 250, 12)],
+)  # fmt: skip
+def test_coarse_to_fine_decoding_equals_the_training_path(lengths, window, coarse, fine):
     """``coarse_to_fine.best_coarse_antecedents`` picks what the training path's coarse
-    ranking and scores pick (the reference), to float noise and score ties."""
+    ranking and scores pick (the reference), to float noise and score ties; also with fewer
+    candidates at decoding (``fine``) than the module trained with (``coarse``)."""
     module = coref_module(1, coarse_width=8, coarse_antecedents=coarse)
     with torch.no_grad():
         module.coarse_distance.weight.normal_()  # a trained prior (it starts at zero)
     batch = Batch(lengths, 20, seed=4)
     (g, m_scores, valid), match_keys = kept_span_inputs(module, batch)
-    reference = reference_antecedent_scores(module, g, m_scores, valid, window, match_keys)
-    # the reference scores at most `coarse` candidates per span
-    assert int((reference > -1e29).sum(-1).max()) == min(coarse, window)
+    reference = reference_antecedent_scores(module, g, m_scores, valid, window, match_keys, fine)
+    # the reference scores at most `coarse` (or `fine`) candidates per span
+    assert int((reference > -1e29).sum(-1).max()) == min(coarse if fine is None else fine, window)
     for threshold in (0.0, -50.0):
         with torch.no_grad():
             best = torch.full(valid.shape, -1, dtype=torch.long)
             best[valid] = best_coarse_antecedents(
                 module, g[valid], m_scores[valid], valid.sum(1).tolist(), window,
                 None if match_keys is None else (match_keys[0][valid], match_keys[1][valid]), threshold,
+                fine=fine,
             )
         assert_same_picks(best, reference, valid, threshold)
 

@@ -31,10 +31,10 @@ def best_coarse_antecedents(
     match_keys: Optional[Tuple[torch.Tensor, torch.Tensor]],
     link_threshold: float,
     product_dtype: Optional[torch.dtype] = None,
+    fine: Optional[int] = None,
 ) -> torch.Tensor:
-    """Each kept span's best antecedent among the ``ranker.coarse_antecedents`` best (by
-    the coarse score) of the ``window`` kept spans before it in its doc, when its score
-    exceeds ``link_threshold``.
+    """Each kept span's best antecedent among the ``fine`` best (by the coarse score) of the
+    ``window`` kept spans before it in its doc, when its score exceeds ``link_threshold``.
 
     ranker (CorefRanker): the coreference module, with coarse-to-fine pruning (typed
         ``Any``: ``torch_module`` imports this module, and no import goes back).
@@ -50,11 +50,14 @@ def best_coarse_antecedents(
         tiles); None: float32. Its operands are cast and its result comes back to float32
         before anything is added to it. The coarse ranking stays float32: which candidates
         the FFNN sees does not move with the precision.
+    fine (Optional[int]): the candidates per span that get the FFNN; None: the ranker's
+        ``coarse_antecedents`` (what it trained with).
     RETURNS (torch.Tensor): ``(S,)`` int64, the antecedent's index among its doc's kept
         spans, -1 for none.
     """
     S, device = g.shape[0], g.device
     best = torch.full((S,), -1, dtype=torch.long, device=device)
+    fine = ranker.coarse_antecedents if fine is None else int(fine)
     if S < 2 or window < 1:
         return best
     weights = pair_weights(ranker, g, match_keys is not None)
@@ -78,7 +81,7 @@ def best_coarse_antecedents(
             totals += mention_scores[r0:r1, None]
             totals += mention_scores[None, c0:c1]
             totals.masked_fill_((distance < 1) | (distance > window), NEG_SCORE)
-            kept, keep = totals.topk(min(ranker.coarse_antecedents, c1 - c0), dim=1)
+            kept, keep = totals.topk(min(fine, c1 - c0), dim=1)
             n, m = kept.shape
             j_idx = c0 + keep  # (n, m) the candidates
             # the FFNN on the candidates: each pair's feature row times the stacked weights

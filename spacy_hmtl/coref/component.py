@@ -23,7 +23,7 @@ from .torch_module import CorefRanker
 
 DEFAULT_COREF_MODEL_CONFIG = """
 [model]
-@architectures = "spacy_hmtl.CorefRanker.v2"
+@architectures = "spacy_hmtl.CorefRanker.v3"
 lstm_width = 100
 max_width = 8
 spans_per_word = 0.4
@@ -38,6 +38,7 @@ non_crossing = true
 match_embedding = 0
 coarse_width = 0
 coarse_antecedents = 0
+coarse_loss_weight = 0.0
 
 [model.tok2vec]
 @architectures = "spacy_hmtl.HMTLListener.v1"
@@ -61,6 +62,7 @@ for _metric in ("muc", "b3", "ceafe", "lea"):
         "predict_singletons": False,
         "link_threshold": 0.0,
         "decode_max_antecedents": None,
+        "decode_coarse_antecedents": None,
         "loss_weight": 1.0,
         "scorer": {"@scorers": "spacy_hmtl.coref_scorer.v1"},
     },
@@ -74,6 +76,7 @@ def make_hmtl_coref(
     predict_singletons: bool,
     link_threshold: float,
     decode_max_antecedents: Optional[int],
+    decode_coarse_antecedents: Optional[int],
     loss_weight: float,
     scorer: Optional[Callable],
 ) -> "HMTLCoref":
@@ -88,6 +91,12 @@ def make_hmtl_coref(
     decode_max_antecedents (Optional[int]): the antecedent window at inference; ``None``
         uses the model's ``max_antecedents`` (the training window). Long documents gain from
         a wider window than training can afford (docs/TRAINING.md).
+    decode_coarse_antecedents (Optional[int]): with coarse-to-fine pruning
+        (``spacy_hmtl.CorefRanker.v2`` or ``.v3``, ``coarse_width > 0``): the candidates per span
+        that get the antecedent FFNN at inference; ``None`` uses the model's
+        ``coarse_antecedents`` (what it trained with). Fewer than training is faster: a
+        model can train its FFNN on the whole window and decode with the coarse score's
+        best few (docs/TRAINING.md). An error for a model without coarse-to-fine pruning.
     loss_weight (float): multiplies the coreference loss in the shared update.
     """
     return HMTLCoref(
@@ -98,6 +107,7 @@ def make_hmtl_coref(
         predict_singletons=predict_singletons,
         link_threshold=link_threshold,
         decode_max_antecedents=decode_max_antecedents,
+        decode_coarse_antecedents=decode_coarse_antecedents,
         loss_weight=loss_weight,
     )
 
@@ -117,6 +127,7 @@ class HMTLCoref(TorchHeadPipe):
         predict_singletons: bool = False,
         link_threshold: float = 0.0,
         decode_max_antecedents: Optional[int] = None,
+        decode_coarse_antecedents: Optional[int] = None,
         loss_weight: float = 1.0,
     ):
         super().__init__(vocab, model, name, scorer=scorer, loss_weight=loss_weight)
@@ -126,6 +137,17 @@ class HMTLCoref(TorchHeadPipe):
         if decode_max_antecedents is not None and int(decode_max_antecedents) < 1:
             raise ValueError(f"[{name}] decode_max_antecedents must be >= 1 or null, got {decode_max_antecedents}")
         self.decode_max_antecedents = None if decode_max_antecedents is None else int(decode_max_antecedents)
+        if decode_coarse_antecedents is not None:
+            if int(decode_coarse_antecedents) < 1:
+                raise ValueError(
+                    f"[{name}] decode_coarse_antecedents must be >= 1 or null, got {decode_coarse_antecedents}"
+                )
+            if not cast(CorefRankerSettings, head_settings(model)).coarse_width:
+                raise ValueError(
+                    f"[{name}] decode_coarse_antecedents is set ({decode_coarse_antecedents}) but the model has no "
+                    "coarse-to-fine pruning (spacy_hmtl.CorefRanker.v3 with coarse_width > 0): set it to null"
+                )
+        self.decode_coarse_antecedents = None if decode_coarse_antecedents is None else int(decode_coarse_antecedents)
 
     # --- labels: none ---------------------------------------------------------------
 
@@ -189,6 +211,7 @@ class HMTLCoref(TorchHeadPipe):
             link_threshold=self.link_threshold,
             max_antecedents=self.decode_max_antecedents,
             token_keys=[lowercase_keys(doc) for doc in docs],
+            coarse_antecedents=self.decode_coarse_antecedents,
         )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Any]) -> None:

@@ -56,12 +56,18 @@ _INFERENCE_CHUNK_TOKENS = 256
 Clusters = List[List[Tuple[int, int]]]
 
 
-def check_coarse_settings(coarse_width: int, coarse_antecedents: int) -> None:
-    """Raise a ValueError unless coarse-to-fine pruning is on (both > 0) or off (both 0)."""
+def check_coarse_settings(coarse_width: int, coarse_antecedents: int, coarse_loss_weight: float = 0.0) -> None:
+    """Raise a ValueError unless coarse-to-fine pruning is on (both > 0) or off (both 0),
+    and ``coarse_loss_weight`` is >= 0 and only set with it on."""
     if (coarse_width > 0) != (coarse_antecedents > 0):
         raise ValueError(
             "hmtl_coref_ranker: coarse_width and coarse_antecedents go together (both > 0: "
             f"coarse-to-fine pruning; both 0: off), got {coarse_width} and {coarse_antecedents}"
+        )
+    if coarse_loss_weight < 0 or (coarse_loss_weight > 0 and coarse_width == 0):
+        raise ValueError(
+            "hmtl_coref_ranker: coarse_loss_weight must be >= 0, and > 0 only with coarse-to-fine "
+            f"pruning (coarse_width > 0), got {coarse_loss_weight} with coarse_width {coarse_width}"
         )
 
 
@@ -84,6 +90,28 @@ class FFNN(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.from_first(self.first(X))
+
+
+def _coarse_totals(coarse, mention_scores, rows: slice, ant_rows: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """``(B, n, A)`` coarse scores ``s_m(i) + s_m(j) + s_c(i, j) + prior(i - j)`` of the spans
+    ``rows`` against their candidates ``ant_rows`` ``(n, A)``; NEG_SCORE where not ``ok``.
+    ``coarse``: ``(U g, V g, prior per distance 1..A)``."""
+    c_i, c_j, prior = coarse
+    totals = torch.einsum("bnc,bnac->bna", c_i[:, rows], c_j[:, ant_rows]) + prior
+    totals = totals + mention_scores[:, rows, None] + mention_scores[:, ant_rows]
+    return totals.masked_fill(~ok, NEG_SCORE)
+
+
+def _marginal_nll(scores: torch.Tensor, is_gold: torch.Tensor, row_valid: torch.Tensor) -> torch.Tensor:
+    """Negative marginal log-likelihood of the gold antecedents (Lee et al. 2017), summed
+    over the valid rows: ``scores`` ``(B, n, A)`` of the candidates, beside the "no
+    antecedent" option scoring 0, which is gold where no candidate is."""
+    dummy_gold = ~is_gold.any(-1, keepdim=True)
+    full = torch.cat([scores.new_zeros(scores.shape[:-1] + (1,)), scores], -1)
+    gold_mask = torch.cat([dummy_gold, is_gold], -1)
+    log_norm = torch.logsumexp(full, -1)
+    log_gold = torch.logsumexp(full.masked_fill(~gold_mask, NEG_SCORE), -1)
+    return ((log_norm - log_gold) * row_valid).sum()
 
 
 class CorefRanker(ReducedPrecisionModule):
@@ -120,6 +148,7 @@ class CorefRanker(ReducedPrecisionModule):
         match_embedding: int = 0,
         coarse_width: int = 0,
         coarse_antecedents: int = 0,
+        coarse_loss_weight: float = 0.0,
         chunk_tokens: int = 4096,
         chunk_pairs: int = 8192,
     ):
@@ -148,8 +177,9 @@ class CorefRanker(ReducedPrecisionModule):
         self.mention_ffnn = FFNN(self.g_dim, hidden_width, 2, dropout)
         self.product_width = int(product_width) or self.g_dim
         self.product_projection = nn.Linear(self.g_dim, self.product_width, bias=False) if product_width else None
-        check_coarse_settings(int(coarse_width), int(coarse_antecedents))
+        check_coarse_settings(int(coarse_width), int(coarse_antecedents), float(coarse_loss_weight))
         self.coarse_antecedents = int(coarse_antecedents)
+        self.coarse_loss_weight = float(coarse_loss_weight)
         # absent when off, so the weights of a pipeline without it still load
         self.coarse_i = nn.Linear(self.g_dim, int(coarse_width), bias=False) if coarse_width else None
         self.coarse_j = nn.Linear(self.g_dim, int(coarse_width), bias=False) if coarse_width else None
@@ -332,14 +362,18 @@ class CorefRanker(ReducedPrecisionModule):
         _, text_id = torch.unique(words.reshape(-1, W), dim=0, return_inverse=True)
         return text_id.reshape(start.shape), keys_flat[start + width]
 
-    def _antecedent_scores(self, g, mention_scores, valid, window: Optional[int] = None, match_keys=None):
+    def _antecedent_scores(
+        self, g, mention_scores, valid, window: Optional[int] = None, match_keys=None, fine: Optional[int] = None
+    ):
         """Scores ``(B, n, A)`` of each kept span's candidate antecedents (-1e30 where
         invalid), yielded in chunks of rows ``(rows, scores, ant, ok)``: ``ant`` ``(B, n, A)``
         the candidates' kept-span indices (< 0: none), ``ok`` which are real. The candidates
         are the ``A`` preceding kept spans, or with coarse-to-fine pruning the
         ``coarse_antecedents`` best of them by the coarse score. ``window`` replaces
-        ``max_antecedents`` (decoding with a wider window)."""
+        ``max_antecedents`` (decoding with a wider window), ``fine`` replaces
+        ``coarse_antecedents`` (decoding with fewer candidates than training saw)."""
         B, K, G = g.shape
+        fine = self.coarse_antecedents if fine is None else fine
         A = min(self.max_antecedents if window is None else window, K - 1)
         device = g.device
         back = torch.arange(1, A + 1, device=device)
@@ -360,11 +394,8 @@ class CorefRanker(ReducedPrecisionModule):
             coarse_scores = None
             if coarse is not None:
                 # every candidate's coarse score; the FFNN sees the best few of each row
-                c_i, c_j, prior = coarse
-                totals = torch.einsum("bnc,bnac->bna", c_i[:, rows], c_j[:, ant_rows]) + prior
-                totals = totals + mention_scores[:, rows, None] + mention_scores[:, ant_rows]
-                totals = totals.masked_fill(~ok, NEG_SCORE)
-                kept, keep = totals.topk(min(self.coarse_antecedents, A), dim=-1)
+                totals = _coarse_totals(coarse, mention_scores, rows, ant_rows, ok)
+                kept, keep = totals.topk(min(fine, A), dim=-1)
                 ok = ok.gather(-1, keep)
                 candidates = candidates.gather(-1, keep)
                 coarse_scores = kept
@@ -483,12 +514,33 @@ class CorefRanker(ReducedPrecisionModule):
             ant_gold = span_gold.gather(1, ant.clamp(min=0).flatten(1)).view(ant.shape)  # (B, n, A)
             mine = span_gold[:, rows, None]
             is_gold = ok & (mine >= 0) & (ant_gold == mine)
-            dummy_gold = ~is_gold.any(-1, keepdim=True)
-            full = torch.cat([scores.new_zeros(scores.shape[:-1] + (1,)), scores], -1)
-            gold_mask = torch.cat([dummy_gold, is_gold], -1)
-            log_norm = torch.logsumexp(full, -1)
-            log_gold = torch.logsumexp(full.masked_fill(~gold_mask, NEG_SCORE), -1)
-            total = total + ((log_norm - log_gold) * valid[:, rows]).sum()
+            total = total + _marginal_nll(scores, is_gold, valid[:, rows])
+        if self.coarse_loss_weight:
+            total = total + self.coarse_loss_weight * self._coarse_loss(g, m_scores, valid, span_gold)
+        return total
+
+    def _coarse_loss(self, g, mention_scores, valid, span_gold) -> torch.Tensor:
+        """The same marginal log-likelihood on the coarse scores alone, over every candidate
+        of the window: trains the coarse score to rank the gold antecedents first, as the
+        pruning at decoding needs (``coarse_loss_weight``)."""
+        B, K, _ = g.shape
+        A = min(self.max_antecedents, K - 1)
+        device = g.device
+        back = torch.arange(1, A + 1, device=device)
+        ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
+        ant_c = ant.clamp(min=0)
+        assert self.coarse_i is not None and self.coarse_j is not None and self.coarse_distance is not None
+        coarse = (self.coarse_i(g), self.coarse_j(g), self.coarse_distance.weight[distance_buckets(back), 0])
+        total = g.new_zeros(())
+        step = max(1, self.chunk_pairs // max(1, B * A))
+        for a in range(0, K, step):
+            rows = slice(a, min(K, a + step))
+            ant_rows = ant_c[rows]  # (n, A)
+            ok = (ant[rows] >= 0)[None] & valid[:, rows, None] & valid[:, ant_rows]
+            totals = _coarse_totals(coarse, mention_scores, rows, ant_rows, ok)
+            mine = span_gold[:, rows, None]
+            is_gold = ok & (mine >= 0) & (span_gold[:, ant_rows] == mine)
+            total = total + _marginal_nll(totals, is_gold, valid[:, rows])
         return total
 
     @torch.no_grad()
@@ -521,13 +573,16 @@ class CorefRanker(ReducedPrecisionModule):
         link_threshold: float = 0.0,
         max_antecedents: Optional[int] = None,
         token_keys: Optional[Sequence] = None,
+        coarse_antecedents: Optional[int] = None,
     ) -> List[Clusters]:
         """Clusters (as (start, end) token offsets) for each doc: of >= 2 mentions, plus,
         when ``singletons``, each kept span with a positive mention score that is in no
         cluster as a one-mention cluster. A span links to its best antecedent when that
         score exceeds ``link_threshold`` (the dummy's score is 0, so 0 is the trained
         decision; below 0 trades precision for recall). ``max_antecedents`` replaces the
-        trained window (``None`` keeps it). ``token_keys``: as in ``loss``."""
+        trained window (``None`` keeps it). ``coarse_antecedents`` replaces the trained
+        number of candidates per span that get the antecedent FFNN under coarse-to-fine
+        pruning (``None`` keeps it; ignored without it). ``token_keys``: as in ``loss``."""
         B = X.shape[0]
         mask, offsets, x_flat, h_flat, sent = self._encode(X, lengths, sent_ids)
         if h_flat.shape[0] == 0:
@@ -543,7 +598,8 @@ class CorefRanker(ReducedPrecisionModule):
             # dropout in the FFNNs: score through the training path
             g = self._span_embeddings(x_flat, h_flat, start, width)
             match_keys = self._span_match_keys(token_keys, lengths, start, width)
-            for rows, scores, ant, _ok in self._antecedent_scores(g, m_scores, valid, max_antecedents, match_keys):
+            scored = self._antecedent_scores(g, m_scores, valid, max_antecedents, match_keys, coarse_antecedents)
+            for rows, scores, ant, _ok in scored:
                 top, arg = scores.max(-1)
                 chosen = ant.gather(-1, arg[..., None]).squeeze(-1)
                 best[:, rows] = torch.where(top > link_threshold, chosen, torch.full_like(chosen, -1))
@@ -563,7 +619,8 @@ class CorefRanker(ReducedPrecisionModule):
             )
             dtype = self.reduced_dtype(X.device)
             if self.coarse_antecedents:
-                best[valid] = best_coarse_antecedents(*args, dtype)
+                fine = self.coarse_antecedents if coarse_antecedents is None else coarse_antecedents
+                best[valid] = best_coarse_antecedents(*args, dtype, fine=fine)
             else:
                 best[valid] = best_antecedents(*args, dtype)
         is_mention = (m_scores > 0).tolist()
