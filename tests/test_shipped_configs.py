@@ -74,10 +74,19 @@ def check_frozen_minilm(nlp: spacy.Language, minilm_pipeline_path: Path) -> None
     assert widths[0] == 96 + 16 * 8 + 384  # hash + characters, MiniLM
 
 
-def assert_same_config_but_minilm(plain_name: str, trf_name: str) -> None:
-    """Every setting of configs/TRF_NAME.cfg is configs/PLAIN_NAME.cfg's, but the MiniLM parts."""
+def assert_same_config_but_minilm(plain_name: str, trf_name: str, exhaustive_coref_in_trf: bool = False) -> None:
+    """Every setting of configs/TRF_NAME.cfg is configs/PLAIN_NAME.cfg's, but the MiniLM parts
+    (and, with ``exhaustive_coref_in_trf``, the coarse-to-fine coreference settings: the MiniLM
+    config keeps the exhaustive antecedent scorer it was trained and measured with)."""
     plain = spacy.util.load_config(CONFIGS / f"{plain_name}.cfg")
     trf = spacy.util.load_config(CONFIGS / f"{trf_name}.cfg")
+    if exhaustive_coref_in_trf:
+        plain_coref, trf_coref = plain["components"]["hmtl_coref"], trf["components"]["hmtl_coref"]
+        assert trf_coref["model"]["@architectures"] == "spacy_hmtl.CorefRanker.v1"
+        assert "decode_coarse_antecedents" not in trf_coref
+        del plain_coref["decode_coarse_antecedents"], plain_coref["model"]["@architectures"], trf_coref["model"]["@architectures"]
+        for key in ("non_crossing", "coarse_width", "coarse_antecedents", "coarse_loss_weight"):
+            del plain_coref["model"][key]
     assert trf["components"]["hmtl_encoder"]["model"]["embed"]["*"]["lexical"] == (
         plain["components"]["hmtl_encoder"]["model"]["embed"]
     )
@@ -120,7 +129,7 @@ def test_litbank_trf_cfg_is_litbank_cfg_on_frozen_minilm(tiny_corpus, minilm_pip
     coref = nlp.get_pipe("hmtl_coref")
     assert coref.predict_singletons and coref.torch_module.max_antecedents == 250
     assert nlp(TEXT)._.coref_clusters is not None
-    assert_same_config_but_minilm("litbank", "litbank_trf")
+    assert_same_config_but_minilm("litbank", "litbank_trf", exhaustive_coref_in_trf=True)
 
 
 @pytest.mark.parametrize("name", ["conll04", "litbank"])
@@ -144,10 +153,14 @@ def test_conll04_and_litbank_cfgs_train_and_keep_their_settings(name, tiny_corpu
         assert nlp.get_pipe("hmtl_ner").torch_module.emit.in_features == widths[0] + widths[1]
     else:
         # long documents: the antecedent window reaches 250 kept spans back
-        assert nlp.get_pipe("hmtl_coref").torch_module.max_antecedents == 250
-        # decoding: a wider window than training's and links above -1 (chosen on dev)
         coref = nlp.get_pipe("hmtl_coref")
-        assert (coref.decode_max_antecedents, coref.link_threshold) == (800, -1.0)
+        module = coref.torch_module
+        assert module.max_antecedents == 250
+        # coarse-to-fine (sixteenth round): the FFNN trains on the whole window, the coarse
+        # score has a loss of its own, and only decoding prunes, to the coarse best 25
+        assert (module.coarse_antecedents, module.coarse_loss_weight, module.coarse_i.out_features) == (250, 1.0, 128)
+        # decoding: a wider window than training's and links above -1 (chosen on dev)
+        assert (coref.decode_max_antecedents, coref.decode_coarse_antecedents, coref.link_threshold) == (800, 25, -1.0)
         assert doc._.coref_clusters is not None
         # no vectors before the fourth round: en_core_web_md's gave 4-5 dev entity points
         assert nlp.vocab.vectors.shape == (20000, 300)
