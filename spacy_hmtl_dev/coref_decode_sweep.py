@@ -15,10 +15,11 @@ import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 import torch
 
+from spacy_hmtl.coref.model import CorefRankerSettings
 from spacy_hmtl.layers.torch_head import head_settings
 
 from .benchmarking import machine_info
@@ -52,7 +53,7 @@ def sweep(
     coref = nlp.get_pipe(COREF)
     own_window, own_threshold = coref.decode_max_antecedents, coref.link_threshold
     own_candidates = coref.decode_coarse_antecedents
-    if candidates is not None and not head_settings(coref.model).coarse_width:
+    if candidates is not None and not cast(CorefRankerSettings, head_settings(coref.model)).coarse_width:
         raise ValueError(f"{COREF}: candidates given, but the model has no coarse-to-fine pruning")
     # the documents as the pipes before coreference leave them (timed: the coref pipe only)
     docs = [eg.predicted for eg in examples]
