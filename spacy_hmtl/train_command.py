@@ -36,8 +36,10 @@ def add_train(subparsers: Any) -> None:
     # an optional value, so that a project command can pass a variable: `--resume ${vars.resume}`
     # with `--vars.resume yes` (weasel reads `--vars.resume=--resume` as the word "resume")
     parser.add_argument(
-        "--resume", nargs="?", const="yes", default="no", type=_resume_value, metavar="yes|no",
-        help="continue from OUTPUT/checkpoint (--resume alone or --resume yes; --resume no: a fresh run)",
+        "--resume", nargs="?", const="yes", default="no", type=_resume_value, metavar="yes|no|auto",
+        help="continue from OUTPUT/checkpoint (--resume alone or --resume yes; --resume no: a fresh run; "
+             "--resume auto: continue if OUTPUT has a checkpoint, else a fresh run, for scripts that run "
+             "the same command until it ends)",
     )
     parser.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
                         help="write a checkpoint at every N-th evaluation (default 1)")
@@ -55,7 +57,7 @@ def add_train(subparsers: Any) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from spacy.cli._util import setup_gpu
 
-    from .training.resumable import ResumeError, load_training_config, train_resumable
+    from .training.resumable import ResumeError, has_checkpoint, load_training_config, train_resumable
 
     if args.checkpoint_every < 1:
         args.parser.error("--checkpoint-every must be at least 1")
@@ -77,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
         _, finished = train_resumable(
             config,
             output,
-            resume=args.resume == "yes",
+            resume=args.resume == "yes" or (args.resume == "auto" and has_checkpoint(output)),
             checkpoint_every=args.checkpoint_every,
             stop_after_step=args.stop_after_step,
             stop_after_minutes=args.stop_after_minutes,
@@ -97,10 +99,12 @@ def check_overrides(argv: List[str]) -> List[str]:
 
 
 def _resume_value(value: str) -> str:
-    """``--resume``'s value: "yes" or "no" (also true/false, 1/0)."""
+    """``--resume``'s value: "yes", "no" (also true/false, 1/0) or "auto"."""
     word = str(value).strip().lower()
     if word in ("yes", "true", "1"):
         return "yes"
     if word in ("no", "false", "0", ""):
         return "no"
-    raise argparse.ArgumentTypeError(f"--resume takes yes or no, not {value!r}")
+    if word == "auto":
+        return "auto"
+    raise argparse.ArgumentTypeError(f"--resume takes yes, no or auto, not {value!r}")

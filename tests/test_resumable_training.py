@@ -144,6 +144,17 @@ def test_resuming_refuses_another_config_or_a_missing_checkpoint(corpus, tmp_pat
     assert main(args(corpus, out, "--resume")) == 0
 
 
+def test_resume_auto_starts_fresh_without_a_checkpoint_and_resumes_with_one(corpus, tmp_path):
+    """--resume auto: the same command runs a fresh run, then, once stopped, continues it; the
+    run ends as the uninterrupted one (model-last weight for weight)."""
+    out = tmp_path / "auto"
+    assert main(args(corpus, out, "--resume", "auto", "--stop-after-step", "6")) == EXIT_STOPPED
+    assert (out / "checkpoint" / "state.json").exists()
+    assert main(args(corpus, out, "--resume", "auto")) == 0
+    assert main(args(corpus, tmp_path / "whole")) == 0
+    assert weights(out / "model-last") == weights(tmp_path / "whole" / "model-last")
+
+
 def test_a_finished_run_extended_with_more_steps_ends_as_the_longer_run(corpus, tmp_path, capsys):
     whole, extended = tmp_path / "whole", tmp_path / "extended"
     assert main(args(corpus, whole)) == 0
@@ -227,6 +238,7 @@ def test_resume_takes_the_value_a_project_variable_passes():
     assert resume("--resume", "--training.dropout", "0.3") == "yes"
     assert resume("--resume", "yes") == "yes"
     assert resume("--resume", "no") == "no"
+    assert resume("--resume", "auto") == "auto"
     with pytest.raises(SystemExit):
         resume("--resume", "maybe")
 

@@ -74,8 +74,8 @@ def train_resumable(
     checkpoint_every: int = 1,
     stop_after_step: Optional[int] = None,
     stop_after_minutes: Optional[float] = None,
-    stdout: IO = sys.stdout,
-    stderr: IO = sys.stderr,
+    stdout: Optional[IO] = None,
+    stderr: Optional[IO] = None,
 ) -> Tuple[Language, bool]:
     """Train as ``spacy train`` does, writing a checkpoint to resume from.
 
@@ -88,11 +88,14 @@ def train_resumable(
         with a checkpoint, as an interruption would (to split a run across sessions).
     stop_after_minutes (Optional[float]): stop at the first evaluation after this much wall
         time in this process, with a checkpoint.
-    stdout (IO): where progress goes.
-    stderr (IO): where warnings go.
+    stdout (Optional[IO]): where progress goes (None: ``sys.stdout`` at the call, not at import:
+        a caller that redirects ``sys.stdout`` gets its output).
+    stderr (Optional[IO]): where warnings go (None: ``sys.stderr`` at the call).
     RETURNS (Tuple[Language, bool]): the pipeline and whether training finished (False: stopped
         early by ``stop_after_*``; run again with ``resume``).
     """
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
     msg = Printer(no_print=True)
     checkpoint_dir = output_path / CHECKPOINT
     config_text = config.to_str()
@@ -335,6 +338,14 @@ def load_training_config(config_path: Path, overrides: List[str]) -> Config:
     from spacy.cli._util import parse_config_overrides
 
     return util.load_config(config_path, overrides=parse_config_overrides(list(overrides)), interpolate=False)
+
+
+def has_checkpoint(output_path: Path) -> bool:
+    """Whether ``output_path`` holds a checkpoint to resume from (also one whose swap was
+    interrupted, which ``read_state`` restores)."""
+    checkpoint_dir = Path(output_path) / CHECKPOINT
+    old = checkpoint_dir.with_name(checkpoint_dir.name + ".old")
+    return (checkpoint_dir / "state.json").exists() or (old / "state.json").exists()
 
 
 def read_state(checkpoint_dir: Path, config_text: str) -> Dict[str, Any]:
