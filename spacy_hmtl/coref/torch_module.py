@@ -27,8 +27,10 @@ Pipeline (per batch, in padded/flattened torch calls, never one doc per call):
    and the coarse part joins their score: the window
    can grow (800 kept spans at decoding) while the FFNN runs on a few dozen pairs per span;
 6. training: marginal log-likelihood of the gold antecedents (dummy when the span is not a
-   gold mention or has no earlier gold mention in the kept spans); inference: greedy
-   best-antecedent links merged into clusters.
+   gold mention or has no earlier gold mention in the kept spans), plus, with
+   ``coarse_loss_weight > 0``, the same on the coarse scores alone over the whole window, so
+   that the coarse score learns to rank (what pruning at decoding, fewer candidates than
+   training's, needs); inference: greedy best-antecedent links merged into clusters.
 
 Spans and span pairs are processed in chunks of bounded size, so memory stays linear in
 the document length at inference (a 20,000-token document runs on a CPU).
