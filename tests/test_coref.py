@@ -696,10 +696,12 @@ def test_coarse_to_fine_settings_go_together():
         make_head_nlp("hmtl_coref", {**COREF_MODEL, "coarse_width": 6, "coarse_antecedents": 5}, decode_coarse_antecedents=0)
 
 
-def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path, monkeypatch):
+@pytest.mark.parametrize("coarse_loss_weight", [0.0, 1.0])
+def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path, monkeypatch, coarse_loss_weight):
     fix_random_seed(0)
     torch.manual_seed(0)
-    nlp = make_head_nlp("hmtl_coref", {**COREF_MODEL, "coarse_width": 16, "coarse_antecedents": 3})
+    settings = {"coarse_width": 16, "coarse_antecedents": 3, "coarse_loss_weight": coarse_loss_weight}
+    nlp = make_head_nlp("hmtl_coref", {**COREF_MODEL, **settings})
     examples = coref_examples(nlp)
     nlp.initialize(lambda: examples)
     optimizer = Adam(0.005)
@@ -709,6 +711,7 @@ def test_coarse_to_fine_trains_in_a_pipeline_and_round_trips(tmp_path, monkeypat
     nlp.to_disk(tmp_path / "p")
     loaded = spacy.load(tmp_path / "p")
     assert loaded.get_pipe("hmtl_coref").torch_module.coarse_antecedents == 3
+    assert loaded.get_pipe("hmtl_coref").torch_module.coarse_loss_weight == coarse_loss_weight
     texts = [t for t, _ in TRAIN]
     assert [cluster_texts(d) for d in loaded.pipe(texts)] == [cluster_texts(d) for d in nlp.pipe(texts)]
     # decode_coarse_antecedents: the candidates per span that reach the FFNN at inference
