@@ -94,12 +94,23 @@ class FFNN(nn.Module):
         return self.from_first(self.first(X))
 
 
+def _coarse_parts(ranker, g: torch.Tensor, back: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """What the coarse scores of a batch need, computed once: the bilinear score of every
+    pair of kept spans of a doc, ``(U g) (V g)^T`` ``(B, K, K)`` (one product: cheaper than
+    gathering ``V g`` for each candidate of each span, forwards and backwards), and the
+    distance prior of each distance ``back`` (``1..A``)."""
+    assert ranker.coarse_i is not None and ranker.coarse_j is not None and ranker.coarse_distance is not None
+    bilinear = ranker.coarse_i(g) @ ranker.coarse_j(g).transpose(1, 2)
+    return bilinear, ranker.coarse_distance.weight[distance_buckets(back), 0]
+
+
 def _coarse_totals(coarse, mention_scores, rows: slice, ant_rows: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     """``(B, n, A)`` coarse scores ``s_m(i) + s_m(j) + s_c(i, j) + prior(i - j)`` of the spans
     ``rows`` against their candidates ``ant_rows`` ``(n, A)``; NEG_SCORE where not ``ok``.
-    ``coarse``: ``(U g, V g, prior per distance 1..A)``."""
-    c_i, c_j, prior = coarse
-    totals = torch.einsum("bnc,bnac->bna", c_i[:, rows], c_j[:, ant_rows]) + prior
+    ``coarse``: ``_coarse_parts``' output."""
+    bilinear, prior = coarse
+    pairs = bilinear[:, rows]  # (B, n, K)
+    totals = pairs.gather(2, ant_rows[None].expand(pairs.shape[0], -1, -1)) + prior
     totals = totals + mention_scores[:, rows, None] + mention_scores[:, ant_rows]
     return totals.masked_fill(~ok, NEG_SCORE)
 
@@ -382,9 +393,7 @@ class CorefRanker(ReducedPrecisionModule):
         ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
         ant_c = ant.clamp(min=0)
         parts = self.pair_parts(g.reshape(B * K, G), A, match_keys is not None)
-        coarse = None
-        if self.coarse_i is not None and self.coarse_j is not None and self.coarse_distance is not None:
-            coarse = (self.coarse_i(g), self.coarse_j(g), self.coarse_distance.weight[distance_buckets(back), 0])
+        coarse = _coarse_parts(self, g, back) if self.coarse_i is not None else None
         flat_keys = None if match_keys is None else (match_keys[0].reshape(-1), match_keys[1].reshape(-1))
         row_base = torch.arange(B, device=device)[:, None, None] * K
         step = max(1, self.chunk_pairs // max(1, B * A))
@@ -531,8 +540,7 @@ class CorefRanker(ReducedPrecisionModule):
         back = torch.arange(1, A + 1, device=device)
         ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
         ant_c = ant.clamp(min=0)
-        assert self.coarse_i is not None and self.coarse_j is not None and self.coarse_distance is not None
-        coarse = (self.coarse_i(g), self.coarse_j(g), self.coarse_distance.weight[distance_buckets(back), 0])
+        coarse = _coarse_parts(self, g, back)
         total = g.new_zeros(())
         step = max(1, self.chunk_pairs // max(1, B * A))
         for a in range(0, K, step):
