@@ -36,7 +36,7 @@ Spans and span pairs are processed in chunks of bounded size, so memory stays li
 the document length at inference (a 20,000-token document runs on a CPU).
 """
 import math
-from typing import List, Optional, Sequence, Tuple, cast
+from typing import Iterator, List, Optional, Sequence, Tuple, cast
 
 import torch
 from torch import nn
@@ -94,13 +94,14 @@ class FFNN(nn.Module):
         return self.from_first(self.first(X))
 
 
-def _coarse_parts(ranker, g: torch.Tensor, back: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def _coarse_parts(ranker, g: torch.Tensor, A: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """What the coarse scores of a batch need, computed once: the bilinear score of every
     pair of kept spans of a doc, ``(U g) (V g)^T`` ``(B, K, K)`` (one product: cheaper than
     gathering ``V g`` for each candidate of each span, forwards and backwards), and the
-    distance prior of each distance ``back`` (``1..A``)."""
+    distance prior of each distance ``1..A``."""
     assert ranker.coarse_i is not None and ranker.coarse_j is not None and ranker.coarse_distance is not None
     bilinear = ranker.coarse_i(g) @ ranker.coarse_j(g).transpose(1, 2)
+    back = torch.arange(1, A + 1, device=g.device)
     return bilinear, ranker.coarse_distance.weight[distance_buckets(back), 0]
 
 
@@ -388,20 +389,12 @@ class CorefRanker(ReducedPrecisionModule):
         B, K, G = g.shape
         fine = self.coarse_antecedents if fine is None else fine
         A = min(self.max_antecedents if window is None else window, K - 1)
-        device = g.device
-        back = torch.arange(1, A + 1, device=device)
-        ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
-        ant_c = ant.clamp(min=0)
         parts = self.pair_parts(g.reshape(B * K, G), A, match_keys is not None)
-        coarse = _coarse_parts(self, g, back) if self.coarse_i is not None else None
+        coarse = _coarse_parts(self, g, A) if self.coarse_i is not None else None
         flat_keys = None if match_keys is None else (match_keys[0].reshape(-1), match_keys[1].reshape(-1))
-        row_base = torch.arange(B, device=device)[:, None, None] * K
-        step = max(1, self.chunk_pairs // max(1, B * A))
-        for a in range(0, K, step):
-            rows = slice(a, min(K, a + step))
-            ant_rows = ant_c[rows]  # (n, A)
-            ok = (ant[rows] >= 0)[None] & valid[:, rows, None] & valid[:, ant_rows]
-            candidates = ant[rows][None].expand(B, -1, -1)
+        row_base = torch.arange(B, device=g.device)[:, None, None] * K
+        for rows, ant, ant_rows, ok in self._candidate_chunks(valid, A):
+            candidates = ant[None].expand(B, -1, -1)
             coarse_scores = None
             if coarse is not None:
                 # every candidate's coarse score; the FFNN sees the best few of each row
@@ -413,7 +406,7 @@ class CorefRanker(ReducedPrecisionModule):
             # Score only the real pairs: padding spans and the missing antecedents of the
             # first spans are about half of the (B, n, A) grid on SciERC batches.
             b_idx, r_idx, c_idx = ok.nonzero(as_tuple=True)
-            i_flat = row_base[b_idx, 0, 0] + r_idx + a
+            i_flat = row_base[b_idx, 0, 0] + r_idx + rows.start
             j_flat = row_base[b_idx, 0, 0] + candidates[b_idx, r_idx, c_idx]
             pair_scores = self.score_pairs(parts, i_flat, j_flat, flat_keys)
             if coarse_scores is not None:
@@ -424,6 +417,22 @@ class CorefRanker(ReducedPrecisionModule):
                 pair_scores = pair_scores + m_flat[i_flat] + m_flat[j_flat]
             scores = pair_scores.new_full(ok.shape, NEG_SCORE).index_put((b_idx, r_idx, c_idx), pair_scores)
             yield rows, scores, torch.where(ok, candidates, torch.full_like(candidates, -1)), ok
+
+    def _candidate_chunks(self, valid: torch.Tensor, A: int) -> Iterator[Tuple[slice, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The kept spans ``valid`` ``(B, K)`` in chunks of rows (about ``chunk_pairs`` pairs
+        each), with their ``A`` preceding kept spans as candidates: yields ``(rows, ant,
+        ant_rows, ok)``, ``ant`` ``(n, A)`` the candidates' indices (< 0 before a doc's first
+        span), ``ant_rows`` the same clamped at 0 (to gather with), ``ok`` ``(B, n, A)`` the real
+        pairs (both spans kept)."""
+        B, K = valid.shape
+        back = torch.arange(1, A + 1, device=valid.device)
+        ant = torch.arange(K, device=valid.device)[:, None] - back[None, :]  # (K, A)
+        ant_c = ant.clamp(min=0)
+        step = max(1, self.chunk_pairs // max(1, B * A))
+        for a in range(0, K, step):
+            rows = slice(a, min(K, a + step))
+            ok = (ant[rows] >= 0)[None] & valid[:, rows, None] & valid[:, ant_c[rows]]
+            yield rows, ant[rows], ant_c[rows], ok
 
     def pair_parts(self, g: torch.Tensor, window: int, with_match: bool) -> Tuple[torch.Tensor, ...]:
         """What scoring pairs of the spans ``g`` ``(S, g_dim)`` needs, computed once per
@@ -534,19 +543,10 @@ class CorefRanker(ReducedPrecisionModule):
         """The same marginal log-likelihood on the coarse scores alone, over every candidate
         of the window: trains the coarse score to rank the gold antecedents first, as the
         pruning at decoding needs (``coarse_loss_weight``)."""
-        B, K, _ = g.shape
-        A = min(self.max_antecedents, K - 1)
-        device = g.device
-        back = torch.arange(1, A + 1, device=device)
-        ant = torch.arange(K, device=device)[:, None] - back[None, :]  # (K, A)
-        ant_c = ant.clamp(min=0)
-        coarse = _coarse_parts(self, g, back)
+        A = min(self.max_antecedents, g.shape[1] - 1)
+        coarse = _coarse_parts(self, g, A)
         total = g.new_zeros(())
-        step = max(1, self.chunk_pairs // max(1, B * A))
-        for a in range(0, K, step):
-            rows = slice(a, min(K, a + step))
-            ant_rows = ant_c[rows]  # (n, A)
-            ok = (ant[rows] >= 0)[None] & valid[:, rows, None] & valid[:, ant_rows]
+        for rows, _, ant_rows, ok in self._candidate_chunks(valid, A):
             totals = _coarse_totals(coarse, mention_scores, rows, ant_rows, ok)
             mine = span_gold[:, rows, None]
             is_gold = ok & (mine >= 0) & (span_gold[:, ant_rows] == mine)
@@ -629,8 +629,7 @@ class CorefRanker(ReducedPrecisionModule):
             )
             dtype = self.reduced_dtype(X.device)
             if self.coarse_antecedents:
-                fine = self.coarse_antecedents if coarse_antecedents is None else coarse_antecedents
-                best[valid] = best_coarse_antecedents(*args, dtype, fine=fine)
+                best[valid] = best_coarse_antecedents(*args, dtype, fine=coarse_antecedents)
             else:
                 best[valid] = best_antecedents(*args, dtype)
         is_mention = (m_scores > 0).tolist()
