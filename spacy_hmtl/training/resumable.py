@@ -304,7 +304,7 @@ def write_checkpoint(
     log_text: str,
 ) -> None:
     """Write the checkpoint to a new directory, then swap it in (a kill leaves the old one whole)."""
-    partial = checkpoint_dir.with_name(checkpoint_dir.name + ".partial")
+    partial = _swap_dir(checkpoint_dir, ".partial")
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
@@ -322,7 +322,7 @@ def write_checkpoint(
         "log": log_text,
     }
     (partial / "state.json").write_text(json.dumps(state), encoding="utf8")
-    old = checkpoint_dir.with_name(checkpoint_dir.name + ".old")
+    old = _swap_dir(checkpoint_dir, ".old")
     if old.exists():
         shutil.rmtree(old)
     if checkpoint_dir.exists():
@@ -330,6 +330,12 @@ def write_checkpoint(
     partial.rename(checkpoint_dir)
     if old.exists():
         shutil.rmtree(old)
+
+
+def _swap_dir(checkpoint_dir: Path, suffix: str) -> Path:
+    """A directory of the checkpoint swap, beside ``checkpoint_dir``: ``".partial"`` (the
+    checkpoint being written) or ``".old"`` (the one it replaces)."""
+    return checkpoint_dir.with_name(checkpoint_dir.name + suffix)
 
 
 def load_training_config(config_path: Path, overrides: List[str]) -> Config:
@@ -344,8 +350,7 @@ def has_checkpoint(output_path: Path) -> bool:
     """Whether ``output_path`` holds a checkpoint to resume from (also one whose swap was
     interrupted, which ``read_state`` restores)."""
     checkpoint_dir = Path(output_path) / CHECKPOINT
-    old = checkpoint_dir.with_name(checkpoint_dir.name + ".old")
-    return (checkpoint_dir / "state.json").exists() or (old / "state.json").exists()
+    return (checkpoint_dir / "state.json").exists() or (_swap_dir(checkpoint_dir, ".old") / "state.json").exists()
 
 
 def read_state(checkpoint_dir: Path, config_text: str) -> Dict[str, Any]:
@@ -353,7 +358,7 @@ def read_state(checkpoint_dir: Path, config_text: str) -> Dict[str, Any]:
     config and overrides, except ``training.max_steps``, which may change to any step after the
     checkpoint's (to extend a finished run, or end a run sooner)."""
     if not (checkpoint_dir / "state.json").exists():
-        old = checkpoint_dir.with_name(checkpoint_dir.name + ".old")
+        old = _swap_dir(checkpoint_dir, ".old")
         if (old / "state.json").exists():  # killed while swapping checkpoints
             old.rename(checkpoint_dir)
         else:
